@@ -1,0 +1,13 @@
+"""Sky components, one module each. Importing this package imports every module in it, and
+each module registers its components with :func:`cenn.sky.components.base.register`."""
+
+import importlib
+import pkgutil
+
+from cenn.sky.components.base import COMPONENTS, Component, SkyContext, build_component, register
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module != "base":
+        importlib.import_module(f"{__name__}.{_module}")
+
+__all__ = ["COMPONENTS", "Component", "SkyContext", "build_component", "register"]

@@ -1,0 +1,99 @@
+"""The interface every sky component implements, and the registry of components.
+
+A component turns a batch of patch positions and random streams into sky maps in µK_CMB at
+every band of the instrument, *before* the beam, on the padded generation grid. The simulator
+sums them, convolves each band with its beam, crops, and adds noise.
+
+To add a component: subclass :class:`Component` as a dataclass whose fields are its parameters
+(with defaults and units in the docstring), give it a unique ``name``, decorate it with
+:func:`register`, and implement :meth:`Component.sky` (real space) or, for Gaussian fields,
+:meth:`Component.sky_fourier` with ``fourier_native = True``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from cenn.sky import fields
+from cenn.sky.geometry import PatchGeometry
+from cenn.sky.instrument import Instrument
+from cenn.sky.rng import SampleRandom
+
+
+@dataclass
+class SkyContext:
+    """What a component needs to draw one batch.
+
+    Attributes:
+        geometry: the padded generation grid.
+        instrument: bands, with unit conversions.
+        lon_deg, lat_deg: patch centres, Galactic, degrees, float64, shape (batch,).
+        random: per-sample random streams.
+    """
+
+    geometry: PatchGeometry
+    instrument: Instrument
+    lon_deg: torch.Tensor
+    lat_deg: torch.Tensor
+    random: SampleRandom
+
+    @property
+    def device(self) -> torch.device:
+        return self.random.device
+
+    @property
+    def batch(self) -> int:
+        return len(self.random)
+
+
+@dataclass
+class Component:
+    """Base class of sky components. ``scale`` multiplies the component's maps (ablations)."""
+
+    name: ClassVar[str] = ""
+    fourier_native: ClassVar[bool] = False
+    scale: float = 1.0
+
+    def setup(self, instrument: Instrument, geometry: PatchGeometry, device: torch.device) -> None:
+        """Precompute anything that depends only on the instrument and the grid (optional)."""
+
+    def sky(self, ctx: SkyContext) -> torch.Tensor:
+        """Maps in µK_CMB before the beam, ``(batch, n_bands or 1, npix, npix)``, float32."""
+        return fields.to_real(self.sky_fourier(ctx), ctx.geometry)
+
+    def sky_fourier(self, ctx: SkyContext) -> torch.Tensor:
+        """``rfft2`` of :meth:`sky`, for components generated in Fourier space."""
+        return torch.fft.rfft2(self.sky(ctx))
+
+    def parameters(self) -> dict[str, Any]:
+        """The component's resolved parameters, for provenance."""
+        return dataclasses.asdict(self)
+
+
+COMPONENTS: dict[str, type[Component]] = {}
+
+
+def register(cls: type[Component]) -> type[Component]:
+    """Class decorator adding a component to :data:`COMPONENTS` under ``cls.name``."""
+    if not cls.name or cls.name in COMPONENTS:
+        raise ValueError(f"component name {cls.name!r} is empty or already registered")
+    COMPONENTS[cls.name] = cls
+    return cls
+
+
+def build_component(name: str, params: dict[str, Any]) -> Component:
+    """Instantiate a registered component from configuration, refusing unknown parameters."""
+    if name not in COMPONENTS:
+        raise ValueError(f"unknown sky component {name!r}; known: {sorted(COMPONENTS)}")
+    cls = COMPONENTS[name]
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(params) - allowed
+    if unknown:
+        raise ValueError(
+            f"component {name!r}: unknown parameters {sorted(unknown)}; allowed {sorted(allowed)}"
+        )
+    return cls(**params)

@@ -1,0 +1,65 @@
+"""Patch centres on the sphere and the gnomonic projection of patch pixels.
+
+Coordinates are Galactic longitude l and latitude b in degrees at the interface. In a patch
+array ``[row, col]``, rows run towards increasing latitude and columns towards decreasing
+longitude (east to the left when shown with ``origin="lower"``, as HEALPix ``gnomview`` does).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from cenn.sky.geometry import PatchGeometry
+from cenn.sky.rng import SampleRandom
+
+
+def band_sky_fraction(lat_min_deg: float, lat_max_deg: float) -> float:
+    """Fraction of the sphere with lat_min ≤ |b| ≤ lat_max (0.087 for |b| < 5°)."""
+    return math.sin(math.radians(lat_max_deg)) - math.sin(math.radians(lat_min_deg))
+
+
+def draw_centres(
+    random: SampleRandom, lat_min_deg: float = 0.0, lat_max_deg: float = 90.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Patch centres uniform in area with lat_min ≤ |b| ≤ lat_max, both hemispheres.
+
+    Returns ``(lon, lat)`` in degrees, float64, shape (batch,); lon in [0, 360).
+    """
+    if not 0.0 <= lat_min_deg < lat_max_deg <= 90.0:
+        raise ValueError(
+            f"latitude band must satisfy 0 <= min < max <= 90 degrees, got [{lat_min_deg}, "
+            f"{lat_max_deg}]"
+        )
+    u = random.uniform("position", (3,))
+    s0, s1 = math.sin(math.radians(lat_min_deg)), math.sin(math.radians(lat_max_deg))
+    abs_b = torch.rad2deg(torch.asin(s0 + (s1 - s0) * u[:, 0]))
+    sign = torch.where(u[:, 1] < 0.5, -1.0, 1.0).to(abs_b)
+    lon = 360.0 * u[:, 2]
+    return lon, sign * abs_b
+
+
+def pixel_coordinates(
+    lon0_deg: torch.Tensor, lat0_deg: torch.Tensor, geometry: PatchGeometry
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Galactic (l, b) in degrees of every pixel centre of patches centred on (lon0, lat0).
+
+    Inverse gnomonic projection. Returns two float64 tensors ``(batch, npix, npix)``.
+    """
+    device = lon0_deg.device
+    off = geometry.offsets_rad(device)
+    y = off[None, :, None].expand(1, geometry.npix, geometry.npix)
+    x_east = -off[None, None, :].expand(1, geometry.npix, geometry.npix)
+    l0 = torch.deg2rad(lon0_deg.to(torch.float64))[:, None, None]
+    b0 = torch.deg2rad(lat0_deg.to(torch.float64))[:, None, None]
+    rho = torch.sqrt(x_east**2 + y**2)
+    c = torch.atan(rho)
+    sin_c, cos_c = torch.sin(c), torch.cos(c)
+    safe_rho = torch.where(rho > 0, rho, torch.ones_like(rho))
+    sin_b = cos_c * torch.sin(b0) + torch.where(rho > 0, y * sin_c * torch.cos(b0) / safe_rho, 0.0)
+    lat = torch.asin(sin_b.clamp(-1.0, 1.0))
+    lon = l0 + torch.atan2(
+        x_east * sin_c, rho * torch.cos(b0) * cos_c - y * torch.sin(b0) * sin_c
+    )
+    return torch.rad2deg(lon) % 360.0, torch.rad2deg(lat)
