@@ -2,7 +2,12 @@
 
 from importlib import resources
 
-from cenn.sky.cmb_spectrum import PLANCK2018_BESTFIT, SHIPPED_FILE, compute_lensed_tt, write_spectrum
+from cenn.sky.cmb_spectrum import (
+    PLANCK2018_BESTFIT,
+    SHIPPED_FILE,
+    compute_lensed_tt,
+    write_spectrum,
+)
 
 if __name__ == "__main__":
     target = resources.files("cenn.sky") / "data" / "cmb" / SHIPPED_FILE

@@ -34,7 +34,7 @@ class Binning:
         """The CENN paper's scheme: Δℓ = 50 up to ℓ = 1000, then Δℓ = 200 up to the largest ℓ
         the patch holds (its Nyquist multipole), starting at the patch's fundamental ℓ."""
         lmin = math.ceil(geometry.ell_fundamental)
-        low = list(np.arange(lmin, 1000, 50)) + [1000]
+        low = [*np.arange(lmin, 1000, 50), 1000]
         high = list(np.arange(1200, geometry.ell_nyquist + 1, 200))
         return cls(tuple(float(e) for e in low + high))
 

@@ -1,0 +1,20 @@
+"""Shared fixtures: small, seeded configurations so the suite runs in seconds."""
+
+import pytest
+
+from cenn.sky.simulator import GeometryConfig, SimulationConfig
+
+
+@pytest.fixture
+def small_config() -> SimulationConfig:
+    """64×64 patches of 90″ with a 16-pixel margin: the full physics on a small grid."""
+    return SimulationConfig(seed=7, geometry=GeometryConfig(npix=64, pixel_arcsec=90.0, margin=16))
+
+
+@pytest.fixture
+def cmb_only_config() -> SimulationConfig:
+    """Default geometry with only the CMB switched on."""
+    from cenn.sky.components import COMPONENTS
+
+    comps = {name: {"enabled": name == "cmb"} for name in COMPONENTS}
+    return SimulationConfig(seed=3, components=comps)

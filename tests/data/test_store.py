@@ -1,0 +1,134 @@
+"""The dataset store: contents, metadata, resume after interruption, shards and workers."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from cenn import PatchDataset, PatchSimulator, simulate
+from cenn.data.store import DatasetStore, StoreError
+
+N, CHUNK = 10, 4
+
+
+def _arrays(path):
+    g = zarr.open_group(path, mode="r")
+    return {k: g[k][:] for k in ("inputs", "target", "lon", "lat")}
+
+
+def test_store_holds_the_simulated_patches_and_metadata(tmp_path, small_config):
+    store = simulate(tmp_path / "d.zarr", N, small_config, chunk_size=CHUNK, batch_size=3,
+                     with_components=True, progress=False)
+    assert store.complete and store.n_chunks == 3
+    g = zarr.open_group(tmp_path / "d.zarr", mode="r")  # readable without cenn
+    assert g["inputs"].shape == (N, 3, 64, 64) and g["inputs"].dtype == np.float32
+    assert g["target"].shape == (N, 1, 64, 64)
+    meta = g.attrs["cenn"]
+    assert meta["units"] == "uK_CMB" and meta["frequencies_ghz"] == [143.0, 217.0, 353.0]
+    assert meta["beam_fwhm_arcmin"] == [7.22, 4.90, 4.92] and meta["seed"] == 7
+    assert meta["config"]["geometry"]["npix"] == 64 and "cenn_version" in meta
+    assert (tmp_path / "d.zarr" / "simulation.toml").exists()
+    expected = PatchSimulator(small_config).simulate(range(N), with_components=True)
+    ds = PatchDataset(tmp_path / "d.zarr", components=True)
+    item = ds[7]
+    assert torch.equal(item["inputs"], expected.inputs[7])
+    assert torch.equal(item["target"], expected.target[7])
+    assert item["lat"] == pytest.approx(expected.lat[7].item())
+    total = sum(item["components"].values())
+    assert torch.allclose(total, item["inputs"], atol=0.05)
+
+
+def test_interrupted_write_resumes_to_the_same_store(tmp_path, small_config, monkeypatch):
+    reference = _arrays(simulate(tmp_path / "ref.zarr", N, small_config, chunk_size=CHUNK,
+                                 progress=False).path)
+    real_write = DatasetStore.write_chunk
+    calls = []
+
+    def failing_write(self, chunk, arrays):
+        calls.append(chunk)
+        if len(calls) == 2:
+            self.group["inputs"][self.chunk_range(chunk).start] = 0.0  # half-written chunk
+            raise KeyboardInterrupt
+        real_write(self, chunk, arrays)
+
+    monkeypatch.setattr(DatasetStore, "write_chunk", failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(tmp_path / "run.zarr", N, small_config, chunk_size=CHUNK, progress=False)
+    monkeypatch.setattr(DatasetStore, "write_chunk", real_write)
+    partial = DatasetStore.open(tmp_path / "run.zarr")
+    assert not partial.complete and partial.pending_chunks() == [1, 2]
+    with pytest.raises(StoreError, match="incomplete"):
+        PatchDataset(tmp_path / "run.zarr")
+    store = simulate(tmp_path / "run.zarr", N, small_config, chunk_size=CHUNK, progress=False)
+    assert store.complete
+    for k, v in _arrays(store.path).items():
+        assert np.array_equal(v, reference[k]), k
+
+
+def test_killed_cli_run_resumes_identically(tmp_path):
+    """SIGKILL a `cenn simulate` process mid-run, rerun it, compare with an uninterrupted run."""
+    args = [sys.executable, "-m", "cenn", "simulate", "-n", "120", "--npix", "64",
+            "--chunk-size", "2", "--batch-size", "2", "--seed", "11", "--no-progress"]
+    subprocess.run([*args, str(tmp_path / "ref.zarr")], check=True, capture_output=True)
+    proc = subprocess.Popen([*args, str(tmp_path / "run.zarr")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    progress = tmp_path / "run.zarr" / ".cenn-progress"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(progress.glob("*.done")) if progress.exists() else []) < 5:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(progress.glob("*.done")))
+    assert 5 <= done < 60, "the kill must land mid-run"
+    subprocess.run([*args, str(tmp_path / "run.zarr")], check=True, capture_output=True)
+    ref, run = _arrays(tmp_path / "ref.zarr"), _arrays(tmp_path / "run.zarr")
+    for k in ref:
+        assert np.array_equal(ref[k], run[k]), k
+    assert DatasetStore.open(tmp_path / "run.zarr").complete
+
+
+def test_existing_store_with_other_configuration_is_refused(tmp_path, small_config):
+    simulate(tmp_path / "d.zarr", N, small_config, chunk_size=CHUNK, progress=False)
+    small_config.seed = 99
+    with pytest.raises(StoreError, match=r"config.*overwrite"):
+        simulate(tmp_path / "d.zarr", N, small_config, chunk_size=CHUNK, progress=False)
+    store = simulate(tmp_path / "d.zarr", N, small_config, chunk_size=CHUNK, overwrite=True,
+                     progress=False)
+    assert store.meta["seed"] == 99
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    with pytest.raises(StoreError, match="not a dataset store"):
+        simulate(tmp_path / "notes", N, small_config, overwrite=True, progress=False)
+    assert (tmp_path / "notes" / "keep.txt").exists()
+
+
+def test_shards_and_workers_write_the_same_store(tmp_path, small_config):
+    reference = _arrays(simulate(tmp_path / "ref.zarr", N, small_config, chunk_size=CHUNK,
+                                 progress=False).path)
+    first = simulate(tmp_path / "sh.zarr", N, small_config, chunk_size=CHUNK, shard=(1, 2),
+                     progress=False)
+    assert not first.complete and first.pending_chunks() == [0, 2]
+    last = simulate(tmp_path / "sh.zarr", N, small_config, chunk_size=CHUNK, shard=(0, 2),
+                    progress=False)
+    assert last.complete
+    par = simulate(tmp_path / "par.zarr", N, small_config, chunk_size=CHUNK, workers=2,
+                   progress=False)
+    for path in (last.path, par.path):
+        for k, v in _arrays(path).items():
+            assert np.array_equal(v, reference[k]), (path, k)
+
+
+def test_not_a_store_is_reported(tmp_path):
+    with pytest.raises(StoreError, match="not a dataset store"):
+        DatasetStore.open(tmp_path)
+    zarr.open_group(tmp_path / "plain.zarr", mode="w")
+    with pytest.raises(StoreError, match="not a cenn dataset"):
+        DatasetStore.open(tmp_path / "plain.zarr")
+    assert json.loads((tmp_path / "plain.zarr" / "zarr.json").read_text())["node_type"] == "group"
