@@ -57,6 +57,14 @@ def to_real(fourier: torch.Tensor, geometry: PatchGeometry) -> torch.Tensor:
     return torch.fft.irfft2(fourier, s=geometry.shape)
 
 
+def to_real_cropped(fourier: torch.Tensor, geometry: PatchGeometry, margin: int) -> torch.Tensor:
+    """``crop(to_real(fourier), margin)``, cheaper: the inverse transform along x is done only
+    for the rows that are kept."""
+    n = geometry.npix
+    rows = torch.fft.ifft(fourier, dim=-2)[..., margin : n - margin, :]
+    return torch.fft.irfft(rows, n=n, dim=-1)[..., margin : n - margin]
+
+
 def convolve(maps: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
     """Convolve ``maps (..., n, n)`` with isotropic windows given on the rfft2 grid."""
     n = maps.shape[-2:]

@@ -177,7 +177,7 @@ class PatchSimulator:
         return [c.name for c in self.components]
 
     def _beam_crop(self, fourier: torch.Tensor, beams: torch.Tensor) -> torch.Tensor:
-        return fields.crop(fields.to_real(fourier * beams, self.grid), self.margin)
+        return fields.to_real_cropped(fourier * beams, self.grid, self.margin)
 
     def simulate(self, indices: Sequence[int], with_components: bool = False) -> PatchBatch:
         """Simulate the samples ``indices``; ``with_components`` also returns each component."""
@@ -186,30 +186,30 @@ class PatchSimulator:
         lon, lat = draw_centres(random, region.lat_min, region.lat_max)
         ctx = SkyContext(self.grid, self.instrument, lon, lat, random)
         n_bands = self.instrument.n_bands
-        shape = (len(random), n_bands, *self.grid.shape)
-        total_real = torch.zeros(shape, device=self.device)
-        total_fourier = torch.zeros(
-            (*shape[:-1], self.grid.npix // 2 + 1), dtype=torch.complex64, device=self.device
-        )
-        cmb_fourier = None
+        total_real = total_fourier = cmb_fourier = None
         per_component = {} if with_components else None
         for comp in self.components:
             if comp.fourier_native:
                 f = comp.sky_fourier(ctx)
-                total_fourier += f
+                total_fourier = f if total_fourier is None else total_fourier + f
             else:
                 m = comp.sky(ctx)
-                total_real += m
-                f = torch.fft.rfft2(m) if with_components else None
+                total_real = m if total_real is None else total_real + m
+                f = torch.fft.rfft2(m) if with_components or comp.name == "cmb" else None
             if comp.name == "cmb":
                 cmb_fourier = f
             if per_component is not None:
                 per_component[comp.name] = self._beam_crop(f, self._beams).expand(
                     -1, n_bands, -1, -1
                 )
-        total_fourier += torch.fft.rfft2(total_real)
+        if total_real is not None:
+            f = torch.fft.rfft2(total_real)
+            total_fourier = f if total_fourier is None else total_fourier + f
         noise = white_noise(random, self.instrument, self.geometry)
-        inputs = self._beam_crop(total_fourier, self._beams) + noise
+        if total_fourier is None:
+            inputs = noise
+        else:
+            inputs = self._beam_crop(total_fourier, self._beams) + noise
         if cmb_fourier is None:
             target = torch.zeros((len(random), 1, *self.geometry.shape), device=self.device)
         else:
