@@ -68,8 +68,11 @@ def simulation_config_from_args(args: argparse.Namespace) -> SimulationConfig:
 
 def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("simulate", help="simulate sky patches into a dataset store (zarr)")
-    p.add_argument("out", help="output store path, e.g. train.zarr")
-    p.add_argument("-n", "--patches", type=int, required=True, help="number of patches")
+    p.add_argument("out", nargs="?", help="output store path, e.g. train.zarr")
+    p.add_argument("-n", "--patches", type=int, help="number of patches (per region with --describe)")
+    p.add_argument("--describe", action="store_true",
+                   help="print each component's mean D_ell per band and latitude region instead "
+                        "of writing a store")
     p.add_argument("--config", help="simulation configuration TOML (options below override it)")
     p.add_argument("--band", type=_parse_band,
                    help="latitude band: all, inner (|b|<5), intermediate (5-30), high (30-90) or MIN,MAX")
@@ -116,6 +119,15 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from cenn.data.simulate import simulate
 
     config = simulation_config_from_args(args)
+    if args.describe:
+        from cenn.sky.describe import describe_table, measure_spectra
+
+        measured = measure_spectra(config, n_patches=args.patches or 64,
+                                   batch_size=args.batch_size, device=args.device)
+        print(describe_table(measured))
+        return 0
+    if args.out is None or args.patches is None:
+        raise ValueError("cenn simulate needs an output path and -n/--patches (or --describe)")
     store = simulate(
         args.out, args.patches, config, device=args.device, workers=args.workers,
         chunk_size=args.chunk_size, batch_size=args.batch_size, with_components=args.components,

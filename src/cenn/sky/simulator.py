@@ -179,8 +179,14 @@ class PatchSimulator:
     def _beam_crop(self, fourier: torch.Tensor, beams: torch.Tensor) -> torch.Tensor:
         return fields.to_real_cropped(fourier * beams, self.grid, self.margin)
 
-    def simulate(self, indices: Sequence[int], with_components: bool = False) -> PatchBatch:
-        """Simulate the samples ``indices``; ``with_components`` also returns each component."""
+    def simulate(
+        self, indices: Sequence[int], with_components: bool = False, beam_components: bool = True
+    ) -> PatchBatch:
+        """Simulate the samples ``indices``.
+
+        ``with_components`` also returns each component's maps: after each band's beam (they
+        then sum to the inputs), or on the sky before the beam with ``beam_components=False``.
+        """
         random = SampleRandom(self.config.seed, indices, self.device)
         region = self.config.region
         lon, lat = draw_centres(random, region.lat_min, region.lat_max)
@@ -199,7 +205,8 @@ class PatchSimulator:
             if comp.name == "cmb":
                 cmb_fourier = f
             if per_component is not None:
-                per_component[comp.name] = self._beam_crop(f, self._beams).expand(
+                beams = self._beams if beam_components else torch.ones_like(self._beams)
+                per_component[comp.name] = self._beam_crop(f, beams).expand(
                     -1, n_bands, -1, -1
                 )
         if total_real is not None:
