@@ -7,13 +7,13 @@ Every configuration is a dataclass tree; :func:`from_dict` builds one from parse
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import tomli_w
-import tomllib
 
 T = TypeVar("T")
 

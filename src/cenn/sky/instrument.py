@@ -7,11 +7,11 @@ such a file and passing its path. The number of input channels follows the instr
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
-import tomllib
 import torch
 
 from cenn.sky import units
