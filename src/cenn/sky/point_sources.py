@@ -95,7 +95,9 @@ def paint(
         [1.0 / (geometry.pixel_area_sr * u) for u in instrument.mjysr_per_kcmb()],
         dtype=torch.float64, device=device,
     )  # Jy -> MJy/sr is 1e-6, K -> µK is 1e6: they cancel
-    out = torch.zeros(batch * n * n, n_bands, dtype=torch.float64, device=device)
-    flat = (sample * n + row) * n + col
-    out.index_add_(0, flat.to(device), flux_jy.to(torch.float64) * jy_to_uk)
-    return out.view(batch, n, n, n_bands).permute(0, 3, 1, 2).to(torch.float32).contiguous()
+    out = torch.zeros(batch, n_bands, n, n, dtype=torch.float32, device=device)
+    pixel = (row.to(device) * n + col.to(device))[:, None]
+    plane = sample.to(device)[:, None] * n_bands + torch.arange(n_bands, device=device)[None, :]
+    values = (flux_jy.to(torch.float64) * jy_to_uk).to(torch.float32)
+    out.view(-1).index_add_(0, (plane * n * n + pixel).flatten(), values.flatten())
+    return out
