@@ -30,7 +30,7 @@ def plot_patch_grid(
     for r, (label, maps) in enumerate(rows):
         for c, m in enumerate(maps):
             ax = axes[r, c]
-            lim = float(np.max(np.abs(m))) or 1.0
+            lim = float(np.percentile(np.abs(m), 99.5)) or 1.0
             im = ax.imshow(m, origin="lower", cmap=cmap, vmin=-lim, vmax=lim)
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=r"$\mu$K$_{\rm CMB}$")
             if r == 0:
