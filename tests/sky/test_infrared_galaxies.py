@@ -8,15 +8,9 @@ import torch
 
 from cenn.evaluate.spectra import Binning, power_spectrum
 from cenn.sky.components import COMPONENTS, SkyContext
-from cenn.sky.components.infrared_galaxies import (
-    COUNTS_FREQUENCY_GHZ,
-    InfraredGalaxies,
-    paint_deltas,
-    source_counts,
-)
+from cenn.sky.components.infrared_galaxies import COUNTS_FREQUENCY_GHZ, InfraredGalaxies, source_counts
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import load_instrument
-from cenn.sky.point_sources import paint
 from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import GeometryConfig, InstrumentConfig, PatchSimulator, SimulationConfig
 
@@ -146,23 +140,6 @@ def test_draws_depend_only_on_seed_and_index():
     assert not torch.equal(c[0], b[0])
 
 
-def test_paint_deltas_equals_point_sources_paint():
-    """The fast painter gives point_sources.paint's maps, sources sharing a pixel included."""
-    grid = PatchGeometry(32)
-    g = torch.Generator().manual_seed(0)
-    n = 500
-    sample = torch.randint(0, 3, (n,), generator=g)
-    row = torch.randint(0, 32, (n,), generator=g)
-    col = torch.randint(0, 32, (n,), generator=g)
-    flux = torch.rand(n, 3, generator=g, dtype=torch.float64)
-    fast = paint_deltas(sample, row, col, flux, 3, INSTRUMENT, grid)
-    ref = paint(sample, row, col, flux, 3, INSTRUMENT, grid)
-    assert fast.dtype == torch.float32 and fast.shape == ref.shape
-    assert torch.allclose(fast, ref, rtol=1e-6)
-    empty = torch.zeros(0, dtype=torch.long)
-    assert not paint_deltas(empty, empty, empty, torch.zeros(0, 3), 2, INSTRUMENT, grid).any()
-
-
 def test_scale_and_invalid_parameters():
     grid = PatchGeometry(64)
     full = InfraredGalaxies().sky(_ctx(grid, [1]))
@@ -172,5 +149,7 @@ def test_scale_and_invalid_parameters():
         0.25 * InfraredGalaxies().poisson_cl(INSTRUMENT))
     with pytest.raises(ValueError, match="flux_min_jy"):
         InfraredGalaxies(flux_min_jy=0.2, flux_max_jy=0.1)
+    with pytest.raises(ValueError, match="flux_min_jy"):
+        InfraredGalaxies(flux_min_jy=20.0, flux_max_jy=30.0)
     with pytest.raises(ValueError, match="alpha_sigma"):
         InfraredGalaxies(alpha_sigma=-1.0)

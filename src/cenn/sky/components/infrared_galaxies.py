@@ -13,8 +13,8 @@ For every patch independently (stream ``"infrared_galaxies"`` of the sample's ge
 2. uniform pixel positions on the grid;
 3. one spectral index per galaxy, giving its flux at every band's nominal frequency (no colour
    correction);
-4. single-pixel deltas in µK_CMB (ΔT = S / (Ω_pix U_ν)); the simulator's beam spreads them,
-   conserving flux.
+4. single-pixel deltas in µK_CMB, ΔT = S / (Ω_pix U_ν) (:func:`cenn.sky.point_sources.paint`);
+   the simulator's beam spreads them, conserving flux.
 
 These galaxies belong to the population whose Poisson power Planck measured as the CIB shot noise:
 :meth:`InfraredGalaxies.poisson_cl_jy2` gives their exact Poisson C_ℓ for every band pair, which
@@ -36,9 +36,8 @@ import numpy as np
 import torch
 
 from cenn.sky.components.base import Component, SkyContext, register
-from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
-from cenn.sky.point_sources import SourceCounts, uniform_positions
+from cenn.sky.point_sources import SourceCounts, paint, uniform_positions
 
 STREAM = "infrared_galaxies"
 """Name of the random stream (one NumPy generator per sample) every draw comes from."""
@@ -100,11 +99,12 @@ class InfraredGalaxies(Component):
 
     def __post_init__(self) -> None:
         counts = source_counts()
-        lo = float(counts.flux_jy[0])
-        if not lo <= self.flux_min_jy < self.flux_max_jy:
+        lo, hi = float(counts.flux_jy[0]), float(counts.flux_jy[-1])
+        if not (lo <= self.flux_min_jy < self.flux_max_jy and self.flux_min_jy < hi):
             raise ValueError(
-                f"infrared_galaxies: need {lo:g} <= flux_min_jy < flux_max_jy (Jy, the counts table "
-                f"starts at {lo:g} Jy), got {self.flux_min_jy}, {self.flux_max_jy}"
+                f"infrared_galaxies: need {lo:g} <= flux_min_jy < flux_max_jy and flux_min_jy < "
+                f"{hi:g} (Jy, the range of the counts table), got {self.flux_min_jy}, "
+                f"{self.flux_max_jy}"
             )
         if self.alpha_sigma < 0:
             raise ValueError(f"infrared_galaxies: alpha_sigma must be >= 0, got {self.alpha_sigma}")
@@ -171,42 +171,5 @@ class InfraredGalaxies(Component):
         """IR galaxies in µK_CMB before the beam, (batch, n_bands, n, n) float32."""
         cat = self.catalogue(ctx)
         flux = cat.flux_jy if self.scale == 1.0 else cat.flux_jy * self.scale
-        return paint_deltas(cat.sample, cat.row, cat.col, flux, ctx.batch, ctx.instrument,
-                            ctx.geometry)
+        return paint(cat.sample, cat.row, cat.col, flux, ctx.batch, ctx.instrument, ctx.geometry)
 
-
-def paint_deltas(
-    sample: torch.Tensor,
-    row: torch.Tensor,
-    col: torch.Tensor,
-    flux_jy: torch.Tensor,
-    batch: int,
-    instrument: Instrument,
-    geometry: PatchGeometry,
-) -> torch.Tensor:
-    """Sources as single-pixel deltas in µK_CMB, ``(batch, n_bands, npix, npix)`` float32.
-
-    The same maps as :func:`cenn.sky.point_sources.paint` (ΔT = S / (Ω_pix U_ν), sources sharing a
-    pixel summed in float64), written straight into a float32 map in the output layout: sources
-    are merged per pixel first, so the scatter has unique indices and is deterministic on CUDA
-    too, and no float64 map is made (``paint`` builds a float64 map in (pixel, band) order and
-    then converts and transposes it, 4× the memory traffic; 5-10× slower at batch 64 on 384²).
-    """
-    n_bands, n = instrument.n_bands, geometry.npix
-    device = flux_jy.device
-    out = torch.zeros(batch, n_bands, n * n, dtype=torch.float32, device=device)
-    if sample.numel() == 0:
-        return out.view(batch, n_bands, n, n)
-    jy_to_uk = torch.tensor(
-        [1.0 / (geometry.pixel_area_sr * u) for u in instrument.mjysr_per_kcmb()],
-        dtype=torch.float64, device=device,
-    )  # Jy -> MJy/sr is 1e-6, K -> µK is 1e6: they cancel
-    flat = (sample.to(device) * n + row.to(device)) * n + col.to(device)
-    pixels, inverse = torch.unique(flat, return_inverse=True)
-    summed = torch.zeros(pixels.numel(), n_bands, dtype=torch.float64, device=device)
-    summed.index_add_(0, inverse, flux_jy.to(torch.float64) * jy_to_uk)
-    bands = torch.arange(n_bands, device=device)
-    out[(pixels // (n * n))[:, None], bands[None, :], (pixels % (n * n))[:, None]] = summed.to(
-        torch.float32
-    )
-    return out.view(batch, n_bands, n, n)
