@@ -175,16 +175,22 @@ def test_sigma_g_and_slope_grow_with_brightness():
     assert d.slope_bright < float(a[2]) < d.slope_faint
 
 
-@pytest.mark.parametrize("slope", [-2.6, -3.0])
-def test_spectrum_slope_matches_configuration(slope):
+@pytest.mark.parametrize(
+    ("slope", "params"),
+    [
+        (-2.6, {"slope_faint": -2.6, "slope_bright": -2.6}),
+        (-3.0, {"slope_faint": -3.0, "slope_bright": -3.0}),
+        # every patch counts as bright: the slope is picked from the patch brightness
+        (-3.0, {"slope_faint": -2.5, "slope_bright": -3.0, "slope_faint_mjysr": 1e-4,
+                "slope_bright_mjysr": 2e-4}),
+    ],
+)
+def test_spectrum_slope_matches_configuration(slope, params):
     """Near-Gaussian fluctuations (σ_g = 0.2) in faint, flat patches: the measured spectrum
     follows the configured power law, seen through the same taper (expected_spectrum includes
     the window's mode coupling), and its log-slope over ℓ = 300-3000 is the configured one."""
     sigma = 0.2
-    d = Dust(
-        slope_faint=slope, slope_bright=slope, sigma_g_min=sigma, sigma_g_max=sigma,
-        patch_scatter_ln=0.0, **NO_SPREAD,
-    )
+    d = Dust(sigma_g_min=sigma, sigma_g_max=sigma, patch_scatter_ln=0.0, **NO_SPREAD, **params)
     maps = _draw(d, torch.linspace(0, 330, 24), torch.full((24,), 75.0), seed=3)[:, I353]
     maps = maps / maps.mean(dim=(-2, -1), keepdim=True)
     edges = np.geomspace(300, 3000, 8)
