@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import record  # noqa: E402
+from common import record
 
-from cenn.data.simulate import simulate  # noqa: E402
-from cenn.sky.components import COMPONENTS  # noqa: E402
-from cenn.sky.simulator import PatchSimulator, SimulationConfig  # noqa: E402
+from cenn.data.simulate import simulate
+from cenn.sky.components import COMPONENTS
+from cenn.sky.simulator import PatchSimulator, SimulationConfig
 
 
 def _sync(device: str) -> None:

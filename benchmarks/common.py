@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -41,7 +41,7 @@ def git_commit() -> str:
 
 def record(name: str, device: str, figures: dict, results: Path = RESULTS) -> dict:
     """Append one result line (name, figures, machine, date, commit) to the results file."""
-    entry = {"benchmark": name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    entry = {"benchmark": name, "date": datetime.now(UTC).isoformat(timespec="seconds"),
              "commit": git_commit(), "machine": machine(device), **figures}
     with results.open("a") as f:
         f.write(json.dumps(entry) + "\n")
