@@ -1,5 +1,8 @@
 """The simulator: spectra recovered, noise levels, determinism, non-periodic fields."""
 
+import platform
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -73,6 +76,27 @@ def test_samples_are_pure_functions_of_seed_and_index(small_config):
     small_config.seed += 1
     c = PatchSimulator(small_config).simulate([5])
     assert not torch.equal(c.inputs[0], a.inputs[0])
+
+
+def test_large_requests_are_split_without_changing_the_patches(small_config):
+    whole = PatchSimulator(small_config, max_batch=None).simulate(range(5), with_components=True)
+    split = PatchSimulator(small_config, max_batch=2).simulate(range(5), with_components=True)
+    assert split.indices == [0, 1, 2, 3, 4] and split.inputs.shape == whole.inputs.shape
+    torch.testing.assert_close(split.inputs, whole.inputs, rtol=0, atol=1e-3)
+    assert torch.equal(split.target, whole.target) and torch.equal(split.lat, whole.lat)
+    assert set(split.components) == set(whole.components)
+    torch.testing.assert_close(split.components["dust"], whole.components["dust"], rtol=1e-5, atol=1e-4)
+
+
+def test_cpu_allocator_tuning_can_be_switched_off(monkeypatch):
+    from cenn import runtime
+
+    monkeypatch.setattr(runtime, "_tuned", False)
+    monkeypatch.setenv("CENN_NO_MALLOC_TUNING", "1")
+    assert runtime.tune_cpu_allocator() is False
+    monkeypatch.delenv("CENN_NO_MALLOC_TUNING")
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert runtime.tune_cpu_allocator() is True
 
 
 def test_fields_are_not_periodic(cmb_only_config):

@@ -48,17 +48,19 @@ class SampleRandom:
 
     def normal(self, stream: str, shape: Sequence[int], dtype=torch.float32) -> torch.Tensor:
         """Standard normal draws, shape ``(batch, *shape)``."""
-        return torch.stack(
-            [torch.randn(tuple(shape), generator=g, device=self.device, dtype=dtype)
-             for g in self.generators(stream)]
-        )
+        return self._draw(torch.randn, stream, shape, dtype)
 
     def uniform(self, stream: str, shape: Sequence[int], dtype=torch.float64) -> torch.Tensor:
         """Uniform draws on [0, 1), shape ``(batch, *shape)``."""
-        return torch.stack(
-            [torch.rand(tuple(shape), generator=g, device=self.device, dtype=dtype)
-             for g in self.generators(stream)]
-        )
+        return self._draw(torch.rand, stream, shape, dtype)
+
+    def _draw(self, fill, stream: str, shape: Sequence[int], dtype) -> torch.Tensor:
+        """One ``fill`` (torch.randn or torch.rand) per sample, written in place into the
+        ``(batch, *shape)`` result, so no per-sample copies are made."""
+        out = torch.empty((len(self), *shape), device=self.device, dtype=dtype)
+        for row, g in zip(out, self.generators(stream), strict=True):
+            fill(tuple(shape), generator=g, device=self.device, dtype=dtype, out=row)
+        return out
 
     def numpy(self, stream: str) -> list[np.random.Generator]:
         """One NumPy generator per sample, for draws of variable length (e.g. source lists)."""

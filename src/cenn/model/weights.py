@@ -1,0 +1,176 @@
+"""Weights files: a model's state dict as safetensors, with a :class:`WeightsCard` in the metadata
+describing the architecture, the maps it expects and how it was trained."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from cenn import __version__
+from cenn.model.cenn_paper import PAPER_ENCODER_FILTERS
+from cenn.model.registry import build_model
+
+FORMAT = "cenn-weights-v1"
+UNITS = "uK_CMB"
+_UNIT_ALIASES = {"uk_cmb", "uk", "µk_cmb", "μk_cmb", "µk", "μk", "muk_cmb", "muk"}  # micro sign and mu
+_KELVIN = {"k_cmb", "k"}
+
+
+class WeightsMismatchError(ValueError):
+    """The maps given don't match those the weights were trained on."""
+
+
+@dataclasses.dataclass(kw_only=True)
+class WeightsCard:
+    """What a weights file holds and expects. Frequencies in GHz, beams (FWHM) in arcmin."""
+
+    architecture: str
+    architecture_params: dict
+    in_channels: int
+    frequencies_ghz: list[float]
+    beams_arcmin: list[float]
+    target_frequency_ghz: float
+    npix: int
+    pixel_arcsec: float
+    units: str = UNITS
+    normalization: str
+    normalization_params: dict
+    training: dict = dataclasses.field(default_factory=dict)  # provenance: data, seeds, config, epochs
+    metrics: dict = dataclasses.field(default_factory=dict)  # validation metrics
+    cenn_version: str = __version__
+    created: str = dataclasses.field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def __post_init__(self):
+        self.frequencies_ghz = [float(f) for f in self.frequencies_ghz]
+        self.beams_arcmin = [float(b) for b in self.beams_arcmin]
+        if not len(self.frequencies_ghz) == len(self.beams_arcmin) == self.in_channels:
+            raise ValueError(f"a card for {self.in_channels} input channels needs as many frequencies and "
+                             f"beams; got {len(self.frequencies_ghz)} and {len(self.beams_arcmin)}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> WeightsCard:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a cenn weights card: not a JSON object")
+        try:
+            return cls(**data)
+        except TypeError as e:  # missing or unexpected fields
+            raise ValueError(f"not a cenn weights card: {e}") from e
+
+
+def _check_card_matches(model: nn.Module, card: WeightsCard) -> None:
+    """Fail before writing a file whose card would rebuild a model with other weights."""
+    with torch.device("meta"):
+        expected = build_model(card.architecture, card.in_channels, **card.architecture_params).state_dict()
+    actual = model.state_dict()
+    mismatched = sorted(k for k in expected.keys() | actual.keys()
+                        if k not in expected or k not in actual or expected[k].shape != actual[k].shape)
+    if mismatched:
+        raise ValueError(f"the card describes a {card.architecture!r} model whose weights differ from this "
+                         f"model's in {len(mismatched)} tensors (e.g. {mismatched[0]}): fix "
+                         "card.architecture, card.in_channels or card.architecture_params")
+
+
+def save_weights(path: Path | str, model: nn.Module, card: WeightsCard) -> None:
+    """Write ``model``'s weights and ``card`` to ``path`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    _check_card_matches(model, card)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        save_file(tensors, tmp, metadata={"cenn": card.to_json(), "format": FORMAT})
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_weights(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, WeightsCard]:
+    """The model (in eval mode, on ``device``) and card stored in ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    damaged = f"{path} is damaged or not a cenn weights file: re-export or re-download it"
+    try:
+        with safe_open(path, framework="pt", device=str(device)) as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as e:
+        raise ValueError(f"{damaged} ({e})") from e
+    if "cenn" not in metadata:
+        raise ValueError(f"{path} is a safetensors file without cenn metadata, not a cenn weights file: "
+                         "export it with cenn.model.save_weights")
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path} is in format {metadata.get('format')!r} but this cenn reads {FORMAT!r}: "
+                         "upgrade cenn or re-export the weights")
+    try:
+        card = WeightsCard.from_json(metadata["cenn"])
+    except ValueError as e:
+        raise ValueError(f"{damaged} (its card cannot be read: {e})") from e
+    model = build_model(card.architecture, card.in_channels, **card.architecture_params).to(device)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{damaged} (its weights don't fit the architecture on its card: {e})") from e
+    return model.eval(), card
+
+
+def _canonical_units(units: str) -> str:
+    key = units.strip().lower()
+    if key in _UNIT_ALIASES:
+        return UNITS
+    if key in _KELVIN:
+        raise WeightsMismatchError(f"inputs are in {units} but cenn weights work in µK_CMB: "
+                                   "multiply the maps by 1e6")
+    raise WeightsMismatchError(f"unknown units {units!r}: convert the maps to µK_CMB ('uK_CMB')")
+
+
+def _fmt(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
+
+
+def check_inputs(
+    card: WeightsCard,
+    frequencies_ghz: list[float],
+    pixel_arcsec: float,
+    units: str,
+    npix: int | None = None,
+) -> None:
+    """Raise :class:`WeightsMismatchError` unless maps with these properties suit the weights.
+
+    Frequencies must match to 1e-3 GHz, in order; pixel sizes to 1e-6 relative. The network is fully
+    convolutional, so any ``npix`` that is a multiple of ``2**depth`` (64) works.
+    """
+    if _canonical_units(units) != _canonical_units(card.units):
+        raise WeightsMismatchError(f"these weights expect {card.units} but the inputs are in {units}")
+    freqs = [float(f) for f in frequencies_ghz]
+    if len(freqs) != len(card.frequencies_ghz) or any(
+        abs(a - b) > 1e-3 for a, b in zip(freqs, card.frequencies_ghz, strict=True)
+    ):
+        raise WeightsMismatchError(
+            f"these weights expect frequencies {_fmt(card.frequencies_ghz)} GHz but the inputs have "
+            f"{_fmt(freqs)} GHz: give maps at the weights' frequencies, in that order, or use weights "
+            "trained for yours"
+        )
+    if not math.isclose(pixel_arcsec, card.pixel_arcsec, rel_tol=1e-6):
+        raise WeightsMismatchError(
+            f"these weights expect {card.pixel_arcsec:g} arcsec pixels but the inputs have "
+            f"{pixel_arcsec:g} arcsec: reproject the maps to the weights' pixel size or use matching weights"
+        )
+    multiple = 2 ** len(card.architecture_params.get("encoder_filters", PAPER_ENCODER_FILTERS))
+    if npix is not None and npix % multiple:
+        raise WeightsMismatchError(f"these weights need patches whose side is a multiple of {multiple} "
+                                   f"pixels but the inputs have {npix}: crop or pad them")

@@ -1,0 +1,112 @@
+"""Weights files: round trip, damaged files, and checking inputs against the card."""
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from cenn.model import (
+    WeightsCard,
+    WeightsMismatchError,
+    build_model,
+    check_inputs,
+    load_weights,
+    save_weights,
+)
+
+PARAMS = {"output_activation": "identity"}
+
+
+def _card(**changes) -> WeightsCard:
+    fields = dict(
+        architecture="cenn-small", architecture_params=PARAMS, in_channels=3,
+        frequencies_ghz=[143.0, 217.0, 353.0], beams_arcmin=[7.3, 5.0, 4.9], target_frequency_ghz=217.0,
+        npix=256, pixel_arcsec=90.0, normalization="minmax", normalization_params={"reference_channel": 1},
+        training={"dataset": "train.zarr", "seed": 7, "epochs": 3}, metrics={"val_mse": 0.01},
+    )
+    return WeightsCard(**(fields | changes))
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("cenn-small", 3, **PARAMS)
+    path = tmp_path / "w.safetensors"
+    save_weights(path, model, _card())
+    return path, model
+
+
+def test_round_trip_restores_weights_card_and_outputs(saved):
+    path, model = saved
+    loaded, card = load_weights(path)
+    assert card == _card(created=card.created) and card.created
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_card_json_round_trip():
+    card = _card()
+    assert WeightsCard.from_json(card.to_json()) == card
+    with pytest.raises(ValueError, match="not a cenn weights card"):
+        WeightsCard.from_json('{"architecture": "cenn-small"}')
+
+
+def test_save_leaves_no_temporary_files(saved):
+    path, _ = saved
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_card_that_cannot_rebuild_the_model_is_refused(tmp_path):
+    model = build_model("cenn-small", 3)
+    with pytest.raises(ValueError, match=r"differ from this model's.*fix card"):
+        save_weights(tmp_path / "w.safetensors", model, _card(architecture="cenn-paper"))
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_damaged_file_is_reported(saved, damage):
+    path, _ = saved
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a weights file" * 10)
+    with pytest.raises(ValueError, match="damaged"):
+        load_weights(path)
+
+
+def test_safetensors_without_cenn_metadata_is_reported(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="without cenn metadata"):
+        load_weights(path)
+
+
+def test_missing_file_is_reported(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no weights file"):
+        load_weights(tmp_path / "absent.safetensors")
+
+
+def test_matching_inputs_pass():
+    check_inputs(_card(), [143, 217, 353.0004], 90.0 * (1 + 1e-8), "µK_CMB", npix=320)
+    check_inputs(_card(), [143, 217, 353], 90.0, "uK")
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (([100, 143, 217], 90.0, "uK_CMB"), r"expect frequencies \[143, 217, 353\] GHz but the inputs have "
+                                             r"\[100, 143, 217\] GHz"),
+        (([143, 217], 90.0, "uK_CMB"), "expect frequencies"),
+        (([143, 217, 353], 60.0, "uK_CMB"), "expect 90 arcsec pixels but the inputs have 60"),
+        (([143, 217, 353], 90.0, "K_CMB"), "multiply the maps by 1e6"),
+        (([143, 217, 353], 90.0, "MJy/sr"), "unknown units"),
+    ],
+)
+def test_mismatched_inputs_are_reported(inputs, message):
+    with pytest.raises(WeightsMismatchError, match=message):
+        check_inputs(_card(), *inputs)
+
+
+def test_patch_size_must_be_a_multiple_of_64():
+    with pytest.raises(WeightsMismatchError, match="multiple of 64"):
+        check_inputs(_card(), [143, 217, 353], 90.0, "uK_CMB", npix=100)
