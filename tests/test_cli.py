@@ -54,6 +54,10 @@ def test_describe_prints_the_component_table(capsys):
     assert main(["simulate", "--describe", "-n", "2", "--npix", "128", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "| cmb | 217 | all |" in out and "| noise | 353 | high |" in out
+    # literature values sit beside the region they describe (dust: the plik high-latitude mask)
+    rows = [line for line in out.splitlines() if line.startswith("| dust | 217 |")]
+    dust = {line.split("|")[3].strip(): line for line in rows}
+    assert dust["high"].endswith("| 111 | 30 | 18 |") and dust["all"].endswith("|  |  |  |")
 
 
 def test_python_m_cenn_runs():

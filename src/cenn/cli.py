@@ -1,15 +1,17 @@
-"""The ``cenn`` command line: ``cenn simulate`` and ``cenn demo``."""
+"""The ``cenn`` command line: ``cenn simulate``, ``cenn train``, ``cenn predict`` and ``cenn demo``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from collections.abc import Sequence
 from typing import Any
 
 from cenn import __version__
 from cenn.config import ConfigError, read_toml
 from cenn.data.store import StoreError
+from cenn.predict import add_predict_parser, run_predict
 from cenn.sky.simulator import LATITUDE_BANDS, SimulationConfig
 
 
@@ -104,6 +106,88 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _parse_setting(text: str) -> tuple[list[str], Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set takes SECTION.KEY=VALUE, e.g. optim.lr=0.01, got {text!r}")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value  # a bare string
+    return key.split("."), parsed
+
+
+#: ``cenn train`` options and the configuration key each one sets.
+_TRAIN_OPTIONS = {
+    "train": ("data", "train"), "val": ("data", "val"), "stream": ("data", "stream"),
+    "simulation": ("data", "simulation"), "samples_per_epoch": ("data", "samples_per_epoch"),
+    "simulate_on": ("data", "simulate_on"), "workers": ("data", "num_workers"),
+    "model": ("model", "name"), "lr": ("optim", "lr"), "optimizer": ("optim", "name"),
+    "epochs": ("trainer", "epochs"), "max_steps": ("trainer", "max_steps"),
+    "batch_size": ("trainer", "batch_size"), "accelerator": ("trainer", "accelerator"),
+    "devices": ("trainer", "devices"), "num_nodes": ("trainer", "num_nodes"),
+    "strategy": ("trainer", "strategy"), "precision": ("trainer", "precision"),
+    "compile": ("trainer", "compile"), "channels_last": ("trainer", "channels_last"),
+    "seed": ("trainer", "seed"),
+}
+
+
+def train_config_from_args(args: argparse.Namespace) -> Any:
+    """The training configuration file (if any), then --set, then the named options."""
+    from cenn.train import TrainConfig
+
+    data: dict[str, Any] = read_toml(args.config) if args.config else {}
+    for path, value in args.set or []:
+        table = data
+        for part in path[:-1]:
+            table = table.setdefault(part, {})
+        table[path[-1]] = value
+    for option, (section, key) in _TRAIN_OPTIONS.items():
+        value = getattr(args, option)
+        if value is not None:
+            data.setdefault(section, {})[key] = value
+    if args.no_progress:
+        data.setdefault("trainer", {})["progress"] = False
+    return TrainConfig.from_dict(data)
+
+
+def _devices(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a network; the run folder holds checkpoints, logs, "
+                                     "config and the exported weights (rerun to resume)")
+    p.add_argument("run_dir", help="run folder, e.g. runs/paper")
+    p.add_argument("--config", help="training configuration TOML (options below override it)")
+    p.add_argument("--set", action="append", type=_parse_setting, metavar="SECTION.KEY=VALUE",
+                   help="any configuration value, e.g. --set optim.l2=0 (TOML syntax for values)")
+    p.add_argument("--train", help="training dataset store (cenn simulate)")
+    p.add_argument("--val", help="validation dataset store")
+    p.add_argument("--stream", action="store_const", const=True,
+                   help="train on fresh simulated patches instead of a store")
+    p.add_argument("--simulation", help="simulation TOML for --stream (default: the val store's)")
+    p.add_argument("--samples-per-epoch", type=int, help="streamed patches per epoch")
+    p.add_argument("--simulate-on", choices=["workers", "device"], help="where --stream simulates")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes")
+    p.add_argument("--model", help="architecture name (cenn-paper, cenn-small, ...)")
+    p.add_argument("--optimizer", choices=["adagrad", "adam", "adamw", "sgd"])
+    p.add_argument("--lr", type=float)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--accelerator", help="cpu, gpu or auto")
+    p.add_argument("--devices", type=_devices, help="devices per node (a count or auto)")
+    p.add_argument("--num-nodes", type=int)
+    p.add_argument("--strategy", help="auto, ddp, ddp_spawn, ...")
+    p.add_argument("--precision", help="32-true or bf16-mixed")
+    p.add_argument("--compile", action="store_const", const=True, help="torch.compile the network")
+    p.add_argument("--channels-last", action="store_const", const=True)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--overwrite", action="store_true", help="start over in an existing run folder")
+    p.add_argument("--no-progress", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cenn", description="CMB extraction with a fully convolutional neural network (CENN)."
@@ -111,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cenn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_simulate(sub)
+    _add_train(sub)
+    add_predict_parser(sub)
     _add_demo(sub)
     return parser
 
@@ -139,6 +225,15 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_train(args: argparse.Namespace) -> int:
+    from cenn.train import train
+
+    weights = train(train_config_from_args(args), args.run_dir, overwrite=args.overwrite)
+    if weights.exists():
+        print(f"{args.run_dir}: weights {weights}")
+    return 0
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     from cenn.demo import format_summary, run_demo
 
@@ -152,9 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cenn`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "simulate":
-            return _run_simulate(args)
-        return _run_demo(args)
+        runners = {"simulate": _run_simulate, "train": _run_train, "predict": run_predict,
+                   "demo": _run_demo}
+        return runners[args.command](args)
     except (ConfigError, StoreError, FileNotFoundError, ValueError) as err:
         print(f"cenn {args.command}: error: {err}", file=sys.stderr)
         return 2

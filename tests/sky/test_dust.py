@@ -59,7 +59,7 @@ def _band_patches(dust, lat_min, lat_max, n, seed, grid=GRID, margin=MARGIN):
 def _dl(maps, edges):
     """Mean-subtracted binned D_ℓ (µK²) of maps (..., n, n), and the bin centres."""
     binning = Binning(tuple(float(e) for e in edges))
-    cl = power_spectrum(maps - maps.mean(dim=(-2, -1), keepdim=True), GEOM, binning)
+    cl = power_spectrum(maps, GEOM, binning)
     return cl_to_dl(torch.as_tensor(binning.centres), cl), binning.centres
 
 

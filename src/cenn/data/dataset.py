@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -21,9 +23,14 @@ class PatchDataset(Dataset):
         components: also return the per-component maps (the store must hold them).
         allow_incomplete: read a store whose simulation has not finished (unwritten patches
             are NaN).
+        cache_chunks: keep this many whole stored chunks in memory (least recently used
+            dropped) and serve patches from them: a stored chunk is read from disk at once, so
+            reading patch by patch without a cache reads each chunk ``chunk_size`` times. Use
+            with :class:`cenn.data.samplers.ChunkShuffleSampler`. 0: no cache.
     """
 
-    def __init__(self, path: Path | str, components: bool = False, allow_incomplete: bool = False):
+    def __init__(self, path: Path | str, components: bool = False, allow_incomplete: bool = False,
+                 cache_chunks: int = 0):
         self.path = Path(path)
         self.store = DatasetStore.open(self.path)
         if not self.store.complete and not allow_incomplete:
@@ -35,6 +42,8 @@ class PatchDataset(Dataset):
         if components and not self.component_names:
             raise StoreError(f"{self.path} holds no component maps: simulate it with --components")
         self.meta = self.store.meta
+        self.cache_chunks = cache_chunks
+        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
 
     def __len__(self) -> int:
         return self.store.n_patches
@@ -43,16 +52,29 @@ class PatchDataset(Dataset):
         if not -len(self) <= i < len(self):
             raise IndexError(f"patch {i} out of range for {len(self)} patches")
         i = i % len(self)
+        names = ["inputs", "target", "lon", "lat"] + [f"components/{n}" for n in self.component_names]
+        row = self._read(i, names)
         item = {
-            "inputs": torch.from_numpy(self.store.array("inputs")[i]),
-            "target": torch.from_numpy(self.store.array("target")[i]),
-            "lon": float(self.store.array("lon")[i]),
-            "lat": float(self.store.array("lat")[i]),
+            "inputs": torch.from_numpy(row["inputs"]),
+            "target": torch.from_numpy(row["target"]),
+            "lon": float(row["lon"]),
+            "lat": float(row["lat"]),
             "index": i,
         }
         if self.component_names:
-            item["components"] = {
-                n: torch.from_numpy(self.store.array(f"components/{n}")[i])
-                for n in self.component_names
-            }
+            item["components"] = {n: torch.from_numpy(row[f"components/{n}"]) for n in self.component_names}
         return item
+
+    def _read(self, i: int, names: list[str]) -> dict[str, np.ndarray]:
+        """Row ``i`` of each array ``names``, from the chunk cache when there is one."""
+        if not self.cache_chunks:
+            return {n: self.store.array(n)[i] for n in names}
+        chunk, offset = divmod(i, self.store.chunk_size)
+        if chunk in self._cache:
+            self._cache.move_to_end(chunk)
+        else:
+            rows = self.store.chunk_range(chunk)
+            self._cache[chunk] = {n: self.store.array(n)[rows.start:rows.stop] for n in names}
+            while len(self._cache) > self.cache_chunks:
+                self._cache.popitem(last=False)
+        return {n: self._cache[chunk][n][offset].copy() for n in names}

@@ -70,19 +70,29 @@ def power_spectrum(
     binning: Binning,
     other: torch.Tensor | None = None,
     taper_width: int | None = None,
+    subtract_mean: bool = True,
 ) -> torch.Tensor:
     """Binned auto (or cross, with ``other``) spectrum C_ℓ of ``maps (..., n, n)``.
 
-    The maps are multiplied by a cosine taper (default width n/8 pixels) and the periodogram is
-    divided by the window's mean square, so a white field of pixel variance σ² gives σ² Ω_pix.
-    Returns ``(..., n_bins)`` float64; empty bins are NaN.
+    Each map's mean is removed first (``subtract_mean``; otherwise the taper leaks a bright
+    patch's monopole into ℓ ≈ 100–400), then the maps are multiplied by a cosine taper (default
+    width n/8 pixels) and the periodogram is divided by the window's mean square, so a white
+    field of pixel variance σ² gives σ² Ω_pix. Returns ``(..., n_bins)`` float64; empty bins are
+    NaN. :func:`expected_spectrum` is the exact expectation without mean removal.
     """
     device = maps.device
     width = geometry.npix // 8 if taper_width is None else taper_width
     w = cosine_taper(geometry.npix, width, device)
     norm = geometry.pixel_area_sr / (geometry.npix**2 * torch.mean(w**2))
-    fa = torch.fft.fft2(maps.to(torch.float64) * w)
-    fb = fa if other is None else torch.fft.fft2(other.to(torch.float64) * w)
+
+    def tapered_fft(m: torch.Tensor) -> torch.Tensor:
+        m = m.to(torch.float64)
+        if subtract_mean:
+            m = m - m.mean(dim=(-2, -1), keepdim=True)
+        return torch.fft.fft2(m * w)
+
+    fa = tapered_fft(maps)
+    fb = fa if other is None else tapered_fft(other)
     p = (fa * fb.conj()).real * norm
     ell = _full_ell(geometry, device).flatten()
     edges = torch.tensor(binning.edges, dtype=torch.float64, device=device)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,12 +18,16 @@ DESCRIBE_ELLS = (100, 1000, 3000)
 HALF_WIDTH = 25  # bins [ℓ − 25, ℓ + 25)
 
 
-def reference_spectra() -> dict[str, dict[str, dict[int, float]]]:
-    """Literature D_ℓ (µK²) per component and band, from ``data/reference_spectra.toml``."""
+def reference_spectra() -> dict[str, dict[str, Any]]:
+    """Literature D_ℓ (µK²) from ``data/reference_spectra.toml``:
+    ``{component: {"region": latitude region they describe, "bands": {band: {ℓ: D_ℓ}}}}``."""
     text = (resources.files("cenn.sky") / "data" / "reference_spectra.toml").read_text()
-    return {comp: {band: {int(ell): float(v) for ell, v in vals.items()}
-                   for band, vals in bands.items()}
-            for comp, bands in tomllib.loads(text).items()}
+    out = {}
+    for comp, table in tomllib.loads(text).items():
+        region = table.pop("region", "all")
+        bands = {band: {int(ell): float(v) for ell, v in vals.items()} for band, vals in table.items()}
+        out[comp] = {"region": region, "bands": bands}
+    return out
 
 
 def measure_spectra(
@@ -83,19 +88,21 @@ def describe_table(measured: dict, reference: dict | None = None) -> str:
     components = list(measured[regions[0]])
     for comp in components:
         for band in measured[regions[0]][comp]:
-            ref = reference.get(comp, {}).get(band, {})
+            entry = reference.get(comp, {"region": regions[0], "bands": {}})
+            ref = entry["bands"].get(band, {})
             for region in regions:
                 vals = measured[region][comp][band]
                 cells = [comp, band, region] + [_fmt(vals[ell]) for ell in DESCRIBE_ELLS]
-                cells += [_fmt(ref.get(ell)) if region == regions[0] else "" for ell in DESCRIBE_ELLS]
+                cells += [_fmt(ref.get(ell)) if region == entry["region"] else "" for ell in DESCRIBE_ELLS]
                 lines.append("| " + " | ".join(cells) + " |")
     for comp in sorted(set(reference) - set(components)):
-        for band, vals in reference[comp].items():
+        for band, vals in reference[comp]["bands"].items():
             cells = [f"({comp})", band, ""] + ["" for _ in DESCRIBE_ELLS]
             cells += [_fmt(vals.get(ell)) for ell in DESCRIBE_ELLS]
             lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("D_ℓ in µK²_CMB, mean over patches, each component alone on the sky (before the "
-                 "beam). Reference: physics-reference.md §8 (sky averages; rows in parentheses "
-                 "have no single cenn component).")
+                 "beam), patch mean removed. Reference: physics-reference.md §8, beside the region "
+                 "it describes (dust: Planck 2018 plik prior, ~50 % sky, so |b| > 30°; others: sky "
+                 "averages); rows in parentheses have no single cenn component.")
     return "\n".join(lines)

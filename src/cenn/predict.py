@@ -1,0 +1,332 @@
+"""Running trained weights on maps: the :class:`Predictor`, map files in and out, ``cenn predict``.
+
+Maps go in as ``(N, C, H, W)`` (or one patch ``(C, H, W)``) in µK_CMB at the weights' frequencies,
+in the weights' order, and come out as the CMB ``(N, 1, H, W)`` in µK_CMB at the weights' target
+band. Inputs are checked against the weights' card before anything runs, and every refusal says
+what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cenn import __version__
+from cenn.data.normalization import build_normalization
+from cenn.data.store import DatasetStore, StoreError
+from cenn.model.apply import apply_network
+from cenn.model.weights import UNITS, WeightsCard, check_inputs, load_weights
+
+PRECISIONS = ("32", "bf16")
+#: Below this median per-patch standard deviation (µK) of the target band, maps are taken to be in
+#: K_CMB: sky patches of CMB and foregrounds in µK_CMB vary by tens of µK or more.
+_KELVIN_STD_UK = 1e-2
+_NPY = (".npy",)
+_FITS = (".fits", ".fits.gz")
+SUPPORTED_FILES = (*_NPY, *_FITS)
+
+
+class Predictor:
+    """Weights loaded once, applied to batches of maps.
+
+    Args:
+        weights: a weights file written by :func:`cenn.model.save_weights`.
+        device: where the network runs ("cpu", "cuda", ...).
+        precision: "32" (float32) or "bf16" (bfloat16 autocast; the output is float32 either way).
+        batch_size: patches per forward pass.
+    """
+
+    def __init__(self, weights: str | Path, device: str | torch.device = "cpu", precision: str = "32",
+                 batch_size: int = 32):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.device = torch.device(device)
+        self.precision = precision
+        self.batch_size = batch_size
+        self.model, self.card = load_weights(weights, self.device)
+        self.normalization = build_normalization(self.card.normalization, **self.card.normalization_params)
+
+    def predict(
+        self,
+        inputs: np.ndarray | torch.Tensor,
+        frequencies_ghz: list[float],
+        pixel_arcsec: float,
+        units: str = UNITS,
+    ) -> np.ndarray:
+        """The CMB in µK_CMB, float32: ``(N, 1, H, W)`` from ``inputs (N, C, H, W)``, or ``(1, H, W)``
+        from one patch ``(C, H, W)``.
+
+        ``inputs`` are maps at ``frequencies_ghz`` (GHz, one per channel) with pixels of side
+        ``pixel_arcsec`` (arcsec) in ``units``. Raises ``ValueError`` when they don't suit the
+        weights (see :meth:`check`).
+        """
+        maps = _as_float32_tensor(inputs)
+        single = maps.ndim == 3
+        if single:
+            maps = maps[None]
+        self.check(maps, frequencies_ghz, pixel_arcsec, units)
+        out = np.empty((maps.shape[0], 1, *maps.shape[2:]), dtype=np.float32)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        with torch.inference_mode(), autocast:
+            for start in range(0, maps.shape[0], self.batch_size):
+                batch = maps[start : start + self.batch_size].to(self.device)
+                cmb = apply_network(self.model, self.normalization, batch)
+                out[start : start + len(batch)] = cmb.float().cpu().numpy()
+        return out[0] if single else out
+
+    def check(self, maps: torch.Tensor, frequencies_ghz: list[float], pixel_arcsec: float,
+              units: str) -> None:
+        """Raise ``ValueError`` unless ``maps (N, C, H, W)`` suit the weights: frequencies, pixel
+        size and units as on the card; one channel per frequency; square patches whose side is a
+        multiple of the network's; finite values; magnitudes of µK rather than K."""
+        card = self.card
+        if maps.ndim != 4:
+            raise ValueError(f"inputs must be (N, C, H, W) or one patch (C, H, W); got shape "
+                             f"{tuple(maps.shape)}")
+        _, channels, height, width = maps.shape
+        if height != width:
+            multiple = getattr(self.model, "multiple", 64)
+            raise ValueError(f"the patches are {height}×{width} pixels but these weights need square "
+                             f"patches: crop or pad them to a square whose side is a multiple of {multiple}")
+        check_inputs(card, frequencies_ghz, pixel_arcsec, units, npix=height)
+        if channels != card.in_channels:
+            raise ValueError(
+                f"the inputs have {channels} channels but these weights take {card.in_channels}, one per "
+                f"frequency {_fmt(card.frequencies_ghz)} GHz: give one map per frequency, in that order, "
+                "along axis 1 of (N, C, H, W)"
+            )
+        _check_finite(maps)
+        _check_microkelvin(maps, _target_channel(card), card)
+
+
+def _as_float32_tensor(inputs: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``inputs`` as a float32 CPU tensor (float64 and big-endian arrays converted)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.detach().to("cpu", torch.float32)
+    array = np.asarray(inputs, dtype=np.float32)
+    if not array.flags.writeable:  # torch.from_numpy warns on read-only memory
+        array = array.copy()
+    return torch.from_numpy(array)
+
+
+def _fmt(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
+
+
+def _check_finite(maps: torch.Tensor) -> None:
+    """Raise ``ValueError`` naming how many values of ``maps (N, C, H, W)`` are NaN or infinite and
+    in which patches."""
+    bad = ~torch.isfinite(maps)
+    if not bad.any():
+        return
+    per_patch = bad.flatten(1).sum(dim=1)
+    patches = per_patch.nonzero().flatten().tolist()
+    shown = ", ".join(str(p) for p in patches[:10]) + (", ..." if len(patches) > 10 else "")
+    n_nan = int(torch.isnan(maps).sum())
+    raise ValueError(
+        f"the inputs hold {int(per_patch.sum())} NaN or infinite values ({n_nan} NaN) in "
+        f"{len(patches)} patch(es): {shown}; fill or inpaint the masked pixels, or drop those patches"
+    )
+
+
+def _target_channel(card: WeightsCard) -> int:
+    """Index of the input channel at (or nearest) the card's target frequency."""
+    gaps = [abs(f - card.target_frequency_ghz) for f in card.frequencies_ghz]
+    return gaps.index(min(gaps))
+
+
+def _check_microkelvin(maps: torch.Tensor, channel: int, card: WeightsCard) -> None:
+    """Raise ``ValueError`` when ``maps (N, C, H, W)`` declared in µK_CMB look like K_CMB: the median
+    over patches of the per-patch standard deviation of ``channel`` is below ``_KELVIN_STD_UK``."""
+    std = maps[:, channel].flatten(1).double().std(dim=1)
+    typical = float(std.median())
+    if typical < _KELVIN_STD_UK:
+        raise ValueError(
+            f"the inputs look like K_CMB, not µK_CMB: the {card.frequencies_ghz[channel]:g} GHz maps vary "
+            f"by {typical:.3g} µK (median per-patch standard deviation) where CMB and foregrounds vary by "
+            "tens of µK or more; multiply the maps by 1e6"
+        )
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+def _kind(path: Path, role: str) -> str:
+    """The file type ("npy" or "fits") from its name; ``ValueError`` listing the supported ones
+    otherwise."""
+    name = path.name.lower()
+    if name.endswith(_NPY):
+        return "npy"
+    if name.endswith(_FITS):
+        return "fits"
+    raise ValueError(f"{path}: unsupported {role} file type; supported: {', '.join(SUPPORTED_FILES)}"
+                     + (" or a dataset store (folder with zarr.json)" if role == "input" else ""))
+
+
+def _resolve(path: Path, what: str, flag: str, given: Any, found: Any) -> Any:
+    """The caller's value when given, else the file's; ``ValueError`` naming ``flag`` if neither."""
+    if given is not None:
+        return given
+    if found is not None:
+        return found
+    raise ValueError(f"{path} does not say its {what}: pass it with {flag}")
+
+
+def read_input(
+    path: str | Path,
+    frequencies_ghz: list[float] | None = None,
+    pixel_arcsec: float | None = None,
+    units: str | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Maps ``(N, C, H, W)`` or ``(C, H, W)`` and their ``{frequencies_ghz, pixel_arcsec, units}``.
+
+    ``path`` is a dataset store written by ``cenn simulate`` (its ``inputs``; metadata from the
+    store), a ``.npy`` array (frequencies and pixel size must be given; units default to µK_CMB) or
+    a FITS file (``.fits``/``.fits.gz``: the primary HDU's image in numpy order, header keys
+    ``FREQ1``…``FREQn`` in GHz, ``PIXSIZE`` in arcsec, ``BUNIT``). Values given here override the
+    file's.
+    """
+    path = Path(path)
+    if path.is_dir():
+        maps, found = _read_store(path)
+    elif not path.exists():
+        raise FileNotFoundError(f"no input at {path}")
+    elif _kind(path, "input") == "npy":
+        maps, found = np.load(path, allow_pickle=False), {"units": UNITS}
+    else:
+        maps, found = _read_fits(path)
+    meta = {
+        "frequencies_ghz": _resolve(path, "frequencies", "--frequencies (frequencies_ghz)",
+                                    frequencies_ghz, found.get("frequencies_ghz")),
+        "pixel_arcsec": _resolve(path, "pixel size", "--pixel-arcsec (pixel_arcsec)",
+                                 pixel_arcsec, found.get("pixel_arcsec")),
+        "units": _resolve(path, "units", "--units (units)", units, found.get("units")),
+    }
+    meta["frequencies_ghz"] = [float(f) for f in meta["frequencies_ghz"]]
+    meta["pixel_arcsec"] = float(meta["pixel_arcsec"])
+    return maps, meta
+
+
+def _read_store(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    store = DatasetStore.open(path)
+    if not store.complete:
+        raise StoreError(f"{path} is incomplete (its simulation was interrupted): rerun the same "
+                         "`cenn simulate` command to finish it")
+    meta = store.meta
+    found = {"frequencies_ghz": meta["frequencies_ghz"], "pixel_arcsec": meta["geometry"]["pixel_arcsec"],
+             "units": meta["units"]}
+    return store.array("inputs")[:], found
+
+
+def _read_fits(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    from astropy.io import fits
+
+    with fits.open(path) as hdus:
+        header, data = hdus[0].header, hdus[0].data
+        if data is None or data.ndim not in (3, 4):
+            shape = None if data is None else data.shape
+            raise ValueError(f"{path}: the primary HDU must hold an image (N, C, H, W) or (C, H, W) in "
+                             f"numpy order; it holds {shape}")
+        maps = np.array(data, dtype=data.dtype.newbyteorder("="))  # native byte order, for torch
+    n_channels = maps.shape[-3]
+    keys = [f"FREQ{i}" for i in range(1, n_channels + 1)]
+    found = {
+        "frequencies_ghz": [header[k] for k in keys] if all(k in header for k in keys) else None,
+        "pixel_arcsec": header.get("PIXSIZE"),
+        "units": header.get("BUNIT"),
+    }
+    return maps, found
+
+
+def write_output(path: str | Path, maps: np.ndarray, card: WeightsCard, source: str | Path) -> None:
+    """Write the CMB ``maps (N, 1, H, W)`` (µK_CMB) predicted from ``source`` with the weights of
+    ``card`` to ``path`` (``.npy``, ``.fits`` or ``.fits.gz``), atomically: through a temporary file
+    in the same folder and a rename. FITS files carry BUNIT, FREQ (GHz), PIXSIZE (arcsec) and
+    HISTORY cards naming the weights."""
+    path = Path(path)
+    kind = _kind(path, "output")
+    maps = np.asarray(maps, dtype=np.float32)
+    tmp = path.with_name(f".{uuid.uuid4().hex[:8]}.tmp.{path.name}")  # keeps the extension
+    try:
+        if kind == "npy":
+            np.save(tmp, maps)
+        else:
+            _fits_hdu(maps, card, source).writeto(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _ascii(text: Any) -> str:
+    return str(text).encode("ascii", "replace").decode()
+
+
+def _fits_hdu(maps: np.ndarray, card: WeightsCard, source: str | Path):
+    from astropy.io import fits
+
+    hdu = fits.PrimaryHDU(maps)
+    header = hdu.header
+    header["BUNIT"] = (UNITS, "CMB thermodynamic temperature, microkelvin")
+    header["FREQ"] = (card.target_frequency_ghz, "[GHz] band whose beam the CMB map has")
+    header["PIXSIZE"] = (card.pixel_arcsec, "[arcsec] pixel side")
+    header["COMMENT"] = "CMB predicted by cenn; axes in numpy order (patch, 1, y, x)"
+    header["HISTORY"] = _ascii(f"cenn {__version__} predict from {source}")
+    header["HISTORY"] = _ascii(f"weights: {card.architecture} on {_fmt(card.frequencies_ghz)} GHz, "
+                               f"{card.normalization} normalization, created {card.created}, "
+                               f"cenn {card.cenn_version}")
+    return hdu
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+def _parse_frequencies(text: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"--frequencies takes GHz separated by commas, e.g. 143,217,353, got {text!r}"
+        ) from err
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"--frequencies must be positive GHz, got {text!r}")
+    return values
+
+
+def add_predict_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``cenn predict WEIGHTS INPUT OUTPUT [options]`` to the subparsers ``sub``."""
+    p = sub.add_parser("predict", help="extract the CMB from maps with trained weights")
+    p.add_argument("weights", help="weights file (.safetensors) written by cenn train")
+    p.add_argument("input", help="maps (N, C, H, W) in µK_CMB: a dataset store, .npy or .fits[.gz]")
+    p.add_argument("output", help="CMB maps (N, 1, H, W) in µK_CMB: .npy, .fits or .fits.gz")
+    p.add_argument("--frequencies", type=_parse_frequencies, metavar="GHZ,GHZ,...",
+                   help="frequency of each input channel, e.g. 143,217,353 (overrides the file's)")
+    p.add_argument("--pixel-arcsec", type=float, help="pixel side in arcsec (overrides the file's)")
+    p.add_argument("--units", help="units of the input maps (default: the file's, else uK_CMB for .npy)")
+    p.add_argument("--batch-size", type=int, default=32, help="patches per forward pass")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--precision", choices=PRECISIONS, default="32",
+                   help="32 (float32) or bf16 (bfloat16 autocast); the output is float32 either way")
+    return p
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Run ``cenn predict``; problems with the inputs raise ``ValueError`` (or ``StoreError``,
+    ``FileNotFoundError``) for the caller to report."""
+    _kind(Path(args.output), "output")  # fail before the work, not after
+    maps, meta = read_input(args.input, args.frequencies, args.pixel_arcsec, args.units)
+    predictor = Predictor(args.weights, device=args.device, precision=args.precision,
+                          batch_size=args.batch_size)
+    cmb = predictor.predict(maps, **meta)
+    write_output(args.output, cmb, predictor.card, source=args.input)
+    n_patches = 1 if cmb.ndim == 3 else cmb.shape[0]
+    print(f"{args.output}: CMB of {n_patches} patches of {cmb.shape[-2]}×{cmb.shape[-1]} pixels "
+          f"(µK_CMB, {predictor.card.target_frequency_ghz:g} GHz beam) from {args.input}")
+    return 0

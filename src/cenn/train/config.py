@@ -1,0 +1,158 @@
+"""Training configuration: one TOML file (``cenn train --config``), saved resolved with every run.
+
+Defaults are the paper's (Sect. 3.2; design.md): ``cenn-paper``, min-max normalisation, MSE,
+Adagrad with learning rate 0.05, L2 kernel regularisation 1e-5, batch 32, 500 epochs, best
+checkpoint by validation loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cenn.config import ConfigError, from_dict, read_toml
+
+OPTIMIZERS = ("adagrad", "adam", "adamw", "sgd")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
+SIMULATE_ON = ("workers", "device")
+
+
+@dataclass
+class ModelConfig:
+    """A registered architecture (``cenn.model.available_models()``) and its parameters."""
+
+    name: str = "cenn-paper"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class NormalizationConfig:
+    """A registered normalisation (``cenn.data.normalization``) and its parameters."""
+
+    name: str = "minmax"
+    params: dict[str, Any] = field(default_factory=lambda: {"reference_channel": 1})
+
+
+@dataclass
+class DataConfig:
+    """Where patches come from.
+
+    Either a fixed training store (``train``, the paper's mode) or fresh patches from the
+    simulator at every step (``stream = true``); validation always uses the fixed store ``val``.
+
+    Attributes:
+        train: dataset store written by ``cenn simulate`` (store mode).
+        val: validation dataset store (required).
+        stream: simulate training patches on the fly instead of reading ``train``.
+        simulation: simulation TOML for streaming; default: the validation store's own
+            configuration with ``stream_seed``.
+        stream_seed: seed of the streamed patches; must differ from the validation seed.
+            Default: validation seed + 1,000,003.
+        samples_per_epoch: streamed patches per epoch (an epoch ends with validation and a
+            checkpoint).
+        simulate_on: ``workers`` (CPU DataLoader workers) or ``device`` (on the training GPU).
+        num_workers: DataLoader worker processes.
+        shuffle_window: store mode: patches are shuffled within windows of this many stored
+            chunks (a chunk is read whole), and the windows are shuffled.
+    """
+
+    train: str | None = None
+    val: str | None = None
+    stream: bool = False
+    simulation: str | None = None
+    stream_seed: int | None = None
+    samples_per_epoch: int = 8192
+    simulate_on: str = "workers"
+    num_workers: int = 0
+    shuffle_window: int = 8
+
+    def __post_init__(self) -> None:
+        if self.simulate_on not in SIMULATE_ON:
+            raise ValueError(f"simulate_on must be one of {SIMULATE_ON}, got {self.simulate_on!r}")
+        if self.samples_per_epoch < 1 or self.num_workers < 0 or self.shuffle_window < 1:
+            raise ValueError("samples_per_epoch and shuffle_window must be >= 1, num_workers >= 0")
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser. ``l2`` is Keras's kernel regulariser: ``l2 · Σ w²`` over convolution kernels
+    (not biases) added to the loss. ``params`` go to the torch optimiser; Adagrad defaults to
+    Keras's initial accumulator 0.1 and epsilon 1e-7."""
+
+    name: str = "adagrad"
+    lr: float = 0.05
+    l2: float = 1e-5
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"optimizer name must be one of {OPTIMIZERS}, got {self.name!r}")
+        if self.lr <= 0 or self.l2 < 0:
+            raise ValueError("lr must be > 0 and l2 >= 0")
+
+
+@dataclass
+class TrainerConfig:
+    """The training loop and the hardware it runs on (Lightning Trainer options).
+
+    ``devices``: a count or "auto"; ``strategy``: "auto", "ddp", "ddp_spawn", …;
+    ``num_nodes`` > 1 for clusters (SLURM and torchrun are detected by Lightning).
+    ``compile``: ``torch.compile`` the network; ``channels_last``: NHWC memory format.
+    ``max_steps`` > 0 stops early (smoke runs); ``limit_val_batches`` caps validation.
+    """
+
+    epochs: int = 500
+    max_steps: int = -1
+    batch_size: int = 32
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    compile: bool = False
+    channels_last: bool = False
+    seed: int = 0
+    log_every_n_steps: int = 50
+    limit_val_batches: int | float = 1.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.num_nodes < 1:
+            raise ValueError("epochs, batch_size and num_nodes must be >= 1")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``[model]``, ``[normalization]``, ``[data]``,
+    ``[optim]`` and ``[trainer]`` tables in TOML."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "train") -> TrainConfig:
+        return from_dict(cls, data, where)
+
+    @classmethod
+    def load(cls, path: Path | str) -> TrainConfig:
+        return cls.from_dict(read_toml(path), str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def check_data(self) -> None:
+        """Refuse configurations that name no usable data."""
+        d = self.data
+        if d.val is None:
+            raise ConfigError("data.val: a validation dataset store is required (cenn simulate "
+                              "val.zarr -n 1024 --seed 1, then --val val.zarr)")
+        if not d.stream and d.train is None:
+            raise ConfigError("data: give a training store (data.train / --train) or stream fresh "
+                              "patches from the simulator (data.stream = true / --stream)")

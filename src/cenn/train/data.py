@@ -1,0 +1,116 @@
+"""Training and validation data for Lightning: a fixed store or fresh simulated patches."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from cenn.config import ConfigError
+from cenn.data.dataset import PatchDataset
+from cenn.data.samplers import ChunkShuffleSampler, ShardSampler, StreamSampler
+from cenn.data.simulate import dataset_metadata
+from cenn.data.store import UNITS, DatasetStore
+from cenn.data.stream import SimulatedBatches
+from cenn.sky.simulator import PatchSimulator, SimulationConfig
+from cenn.train.config import TrainConfig
+
+#: Offset between the validation seed and the default seed of streamed training patches.
+STREAM_SEED_OFFSET = 1_000_003
+#: What must agree between every source of patches in one run.
+_MATCHING_KEYS = ("frequencies_ghz", "target_band", "units")
+
+
+def check_compatible(meta: dict[str, Any], reference: dict[str, Any], what: str, ref_what: str) -> None:
+    """Refuse patches whose bands, target, units or geometry differ from ``reference``'s."""
+    for key in _MATCHING_KEYS:
+        if meta.get(key) != reference.get(key):
+            raise ConfigError(f"{what} has {key} = {meta.get(key)} but {ref_what} has "
+                              f"{reference.get(key)}: simulate both with the same instrument")
+    geo, ref_geo = meta["geometry"], reference["geometry"]
+    if (geo["npix"], geo["pixel_arcsec"]) != (ref_geo["npix"], ref_geo["pixel_arcsec"]):
+        raise ConfigError(f"{what} has {geo['npix']}² patches of {geo['pixel_arcsec']}″ but "
+                          f"{ref_what} has {ref_geo['npix']}² of {ref_geo['pixel_arcsec']}″")
+
+
+def stream_simulation(cfg: TrainConfig, val_meta: dict[str, Any]) -> SimulationConfig:
+    """The simulation that streams training patches: ``data.simulation`` or the validation
+    store's own, with a seed different from the validation seed."""
+    d = cfg.data
+    if d.simulation:
+        base = SimulationConfig.load(d.simulation)
+    else:
+        base = SimulationConfig.from_dict(val_meta["config"])
+    seed = d.stream_seed if d.stream_seed is not None else val_meta["seed"] + STREAM_SEED_OFFSET
+    if seed == val_meta["seed"]:
+        raise ConfigError(f"data.stream_seed = {seed} is the validation store's seed: training "
+                          "would see the validation patches; choose another seed")
+    return dataclasses.replace(base, seed=seed)
+
+
+class PatchDataModule(L.LightningDataModule):
+    """Loaders for one run; each rank gets its own share (see :mod:`cenn.data.samplers`).
+
+    Args:
+        cfg: the run's configuration.
+        stream_config: the streaming simulation (``data.stream``), from :func:`stream_simulation`.
+    """
+
+    def __init__(self, cfg: TrainConfig, stream_config: SimulationConfig | None = None):
+        super().__init__()
+        cfg.check_data()
+        self.cfg = cfg
+        self.val_meta = DatasetStore.open(cfg.data.val).meta
+        self.stream_config = stream_config
+        self._device_simulator: PatchSimulator | None = None
+        if cfg.data.stream:
+            if stream_config is None:
+                raise ValueError("streaming needs its simulation configuration")
+            meta = {**dataset_metadata(PatchSimulator(stream_config)), "units": UNITS}
+            check_compatible(meta, self.val_meta, "the streaming simulation", f"{cfg.data.val}")
+            self.train_meta = meta
+        else:
+            self.train_meta = DatasetStore.open(cfg.data.train).meta
+            check_compatible(self.train_meta, self.val_meta, f"{cfg.data.train}", f"{cfg.data.val}")
+
+    def _split(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DataLoader:
+        d, bs = self.cfg.data, self.cfg.trainer.batch_size
+        rank, world = self._split()
+        if d.stream:
+            on_workers = d.simulate_on == "workers"
+            batches = SimulatedBatches(self.stream_config, bs, simulate=on_workers)
+            sampler = StreamSampler(d.samples_per_epoch // (bs * world), rank, world)
+            workers = d.num_workers if on_workers else 0
+            return DataLoader(batches, batch_size=None, sampler=sampler, num_workers=workers,
+                              persistent_workers=workers > 0)
+        dataset = PatchDataset(d.train, cache_chunks=d.shuffle_window)
+        sampler = ChunkShuffleSampler(len(dataset), dataset.store.chunk_size, d.shuffle_window,
+                                      self.cfg.trainer.seed, rank, world)
+        if len(sampler) < bs:
+            raise ConfigError(f"{d.train} holds {len(dataset)} patches, fewer than one batch of {bs} "
+                              "per process: simulate more or lower trainer.batch_size")
+        return DataLoader(dataset, batch_size=bs, sampler=sampler, drop_last=True,
+                          num_workers=d.num_workers, persistent_workers=d.num_workers > 0)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """``simulate_on = "device"``: the loader sent sample indices only; simulate them here,
+        on the training device."""
+        if "inputs" in batch:
+            return batch
+        if self._device_simulator is None:
+            self._device_simulator = PatchSimulator(self.stream_config, batch["indices"].device)
+        sim = self._device_simulator.simulate(batch["indices"].tolist())
+        return {"inputs": sim.inputs, "target": sim.target, "indices": batch["indices"]}
+
+    def val_dataloader(self) -> DataLoader:
+        dataset = PatchDataset(self.cfg.data.val, cache_chunks=1)
+        rank, world = self._split()
+        return DataLoader(dataset, batch_size=self.cfg.trainer.batch_size,
+                          sampler=ShardSampler(len(dataset), rank, world),
+                          num_workers=self.cfg.data.num_workers)

@@ -1,0 +1,183 @@
+"""A training run: its folder, resuming, the Lightning Trainer, and the exported weights.
+
+Run folder::
+
+    config.toml               resolved training configuration
+    stream-simulation.toml    the streaming simulation (streaming runs)
+    checkpoints/last.ckpt     end of the latest epoch (resume point)
+    checkpoints/best.ckpt     lowest validation loss
+    logs/csv/version_K/       metrics.csv, one version per launch
+    logs/tensorboard/version_K/
+    weights.safetensors       best network with its card (cenn.model.load_weights)
+    metrics.json              validation metrics of the best checkpoint
+
+Running the same command again on the same folder resumes from ``last.ckpt``; a run killed at
+any point loses at most the current epoch, and resumes to exactly the weights an uninterrupted
+run would reach (same data order, same optimiser state).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
+
+from cenn import __version__
+from cenn.config import ConfigError, dumps_toml, read_toml
+from cenn.data.normalization import build_normalization
+from cenn.data.store import DatasetStore, atomic_write_text
+from cenn.model.weights import WeightsCard, save_weights
+from cenn.runtime import tune_cpu_allocator
+from cenn.train.config import TrainConfig
+from cenn.train.data import PatchDataModule, stream_simulation
+from cenn.train.task import CENNTask
+
+CONFIG_FILE = "config.toml"
+STREAM_CONFIG_FILE = "stream-simulation.toml"
+WEIGHTS_FILE = "weights.safetensors"
+METRICS_FILE = "metrics.json"
+#: Settings that may change when a run is resumed (to train longer, or on other hardware).
+RESUMABLE = {("trainer", k) for k in ("epochs", "max_steps", "progress", "log_every_n_steps",
+                                      "accelerator", "devices", "num_nodes", "strategy")} | {
+    ("data", "num_workers")}
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file and renamed: a kill never leaves a half-written
+    ``last.ckpt``."""
+
+    def save_checkpoint(self, checkpoint: dict, path: str | Path, storage_options: Any = None) -> None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    """``section.key`` of every setting that differs and may not change on resume."""
+    out = []
+    for section in new:
+        for key in set(old.get(section, {})) | set(new[section]):
+            if (section, key) not in RESUMABLE and old.get(section, {}).get(key) != new[section].get(key):
+                out.append(f"{section}.{key}: {old.get(section, {}).get(key)!r} → {new[section].get(key)!r}")
+    return out
+
+
+def prepare_run_dir(run_dir: Path, cfg: TrainConfig, overwrite: bool) -> Path | None:
+    """Create or check the run folder; returns the checkpoint to resume from, if any.
+
+    Only the first process writes (under torchrun or SLURM every process runs this); the others
+    only decide, as it does, whether the run resumes."""
+    writer = rank_zero_only.rank == 0
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if overwrite:
+        if writer and run_dir.exists():
+            shutil.rmtree(run_dir)
+    else:
+        saved = run_dir / CONFIG_FILE
+        if saved.exists():
+            changed = _differences(TrainConfig.from_dict(read_toml(saved)).to_dict(), cfg.to_dict())
+            if changed:
+                raise ConfigError(f"{run_dir} holds a run with another configuration "
+                                  f"({'; '.join(changed)}): resume it with its own settings, or pass "
+                                  "--overwrite, or use a new folder")
+    if writer:
+        last.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / CONFIG_FILE, dumps_toml(cfg.to_dict()))
+    return last if not overwrite and last.exists() else None
+
+
+def _store_provenance(path: str | None, meta: dict[str, Any]) -> dict[str, Any]:
+    keys = ("seed", "n_patches", "sky_components", "frequencies_ghz", "cenn_version")
+    return {"path": path, **{k: meta.get(k) for k in keys},
+            "region": meta.get("config", {}).get("region")}
+
+
+def _card(cfg: TrainConfig, data: PatchDataModule, metrics: dict[str, float],
+          trainer: L.Trainer) -> WeightsCard:
+    meta = data.val_meta
+    norm = build_normalization(cfg.normalization.name, **cfg.normalization.params)
+    target = meta["band_names"].index(meta["target_band"])
+    training = {
+        "config": cfg.to_dict(),
+        "train": _store_provenance(cfg.data.train, data.train_meta) if not cfg.data.stream else
+        {"stream": True, "seed": data.stream_config.seed,
+         "sky_components": data.train_meta["sky_components"]},
+        "val": _store_provenance(cfg.data.val, meta),
+        "epochs": trainer.current_epoch, "global_step": trainer.global_step,
+    }
+    return WeightsCard(
+        architecture=cfg.model.name, architecture_params=cfg.model.params,
+        in_channels=len(meta["frequencies_ghz"]), frequencies_ghz=meta["frequencies_ghz"],
+        beams_arcmin=meta["beam_fwhm_arcmin"], target_frequency_ghz=meta["frequencies_ghz"][target],
+        npix=meta["geometry"]["npix"], pixel_arcsec=meta["geometry"]["pixel_arcsec"],
+        units=meta["units"], normalization=norm.name, normalization_params=norm.params(),
+        training=training, metrics=metrics, cenn_version=__version__,
+    )
+
+
+def _summarise(raw: dict[str, float]) -> dict[str, float]:
+    """Validation metrics for people: losses, and RMS residuals in µK."""
+    out = {k.removeprefix("val/"): float(v) for k, v in raw.items() if k.startswith("val/")}
+    for key in ("mse_uk2", "mse_input_uk2"):
+        if key in out:
+            out[key.replace("mse", "rms").replace("_uk2", "_uk")] = math.sqrt(out[key])
+    return out
+
+
+#: Lightning warnings that say nothing about a cenn run (resuming reuses the checkpoint folder).
+_QUIET = (".*LeafSpec.*", ".*exists and is not empty.*", ".*litlogger.*")
+
+
+def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False) -> Path:
+    """Train (or resume) the run in ``run_dir``; returns the exported weights file."""
+    for pattern in _QUIET:
+        warnings.filterwarnings("ignore", message=pattern)
+    run_dir = Path(run_dir)
+    cfg.check_data()
+    tune_cpu_allocator()
+    resume = prepare_run_dir(run_dir, cfg, overwrite)
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    stream = None
+    if cfg.data.stream:
+        stream = stream_simulation(cfg, DatasetStore.open(cfg.data.val).meta)
+        if rank_zero_only.rank == 0:
+            atomic_write_text(run_dir / STREAM_CONFIG_FILE, dumps_toml(stream.to_dict()))
+    data = PatchDataModule(cfg, stream)
+    meta = data.val_meta
+    task = CENNTask(cfg.to_dict(), in_channels=len(meta["frequencies_ghz"]),
+                    reference_channel=meta["band_names"].index(meta["target_band"]))
+    t = cfg.trainer
+    best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
+                           mode="min", save_top_k=1, save_last=True, enable_version_counter=False)
+    trainer = L.Trainer(
+        max_epochs=t.epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
+        num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
+        callbacks=[best], plugins=[AtomicCheckpointIO()],
+        logger=[CSVLogger(run_dir / "logs", name="csv"),
+                TensorBoardLogger(run_dir / "logs", name="tensorboard", default_hp_metric=False)],
+        use_distributed_sampler=False, enable_progress_bar=t.progress,
+        log_every_n_steps=t.log_every_n_steps, limit_val_batches=t.limit_val_batches,
+        num_sanity_val_steps=0, default_root_dir=run_dir, enable_model_summary=t.progress,
+    )
+    trainer.fit(task, datamodule=data, ckpt_path=resume)
+    best_path = best.best_model_path or str(run_dir / "checkpoints" / "last.ckpt")
+    raw = trainer.validate(task, datamodule=data, ckpt_path=best_path, verbose=False)[0]
+    weights = run_dir / WEIGHTS_FILE
+    if trainer.is_global_zero:
+        metrics = _summarise(raw)
+        save_weights(weights, task.net, _card(cfg, data, metrics, trainer))
+        atomic_write_text(run_dir / METRICS_FILE, json.dumps(
+            {**metrics, "best_checkpoint": Path(best_path).name, "epochs": trainer.current_epoch,
+             "global_step": trainer.global_step}, indent=2) + "\n")
+    return weights

@@ -1,0 +1,100 @@
+"""The training task: the network between a normalisation and its inverse, the paper's loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from cenn.data.normalization import build_normalization
+from cenn.model import build_model
+from cenn.model.apply import apply_network
+from cenn.train.config import TrainConfig
+
+#: Keras's Adagrad defaults, kept so the paper's learning rate means what it meant there.
+KERAS_ADAGRAD = {"initial_accumulator_value": 0.1, "eps": 1e-7}
+
+
+class CENNTask(L.LightningModule):
+    """Trains a registered network to map observed patches (µK_CMB) to the CMB.
+
+    The loss is the MSE in normalised space (the paper's), plus ``l2 · Σ w²`` over convolution
+    kernels. Validation also reports the residual mean square in µK² and, as a yardstick, both
+    figures for a "network" that returns the target band's input map unchanged (``*_input``).
+
+    Args:
+        config: :meth:`TrainConfig.to_dict` of the run.
+        in_channels: number of input bands.
+        reference_channel: index of the target band among the inputs (217 GHz).
+    """
+
+    def __init__(self, config: dict[str, Any], in_channels: int, reference_channel: int):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = TrainConfig.from_dict(config)
+        self.net = build_model(self.cfg.model.name, in_channels, **self.cfg.model.params)
+        self.normalization = build_normalization(self.cfg.normalization.name,
+                                                 **self.cfg.normalization.params)
+        self.reference_channel = reference_channel
+        self._kernels = [p for n, p in self.net.named_parameters() if n.endswith("weight") and p.dim() == 4]
+        self._forward = self.net
+
+    # --- set-up -------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        """channels_last and torch.compile as configured (the parameters stay those of ``net``,
+        so checkpoints do not depend on either)."""
+        if self.cfg.trainer.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.cfg.trainer.compile and self._forward is self.net:
+            self._forward = torch.compile(self.net)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        o = self.cfg.optim
+        if o.name == "adagrad":
+            return torch.optim.Adagrad(self.net.parameters(), lr=o.lr, **{**KERAS_ADAGRAD, **o.params})
+        optimizer = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[o.name]
+        return optimizer(self.net.parameters(), lr=o.lr, **o.params)
+
+    # --- the network in µK ----------------------------------------------------------------
+    def _prepare(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        stats = self.normalization.fit(inputs)
+        x = self.normalization.normalize_inputs(inputs, stats)
+        if self.cfg.trainer.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, stats
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """CMB ``(B, 1, H, W)`` µK_CMB from observed ``inputs (B, C, H, W)`` µK_CMB."""
+        return apply_network(self._forward, self.normalization, inputs, self.cfg.trainer.channels_last)
+
+    # --- steps ----------------------------------------------------------------------------------
+    def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        inputs, target = batch["inputs"], batch["target"]
+        x, stats = self._prepare(inputs)
+        y = self.normalization.normalize_target(target, stats)
+        pred = self._forward(x).float()
+        return {"mse": F.mse_loss(pred, y), "pred": pred, "stats": stats, "y": y}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self._losses(batch)
+        l2 = sum(k.pow(2).sum() for k in self._kernels) * self.cfg.optim.l2
+        loss = out["mse"] + l2
+        bs = batch["inputs"].shape[0]
+        self.log("train/loss", out["mse"], prog_bar=True, batch_size=bs)
+        self.log("train/l2", l2, batch_size=bs)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        out = self._losses(batch)
+        inputs, target, stats = batch["inputs"], batch["target"], out["stats"]
+        ref = inputs[:, self.reference_channel:self.reference_channel + 1]
+        pred_uk = self.normalization.denormalize_target(out["pred"], stats)
+        bs = inputs.shape[0]
+        self.log("val/loss", out["mse"], prog_bar=True, sync_dist=True, batch_size=bs)
+        self.log_dict({
+            "val/mse_uk2": (pred_uk - target).pow(2).mean(),
+            "val/loss_input": F.mse_loss(self.normalization.normalize_target(ref, stats), out["y"]),
+            "val/mse_input_uk2": (ref - target).pow(2).mean(),
+        }, sync_dist=True, batch_size=bs)
