@@ -131,6 +131,13 @@ def test_cenn_train_command_runs_a_few_steps(stores, tmp_path, capsys):
     assert main(["train", str(tmp_path / "bad"), "--val", str(stores / "val.zarr")]) == 2
 
 
+def test_bf16_and_channels_last_training_runs(stores, tmp_path):
+    cfg = _config(stores, epochs=1, precision="bf16-mixed", channels_last=True)
+    train(cfg, tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert 0 < metrics["loss"] < 1 and metrics["global_step"] == 48 // 8
+
+
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes(stores, tmp_path):
     torchrun = shutil.which("torchrun") or pytest.skip("torchrun not installed")
