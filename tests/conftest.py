@@ -1,6 +1,7 @@
 """Shared fixtures: small, seeded configurations so the suite runs in seconds."""
 
 import pytest
+import torch
 
 from cenn.sky.simulator import GeometryConfig, SimulationConfig
 
@@ -18,3 +19,13 @@ def cmb_only_config() -> SimulationConfig:
 
     comps = {name: {"enabled": name == "cmb"} for name in COMPONENTS}
     return SimulationConfig(seed=3, components=comps)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module that runs networks: two threads on a busy two-core
+    machine can make many small convolutions 100× slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,13 +15,7 @@ FREQS = [143.0, 217.0, 353.0]
 META = {"frequencies_ghz": FREQS, "pixel_arcsec": 90.0, "units": "uK_CMB"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Two threads on a busy two-core machine can make many small convolutions 100× slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

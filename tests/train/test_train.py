@@ -19,12 +19,7 @@ from cenn.train.data import STREAM_SEED_OFFSET
 GEOMETRY = GeometryConfig(npix=64, pixel_arcsec=90.0, margin=16)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
