@@ -103,11 +103,16 @@ def _store_provenance(path: str | None, meta: dict[str, Any]) -> dict[str, Any]:
             "region": meta.get("config", {}).get("region")}
 
 
+def _target_channel(meta: dict[str, Any]) -> int:
+    """Index of the target band among a store's input channels."""
+    return meta["band_names"].index(meta["target_band"])
+
+
 def _card(cfg: TrainConfig, data: PatchDataModule, metrics: dict[str, float],
           trainer: L.Trainer) -> WeightsCard:
     meta = data.val_meta
     norm = build_normalization(cfg.normalization.name, **cfg.normalization.params)
-    target = meta["band_names"].index(meta["target_band"])
+    target = _target_channel(meta)
     training = {
         "config": cfg.to_dict(),
         "train": _store_provenance(cfg.data.train, data.train_meta) if not cfg.data.stream else
@@ -156,7 +161,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False) -> Pat
     data = PatchDataModule(cfg, stream)
     meta = data.val_meta
     task = CENNTask(cfg.to_dict(), in_channels=len(meta["frequencies_ghz"]),
-                    reference_channel=meta["band_names"].index(meta["target_band"]))
+                    reference_channel=_target_channel(meta))
     t = cfg.trainer
     best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
                            mode="min", save_top_k=1, save_last=True, enable_version_counter=False)
