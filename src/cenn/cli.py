@@ -1,4 +1,4 @@
-"""The ``cenn`` command line: ``cenn simulate``, ``cenn train``, ``cenn predict`` and ``cenn demo``."""
+"""The ``cenn`` command line: ``cenn simulate``, ``train``, ``predict``, ``evaluate`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from cenn import __version__
 from cenn.config import ConfigError, read_toml
 from cenn.data.store import StoreError
+from cenn.evaluate.run import add_evaluate_parser, run_evaluate
 from cenn.predict import add_predict_parser, run_predict
 from cenn.sky.simulator import LATITUDE_BANDS, SimulationConfig
 
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulate(sub)
     _add_train(sub)
     add_predict_parser(sub)
+    add_evaluate_parser(sub)
     _add_demo(sub)
     return parser
 
@@ -248,9 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         runners = {"simulate": _run_simulate, "train": _run_train, "predict": run_predict,
-                   "demo": _run_demo}
+                   "evaluate": run_evaluate, "demo": _run_demo}
         return runners[args.command](args)
-    except (ConfigError, StoreError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, StoreError, FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"cenn {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -25,6 +25,11 @@ class Binning:
             raise ValueError(f"bin edges must be at least two increasing values, got {self.edges}")
 
     @classmethod
+    def from_edges(cls, edges) -> Binning:
+        """Bins between consecutive ``edges`` (any increasing sequence of multipoles)."""
+        return cls(tuple(float(e) for e in edges))
+
+    @classmethod
     def linear(cls, lmin: float, lmax: float, width: float) -> Binning:
         """Bins of constant ``width`` from ``lmin`` up to at most ``lmax``."""
         return cls(tuple(float(e) for e in np.arange(lmin, lmax + 0.5 * width, width)))
@@ -32,8 +37,9 @@ class Binning:
     @classmethod
     def paper(cls, geometry: PatchGeometry) -> Binning:
         """The CENN paper's scheme: Δℓ = 50 up to ℓ = 1000, then Δℓ = 200 up to the largest ℓ
-        the patch holds (its Nyquist multipole), starting at the patch's fundamental ℓ."""
-        lmin = math.ceil(geometry.ell_fundamental)
+        the patch holds (its Nyquist multipole); the first edge is the multiple of 50 just below
+        the patch's fundamental ℓ (50 for 256 pixels of 90″)."""
+        lmin = 50 * math.floor(geometry.ell_fundamental / 50)
         low = [*np.arange(lmin, 1000, 50), 1000]
         high = list(np.arange(1200, geometry.ell_nyquist + 1, 200))
         return cls(tuple(float(e) for e in low + high))
@@ -64,6 +70,105 @@ def _full_ell(geometry: PatchGeometry, device) -> torch.Tensor:
     return 2.0 * math.pi * torch.sqrt(k[:, None] ** 2 + k[None, :] ** 2)
 
 
+def gaussian_beam_window(ell: torch.Tensor, fwhm_arcmin: float) -> torch.Tensor:
+    """Gaussian beam transfer function B_ℓ = exp(−ℓ(ℓ+1)σ²/2) for a beam of ``fwhm_arcmin``."""
+    sigma = math.radians(fwhm_arcmin / 60.0) / math.sqrt(8.0 * math.log(2.0))
+    return torch.exp(-0.5 * ell * (ell + 1.0) * sigma**2)
+
+
+def pixel_window_function(geometry: PatchGeometry, device="cpu") -> torch.Tensor:
+    """Transfer function of square top-hat pixels on the ``fft2`` grid, shape (n, n), float64:
+    sinc(ℓ_x θ/2) sinc(ℓ_y θ/2) with θ the pixel side."""
+    k = torch.fft.fftfreq(geometry.npix, dtype=torch.float64, device=device)  # cycles per pixel
+    s = torch.sinc(k)
+    return s[:, None] * s[None, :]
+
+
+class SpectrumEstimator:
+    """Binned flat-sky spectra of patches, with the window, binning and deconvolution set once.
+
+    Each map's mean is removed first (``subtract_mean``; otherwise the taper leaks a bright
+    patch's monopole into ℓ ≈ 100–400), then the map is multiplied by a cosine taper (default
+    width n/8 pixels) and the periodogram is divided by the window's mean square, so a white
+    field of pixel variance σ² gives σ² Ω_pix. With ``beam_fwhm_arcmin`` and/or
+    ``pixel_window`` each mode's power is divided by the squared transfer function before
+    binning, so the result estimates the sky spectrum. Spectra are C_ℓ in µK² sr for maps in µK;
+    empty bins are NaN.
+
+    Fourier transforms can be reused: :meth:`fourier` once per map, then :meth:`binned` for any
+    auto or cross spectrum (and, by linearity, for differences of maps).
+    """
+
+    def __init__(
+        self,
+        geometry: PatchGeometry,
+        binning: Binning,
+        taper_width: int | None = None,
+        subtract_mean: bool = True,
+        beam_fwhm_arcmin: float | None = None,
+        pixel_window: bool = False,
+        device: torch.device | str = "cpu",
+    ):
+        self.geometry = geometry
+        self.binning = binning
+        self.subtract_mean = subtract_mean
+        self.device = torch.device(device)
+        width = geometry.npix // 8 if taper_width is None else taper_width
+        self.taper = cosine_taper(geometry.npix, width, self.device)
+        norm = geometry.pixel_area_sr / (geometry.npix**2 * torch.mean(self.taper**2))
+        ell = _full_ell(geometry, self.device)
+        transfer = torch.ones_like(ell)
+        if beam_fwhm_arcmin is not None:
+            transfer = transfer * gaussian_beam_window(ell, beam_fwhm_arcmin)
+        if pixel_window:
+            transfer = transfer * pixel_window_function(geometry, self.device)
+        self._mode_weight = (norm / transfer**2).flatten()
+        edges = torch.tensor(binning.edges, dtype=torch.float64, device=self.device)
+        idx = torch.bucketize(ell.flatten(), edges, right=True) - 1
+        self._valid = (idx >= 0) & (idx < binning.n_bins)
+        self._idx = idx[self._valid]
+        counts = torch.bincount(self._idx, minlength=binning.n_bins).to(torch.float64)
+        self.modes_per_bin = counts
+        self._counts = counts.where(counts > 0, torch.tensor(float("nan"), device=self.device))
+
+    @property
+    def ell(self) -> np.ndarray:
+        """Bin centres."""
+        return self.binning.centres
+
+    def fourier(self, maps: torch.Tensor) -> torch.Tensor:
+        """Tapered Fourier modes of ``maps (..., n, n)`` (complex128, same shape)."""
+        m = maps.to(self.device, torch.float64)
+        if self.subtract_mean:
+            m = m - m.mean(dim=(-2, -1), keepdim=True)
+        return torch.fft.fft2(m * self.taper)
+
+    def binned(
+        self, fa: torch.Tensor, fb: torch.Tensor | None = None, return_std: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Binned C_ℓ ``(..., n_bins)`` of Fourier modes from :meth:`fourier` (cross with ``fb``).
+
+        ``return_std`` also returns the standard deviation of the mode powers within each bin
+        (the scatter of a single map's spectrum).
+        """
+        p = fa.abs() ** 2 if fb is None else (fa * fb.conj()).real
+        flat = p.flatten(-2)[..., self._valid] * self._mode_weight[self._valid]
+        shape = (*flat.shape[:-1], self.binning.n_bins)
+        sums = torch.zeros(shape, dtype=torch.float64, device=self.device).index_add_(-1, self._idx, flat)
+        mean = sums / self._counts
+        if not return_std:
+            return mean
+        squares = torch.zeros(shape, dtype=torch.float64, device=self.device)
+        squares.index_add_(-1, self._idx, flat**2)
+        var = (squares / self._counts - mean**2).clamp_min(0.0)
+        return mean, var.sqrt()
+
+    def __call__(self, maps: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
+        """Binned auto (or cross, with ``other``) C_ℓ of ``maps (..., n, n)``."""
+        fa = self.fourier(maps)
+        return self.binned(fa, None if other is None else self.fourier(other))
+
+
 def power_spectrum(
     maps: torch.Tensor,
     geometry: PatchGeometry,
@@ -72,38 +177,11 @@ def power_spectrum(
     taper_width: int | None = None,
     subtract_mean: bool = True,
 ) -> torch.Tensor:
-    """Binned auto (or cross, with ``other``) spectrum C_ℓ of ``maps (..., n, n)``.
-
-    Each map's mean is removed first (``subtract_mean``; otherwise the taper leaks a bright
-    patch's monopole into ℓ ≈ 100–400), then the maps are multiplied by a cosine taper (default
-    width n/8 pixels) and the periodogram is divided by the window's mean square, so a white
-    field of pixel variance σ² gives σ² Ω_pix. Returns ``(..., n_bins)`` float64; empty bins are
-    NaN. :func:`expected_spectrum` is the exact expectation without mean removal.
-    """
-    device = maps.device
-    width = geometry.npix // 8 if taper_width is None else taper_width
-    w = cosine_taper(geometry.npix, width, device)
-    norm = geometry.pixel_area_sr / (geometry.npix**2 * torch.mean(w**2))
-
-    def tapered_fft(m: torch.Tensor) -> torch.Tensor:
-        m = m.to(torch.float64)
-        if subtract_mean:
-            m = m - m.mean(dim=(-2, -1), keepdim=True)
-        return torch.fft.fft2(m * w)
-
-    fa = tapered_fft(maps)
-    fb = fa if other is None else tapered_fft(other)
-    p = (fa * fb.conj()).real * norm
-    ell = _full_ell(geometry, device).flatten()
-    edges = torch.tensor(binning.edges, dtype=torch.float64, device=device)
-    idx = torch.bucketize(ell, edges, right=True) - 1
-    valid = (idx >= 0) & (idx < binning.n_bins)
-    flat = p.flatten(-2)[..., valid]
-    idx = idx[valid]
-    sums = torch.zeros((*flat.shape[:-1], binning.n_bins), dtype=torch.float64, device=device)
-    sums.index_add_(-1, idx, flat)
-    counts = torch.bincount(idx, minlength=binning.n_bins).to(torch.float64)
-    return sums / counts.where(counts > 0, torch.tensor(float("nan"), device=device))
+    """Binned auto (or cross, with ``other``) spectrum C_ℓ of ``maps (..., n, n)``, float64
+    ``(..., n_bins)``: :class:`SpectrumEstimator` in one call. :func:`expected_spectrum` is the
+    exact expectation without mean removal."""
+    estimator = SpectrumEstimator(geometry, binning, taper_width, subtract_mean, device=maps.device)
+    return estimator(maps, other)
 
 
 def cl_to_dl(ell: np.ndarray | torch.Tensor, cl):

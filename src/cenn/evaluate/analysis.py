@@ -1,0 +1,259 @@
+"""One pass over a dataset store: every separator applied batch by batch, per-patch spectra and
+residual metrics kept, so the paper's Sect. 4 analysis (and more) can be summarised afterwards.
+
+Memory stays bounded: maps are read ``batch_size`` patches at a time; what is kept per patch is a
+few spectra of ``n_bins`` values and a few numbers, plus one running residual sum per method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from cenn.data.store import DatasetStore
+from cenn.evaluate.config import EvaluationConfig
+from cenn.evaluate.metrics import in_range, pixel_metrics
+from cenn.evaluate.spectra import SpectrumEstimator, cl_to_dl
+from cenn.separators import InputInfo, Separator
+from cenn.sky.geometry import PatchGeometry
+from cenn.sky.simulator import LATITUDE_BANDS
+
+#: Stored components summed into one curve of the paper's Fig. 5 ("PS": radio and IR galaxies).
+COMPONENT_GROUPS = {"point_sources": ("radio", "infrared_galaxies")}
+PIXEL_METRICS = ("mae", "rms", "std", "max_abs", "mean")
+
+
+def _nan(*shape: int) -> np.ndarray:
+    return np.full(shape, np.nan)
+
+
+class ResidualStats:
+    """Per-patch spectra and residual metrics of one method on one dataset (filled by batches).
+
+    Attributes (D_ℓ in µK², metrics in µK; one row per patch):
+        output, cross, residual: D_ℓ of the output, of output × target, of target − output.
+        pixel: :func:`pixel_metrics` per patch.
+        residual_sum: Σ over patches of the residual map (µK), for the mean residual patch.
+    """
+
+    def __init__(self, n: int, n_bins: int, shape: tuple[int, int]):
+        self.output, self.cross, self.residual = _nan(n, n_bins), _nan(n, n_bins), _nan(n, n_bins)
+        self.pixel = {k: _nan(n) for k in PIXEL_METRICS}
+        self.residual_sum = np.zeros(shape)
+        self.filled = 0
+
+    def add(self, rows: slice, estimator: SpectrumEstimator, f_target: torch.Tensor,
+            target: torch.Tensor, output: torch.Tensor) -> None:
+        """Record patches ``rows``: ``target`` and ``output`` ``(B, H, W)`` in µK, ``f_target`` the
+        target's Fourier modes from ``estimator``."""
+        dl = _dl(estimator)
+        f_out = estimator.fourier(output)
+        self.output[rows] = dl(estimator.binned(f_out))
+        self.cross[rows] = dl(estimator.binned(f_out, f_target))
+        self.residual[rows] = dl(estimator.binned(f_target - f_out))
+        for k, v in pixel_metrics(target, output).items():
+            self.pixel[k][rows] = v.cpu().numpy()
+        self.residual_sum += (target.double() - output.double()).sum(0).cpu().numpy()
+        self.filled += target.shape[0]
+
+    @property
+    def mean_residual_patch(self) -> np.ndarray:
+        """The residual averaged over patches ``(H, W)`` in µK (the paper's Table 1 patch)."""
+        return self.residual_sum / max(self.filled, 1)
+
+
+@dataclass
+class PatchMaps:
+    """One patch at the target band (µK): the observed map, the CMB label, each method's output."""
+
+    index: int
+    lat: float
+    lon: float
+    total: np.ndarray
+    target: np.ndarray
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetEvaluation:
+    """Everything measured on one dataset (see :func:`evaluate_dataset`).
+
+    Attributes (per patch, D_ℓ in µK² at the target band):
+        cmb: D_ℓ of the CMB label.
+        foregrounds: D_ℓ of all foregrounds (input − CMB − noise; without stored components,
+            input − label, which includes the noise: see ``foreground_source``).
+        components: D_ℓ of each stored component (and group, e.g. point sources).
+        contamination: small-scale contamination, the mean D_ℓ over ``config.contamination_ell`` of
+            the foregrounds other than Galactic dust (point sources, CIB, tSZ; with dust when the
+            store has no dust map).
+        dust_brightness_uk: RMS of the dust map at ``config.dust_band`` (``dust_source``).
+        methods: per method, nominal :class:`ResidualStats`.
+        noise: per method and noise factor, :class:`ResidualStats` on the first patches.
+        examples: ``"example"`` (config.example_patch) and ``"contaminated"`` patches' maps.
+    """
+
+    name: str
+    path: str
+    meta: dict[str, Any]
+    info: InputInfo
+    estimator: SpectrumEstimator
+    cmb: np.ndarray
+    foregrounds: np.ndarray
+    components: dict[str, np.ndarray]
+    contamination: np.ndarray
+    dust_brightness_uk: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    foreground_source: str
+    dust_source: str
+    methods: dict[str, ResidualStats]
+    noise: dict[str, dict[float, ResidualStats]]
+    examples: dict[str, PatchMaps] = field(default_factory=dict)
+
+    @property
+    def n_patches(self) -> int:
+        return len(self.cmb)
+
+    @property
+    def ell(self) -> np.ndarray:
+        return self.estimator.ell
+
+
+def _dl(estimator: SpectrumEstimator):
+    centres = torch.as_tensor(estimator.ell)
+
+    def to_dl(cl: torch.Tensor) -> np.ndarray:
+        return cl_to_dl(centres.to(cl.device), cl).cpu().numpy()
+
+    return to_dl
+
+
+def dataset_name(store: DatasetStore) -> str:
+    """The paper's name for a store's latitude region (``all``, ``inner``, ``intermediate``,
+    ``high``) when it matches one, else the store's file name."""
+    region = store.meta.get("config", {}).get("region", {})
+    bounds = (region.get("lat_min"), region.get("lat_max"))
+    for name, band in LATITUDE_BANDS.items():
+        if tuple(band) == bounds:
+            return name
+    return store.path.name.removesuffix(".zarr")
+
+
+class _Reader:
+    """Batches of a store as tensors on ``device``."""
+
+    def __init__(self, store: DatasetStore, device: torch.device):
+        self.store, self.device = store, device
+        self.components = list(store.meta.get("components", []))
+
+    def read(self, name: str, rows: slice) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.store.array(name)[rows])).to(self.device)
+
+    def component(self, name: str, rows: slice) -> torch.Tensor | None:
+        return self.read(f"components/{name}", rows) if name in self.components else None
+
+
+def evaluate_dataset(
+    path: Path | str,
+    separators: Mapping[str, Separator],
+    config: EvaluationConfig,
+    name: str | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> DatasetEvaluation:
+    """Apply every separator to the store at ``path`` and measure (see :class:`DatasetEvaluation`)."""
+    device = torch.device(device)
+    store = DatasetStore.open(path)
+    if not store.complete:
+        raise ValueError(f"{path} is not complete (a simulation was interrupted): finish it by running "
+                         "the same `cenn simulate` command again")
+    meta, info = store.meta, InputInfo.from_store_meta(store.meta)
+    geometry = PatchGeometry(meta["geometry"]["npix"], meta["geometry"]["pixel_arcsec"])
+    binning = config.binning(geometry)
+    estimator = SpectrumEstimator(
+        geometry, binning, config.taper_width(geometry),
+        beam_fwhm_arcmin=info.target_beam_fwhm_arcmin if config.deconvolve_beam else None,
+        pixel_window=config.pixel_window, device=device)
+    reader = _Reader(store, device)
+    n = store.n_patches if config.max_patches == 0 else min(store.n_patches, config.max_patches)
+    nb, t = binning.n_bins, info.target_channel
+    if config.dust_band not in info.band_names:
+        raise ValueError(f"dust_band {config.dust_band!r} is not one of the bands {list(info.band_names)}")
+    d = info.band_names.index(config.dust_band)
+    has = set(reader.components)
+    foreground_source = "input - cmb - noise" if {"cmb", "noise"} <= has else "input - label (with noise)"
+    dust_source = "dust" if "dust" in has else "input (no dust component stored)"
+    names = [c for c in reader.components if c != "cmb"]
+    groups = {g: parts for g, parts in COMPONENT_GROUPS.items() if set(parts) <= has}
+    n_noise = n if config.noise_max_patches == 0 else min(n, config.noise_max_patches)
+    factors = config.noise_factors if "noise" in has else []
+
+    ev = DatasetEvaluation(
+        name=name or dataset_name(store), path=str(path), meta=meta, info=info, estimator=estimator,
+        cmb=_nan(n, nb), foregrounds=_nan(n, nb),
+        components={c: _nan(n, nb) for c in [*names, *groups]}, contamination=_nan(n),
+        dust_brightness_uk=_nan(n), lat=store.array("lat")[:n], lon=store.array("lon")[:n],
+        foreground_source=foreground_source, dust_source=dust_source,
+        methods={m: ResidualStats(n, nb, geometry.shape) for m in separators},
+        noise={m: {f: ResidualStats(n_noise, nb, geometry.shape) for f in factors} for m in separators},
+    )
+    dl = _dl(estimator)
+    contamination_bins = in_range(estimator.ell, *config.contamination_ell)
+    bar = tqdm(total=n, unit="patch", desc=f"evaluate {ev.name}", disable=not progress)
+    for start in range(0, n, config.batch_size):
+        rows = slice(start, min(n, start + config.batch_size))
+        inputs, target = reader.read("inputs", rows), reader.read("target", rows)[:, 0]
+        f_target = estimator.fourier(target)
+        ev.cmb[rows] = dl(estimator.binned(f_target))
+        comps = {c: reader.component(c, rows) for c in [*names, "cmb"] if c in has}
+        for c in names:
+            ev.components[c][rows] = dl(estimator.binned(estimator.fourier(comps[c][:, t])))
+        for g, parts in groups.items():
+            summed = sum(comps[p][:, t] for p in parts)
+            ev.components[g][rows] = dl(estimator.binned(estimator.fourier(summed)))
+        if {"cmb", "noise"} <= has:
+            fg = inputs[:, t] - comps["cmb"][:, t] - comps["noise"][:, t]
+        else:
+            fg = inputs[:, t] - target
+        ev.foregrounds[rows] = dl(estimator.binned(estimator.fourier(fg)))
+        compact = fg - comps["dust"][:, t] if "dust" in has else fg
+        compact_dl = dl(estimator.binned(estimator.fourier(compact)))
+        ev.contamination[rows] = np.nanmean(compact_dl[:, contamination_bins], axis=1)
+        dust = comps["dust"][:, d] if "dust" in has else inputs[:, d]
+        ev.dust_brightness_uk[rows] = dust.double().flatten(1).std(1, correction=0).cpu().numpy()
+        for m, sep in separators.items():
+            ev.methods[m].add(rows, estimator, f_target, target, sep.separate(inputs, info)[:, 0])
+        if start < n_noise:
+            keep = slice(0, min(rows.stop, n_noise) - start)
+            sub = slice(start, start + keep.stop)
+            for f in factors:
+                noisy = inputs[keep] + (f - 1.0) * comps["noise"][keep]
+                for m, sep in separators.items():
+                    ev.noise[m][f].add(sub, estimator, f_target[keep], target[keep],
+                                       sep.separate(noisy, info)[:, 0])
+        bar.update(rows.stop - rows.start)
+    bar.close()
+    example = min(config.example_patch, n - 1)
+    contaminated = int(np.nanargmax(ev.contamination))
+    for label, index in (("example", example), ("contaminated", contaminated)):
+        ev.examples[label] = _patch_maps(reader, index, info, separators)
+    return ev
+
+
+def _patch_maps(reader: _Reader, index: int, info: InputInfo,
+                separators: Mapping[str, Separator]) -> PatchMaps:
+    rows = slice(index, index + 1)
+    inputs, target = reader.read("inputs", rows), reader.read("target", rows)
+    t = info.target_channel
+    maps = PatchMaps(index=index, lat=float(reader.store.array("lat")[index]),
+                     lon=float(reader.store.array("lon")[index]),
+                     total=inputs[0, t].cpu().numpy(), target=target[0, 0].cpu().numpy())
+    for m, sep in separators.items():
+        maps.outputs[m] = sep.separate(inputs, info)[0, 0].cpu().numpy()
+    return maps

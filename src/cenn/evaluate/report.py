@@ -1,0 +1,393 @@
+"""The report folder of ``cenn evaluate``: ``metrics.json``, CSV tables, the paper's figures and
+``report.md`` / ``report.html`` with the paper's published numbers beside ours.
+
+The folder is written under a temporary name and renamed into place at the end, so a reader never
+sees a half-written report.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tomllib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cenn import __version__
+from cenn.config import dumps_toml
+from cenn.evaluate import figures
+from cenn.evaluate.analysis import DatasetEvaluation
+from cenn.evaluate.config import EvaluationConfig
+from cenn.evaluate.document import Document
+from cenn.evaluate.metrics import jsonable
+from cenn.evaluate.summary import SCHEMA, dataset_summary, method_summary
+
+PER_BIN_COLUMNS = (
+    "ell", "cmb_dl_mean", "cmb_dl_std", "output_dl_mean", "output_dl_std", "delta_dl_mean",
+    "delta_dl_std", "residual_dl_mean", "residual_dl_std", "mean_residual_patch_dl",
+    "mean_residual_patch_dl_std", "transfer", "correlation",
+)
+
+
+DATASET_TEXT = {"all": "all sky", "inner": "0° < |b| < 5°", "intermediate": "5° < |b| < 30°",
+                "high": "30° < |b| < 90°"}
+
+
+def dataset_text(name: str) -> str:
+    """Plain-text label of a dataset for tables (its latitude range), else its name."""
+    return DATASET_TEXT.get(name, name)
+
+
+def paper_results() -> dict[str, Any]:
+    """The paper's published numbers (``evaluate/data/paper_results.toml``)."""
+    text = resources.files("cenn.evaluate").joinpath("data/paper_results.toml").read_text()
+    return tomllib.loads(text)
+
+
+def build_metrics(evaluations: Sequence[DatasetEvaluation], methods: dict[str, dict[str, Any]],
+                  config: EvaluationConfig, timing: dict[str, float]) -> dict[str, Any]:
+    """Everything ``metrics.json`` holds (schema in ``docs/evaluation.md``); arrays stay numpy."""
+    return {
+        "schema": SCHEMA,
+        "cenn_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": config.to_dict(),
+        "methods": methods,
+        "datasets": {ev.name: dataset_summary(ev) for ev in evaluations},
+        "results": {m: {ev.name: method_summary(ev, m, config) for ev in evaluations} for m in methods},
+        "timing_s": timing,
+        "paper": paper_results(),
+    }
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}g}"
+
+
+def _pm(entry: dict[str, Any] | Sequence[float] | None) -> str:
+    """"mean ± std" of a range summary (or of a paper pair)."""
+    if entry is None:
+        return "–"
+    mean, std = (entry["mean"], entry.get("std")) if isinstance(entry, dict) else entry
+    return _fmt(mean) if std is None else f"{_fmt(mean)} ± {_fmt(std)}"
+
+
+def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([[_csv_cell(v) for v in r] for r in rows])
+    return buf.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return "" if not np.isfinite(value) else f"{float(value):.6g}"
+    return value
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+def _table1(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    methods, paper = list(metrics["results"]), metrics["paper"]["table1"]
+    header = ["dataset", "paper mean", "paper RMS"]
+    for m in methods:
+        header += [f"{m} mean", f"{m} RMS"]
+    rows = []
+    for d in metrics["datasets"]:
+        ref = paper.get(d, {})
+        row = [dataset_text(d), _fmt(ref.get("mean_uk")), _fmt(ref.get("rms_uk"))]
+        for m in methods:
+            mrp = metrics["results"][m][d]["mean_residual_patch"]
+            row += [_fmt(mrp["mean_uk"]), _fmt(mrp["rms_uk"])]
+        rows.append(row)
+    return header, rows
+
+
+def _range_table(metrics: dict[str, Any], path: Sequence[str], paper_key: str | None,
+                 ranges: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """One row per dataset and method: ``path`` inside the method summary, per range, mean ± std,
+    with the paper's value first where it quotes one."""
+    header = ["dataset", "method", *ranges]
+    rows = []
+    paper = metrics["paper"].get(paper_key, {}) if paper_key else {}
+    for d in metrics["datasets"]:
+        if d in paper:
+            rows.append([dataset_text(d), "paper", *(_pm(paper[d].get(r)) for r in ranges)])
+        for m, per_dataset in metrics["results"].items():
+            entry = per_dataset[d]
+            for key in path:
+                entry = entry[key]
+            rows.append([dataset_text(d), m, *(_pm(entry.get(r)) for r in ranges)])
+    return header, rows
+
+
+def _pixel_table(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["dataset", "method", "MAE", "RMSE", "mean patch RMS", "median patch RMS",
+              "16–84 % patch RMS", "max |residual|", "mean residual"]
+    rows = []
+    for d in metrics["datasets"]:
+        for m, per_dataset in metrics["results"].items():
+            p = per_dataset[d]["pixel"]
+            q = p["residual_rms_percentiles_uk"]
+            rows.append([dataset_text(d), m, _fmt(p["mae_uk"]), _fmt(p["rmse_uk"]),
+                         _fmt(p["residual_rms_mean_uk"]), _fmt(q["50"]),
+                         f"{_fmt(q['16'])}–{_fmt(q['84'])}", _fmt(p["max_abs_residual_uk"]),
+                         _fmt(p["mean_residual_uk"])])
+    return header, rows
+
+
+def _dust_table(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["dataset", "method", "dust RMS [µK]", "patches", "mean patch RMS", "residual D_ℓ (all ℓ)"]
+    rows = []
+    for d in metrics["datasets"]:
+        for m, per_dataset in metrics["results"].items():
+            for b in per_dataset[d]["by_dust"]:
+                if b["n_patches"]:
+                    rows.append([dataset_text(d), m, f"{_fmt(b['lo_uk'])}–{_fmt(b['hi_uk'])}",
+                                 str(b["n_patches"]), _fmt(b["residual_rms_mean_uk"]),
+                                 _pm(b["residual_dl"]["all"])])
+    return header, rows
+
+
+def _noise_table(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["dataset", "method", "noise ×", "patches", "mean patch RMS", "ΔD_ℓ (all ℓ)",
+              "residual D_ℓ (ℓ ≥ 2500)"]
+    rows = []
+    for d in metrics["datasets"]:
+        for m, per_dataset in metrics["results"].items():
+            for factor, n in per_dataset[d]["noise"].items():
+                rows.append([dataset_text(d), m, factor, str(n["n_patches"]),
+                             _fmt(n["residual_rms_mean_uk"]), _pm(n["delta_dl"].get("all")),
+                             _pm(n["residual_dl"].get("2500+"))])
+    return header, rows
+
+
+def _contaminated_table(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["dataset", "method", "patch (l, b)", "residual mean ± std [µK]", "ΔD_ℓ (all ℓ)",
+              "residual D_ℓ (1200–1800)"]
+    ref = metrics["paper"]["contaminated_patch"]
+    rows = [["paper", "CENN", "–", f"{ref['residual_mean_uk']:g} ± {ref['residual_std_uk']:g}",
+             _pm(ref["delta_dl"]), _pm(ref["residual_dl_1200_1800"])]]
+    for d in metrics["datasets"]:
+        for m, per_dataset in metrics["results"].items():
+            c = per_dataset[d]["contaminated_patch"]
+            rows.append([dataset_text(d), m,
+                         f"#{c['index']} ({c['lon_deg']:.1f}°, {c['lat_deg']:.1f}°)",
+                         f"{_fmt(c['residual_mean_uk'])} ± {_fmt(c['residual_std_uk'])}",
+                         _pm(c["delta_dl"]["all"]), _pm(c["residual_dl"]["1200-1800"])])
+    return header, rows
+
+
+def summary_table(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The headline table (also printed by ``cenn evaluate``): per dataset and method, the mean
+    per-patch residual RMS, Table 1's mean-residual-patch RMS and the all-ℓ ΔD_ℓ and residual D_ℓ,
+    with the paper's values."""
+    header = ["dataset", "method", "patches", "patch RMS [µK]", "Table 1 RMS [µK]", "ΔD_ℓ [µK²]",
+              "residual D_ℓ [µK²]"]
+    paper = metrics["paper"]
+    rows = []
+    for d, info in metrics["datasets"].items():
+        label = dataset_text(d)
+        rows.append([label, "paper", "6000" if d == "all" else "2000", "–",
+                     _fmt(paper["table1"].get(d, {}).get("rms_uk")),
+                     _pm(paper["delta_dl"].get(d, {}).get("all")),
+                     _pm(paper["residual_dl"].get(d, {}).get("all"))])
+        for m, per_dataset in metrics["results"].items():
+            r = per_dataset[d]
+            rows.append([label, m, str(info["n_patches"]), _fmt(r["pixel"]["residual_rms_mean_uk"]),
+                         _fmt(r["mean_residual_patch"]["rms_uk"]), _pm(r["spectra"]["delta_dl"]["all"]),
+                         _pm(r["spectra"]["residual_dl"]["all"])])
+    return header, rows
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Plain-text table for the terminal."""
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    line = "  ".join(f"{h:<{w}}" for h, w in zip(header, widths, strict=True))
+    body = ["  ".join(f"{c:<{w}}" for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join([line, "-" * len(line), *body])
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+def _csv_files(metrics: dict[str, Any]) -> dict[str, str]:
+    files = {
+        "tables/summary.csv": _csv_text(*summary_table(metrics)),
+        "tables/table1.csv": _csv_text(*_table1(metrics)),
+        "tables/pixel_metrics.csv": _csv_text(*_pixel_table(metrics)),
+        "tables/by_dust.csv": _csv_text(*_dust_table(metrics)),
+        "tables/noise.csv": _csv_text(*_noise_table(metrics)),
+    }
+    for m, per_dataset in metrics["results"].items():
+        for d, r in per_dataset.items():
+            t = r["per_bin"]
+            files[f"tables/spectra_{d}_{m}.csv"] = _csv_text(
+                PER_BIN_COLUMNS, list(zip(*(t[c] for c in PER_BIN_COLUMNS), strict=True)))
+    for d, info in metrics["datasets"].items():
+        names = list(info["component_dl"])
+        cols = [info["ell"], info["cmb_dl_mean"], info["foreground_dl_mean"],
+                *(info["component_dl"][n]["mean"] for n in names)]
+        files[f"tables/foregrounds_{d}.csv"] = _csv_text(
+            ["ell", "cmb_dl_mean", "foreground_dl_mean", *(f"{n}_dl_mean" for n in names)],
+            list(zip(*cols, strict=True)))
+    return files
+
+
+def _per_patch_csv(ev: DatasetEvaluation, method: str) -> str:
+    p = ev.methods[method].pixel
+    header = ["index", "lon_deg", "lat_deg", "dust_rms_uk", "foreground_dl_contamination",
+              "mae_uk", "rms_uk", "std_uk", "max_abs_uk", "mean_uk"]
+    rows = [[i, ev.lon[i], ev.lat[i], ev.dust_brightness_uk[i], ev.contamination[i],
+             *(p[k][i] for k in ("mae", "rms", "std", "max_abs", "mean"))] for i in range(ev.n_patches)]
+    return _csv_text(header, rows)
+
+
+def _figures(folder: Path, evaluations: Sequence[DatasetEvaluation],
+             metrics: dict[str, Any]) -> dict[str, str]:
+    """Draw every figure into ``folder/figures``; returns ``{file: caption}``."""
+    results, datasets = metrics["results"], list(metrics["datasets"])
+    examples = {ev.name: ev.examples for ev in evaluations}
+    first = next(iter(results))
+    fig = folder / "figures"
+    captions = {}
+
+    def add(caption: str, path: Path) -> None:
+        captions[path.relative_to(folder).as_posix()] = caption
+
+    add(f"Fig. 1: one patch per dataset at 217 GHz: observed, CMB label, {first} "
+        "output, residual (label − output).", figures.fig_patches(examples, first, fig / "fig1_patches.png"))
+    add("Fig. 3: mean D_ℓ of the CMB label and of each method's output (bands: "
+        "standard deviation over patches); bottom: ΔD_ℓ = label − output.",
+        figures.fig_spectra(results, datasets, fig / "fig3_spectra.png"))
+    add("Fig. 4: D_ℓ of the mean residual patch (bands: scatter of "
+        "the Fourier modes in each bin).",
+        figures.fig_mean_residual_spectrum(results, datasets, fig / "fig4_mean_residual_patch.png"))
+    add("Fig. 5: mean D_ℓ of the residual patches against the CMB "
+        "and each foreground and the noise at 217 GHz (bands: standard deviation over patches).",
+        figures.fig_residual_vs_foregrounds(results, metrics["datasets"], datasets,
+                                            fig / "fig5_residual_vs_foregrounds.png"))
+    for d in datasets:
+        name = f"fig6_contaminated_{d}.png"
+        contaminated = {m: results[m][d]["contaminated_patch"] for m in results}
+        add(f"Fig. 6 ({dataset_text(d)}): the patch with the most foreground power at "
+            "small scales (point sources, CIB, tSZ), its maps and spectra.",
+            figures.fig_contaminated_patch(examples[d]["contaminated"], contaminated, fig / name))
+    add("Transfer function t_ℓ = ⟨C(out×in)⟩/⟨C(in)⟩ and correlation coefficient r_ℓ.",
+        figures.fig_transfer(results, datasets, fig / "transfer.png"))
+    rms = {m: {ev.name: ev.methods[m].pixel["rms"] for ev in evaluations} for m in results}
+    add("Distribution of the per-patch residual RMS.",
+        figures.fig_residual_rms(rms, datasets, fig / "residual_rms.png"))
+    add("Mean per-patch residual RMS against the patch's dust brightness.",
+        figures.fig_by_dust(results, datasets, fig / "by_dust.png", metrics["config"]["dust_band"]))
+    add("Mean per-patch residual RMS with the instrument noise scaled by 1, 5 and 10.",
+        figures.fig_noise(results, datasets, fig / "noise.png"))
+    return captions
+
+
+def build_document(metrics: dict[str, Any], captions: dict[str, str]) -> Document:
+    """``report.md`` / ``report.html``: every metric, the paper's numbers beside ours."""
+    doc = Document("cenn evaluation report")
+    methods = ", ".join(f"{m} ({json.dumps(d)})" for m, d in metrics["methods"].items())
+    doc.paragraph(f"cenn {metrics['cenn_version']}, {metrics['created']}. Methods: {methods}. "
+                  "Maps in µK_CMB at the 217 GHz target band; spectra D_ℓ in µK² binned as in the paper "
+                  "(Δℓ = 50 up to ℓ = 1000, 200 above) unless configured otherwise. Paper: "
+                  f"{metrics['paper']['source']}; its validation sets have 6,000 (all sky) and 2,000 "
+                  "patches (latitude bands).")
+    doc.table(["dataset", "path", "patches", "|b| range [°]", "mean |b| [°]", "seed", "components stored"],
+              [[dataset_text(d), i["path"], str(i["n_patches"]),
+                f"{_fmt(i['region_deg'][0])}–{_fmt(i['region_deg'][1])}", _fmt(i["mean_abs_lat_deg"]),
+                str(i["seed"]), ", ".join(i["stored_components"]) or "none"]
+               for d, i in metrics["datasets"].items()], "Datasets")
+    doc.heading("Summary")
+    doc.table(*summary_table(metrics), "Per dataset and method: mean per-patch residual RMS, RMS of the "
+              "mean residual patch (the paper's Table 1), and ΔD_ℓ and residual D_ℓ averaged over all ℓ")
+    doc.heading("Table 1: the mean residual patch")
+    doc.table(*_table1(metrics), "Mean and RMS (µK) of the residual (label − output) averaged over the "
+              "patches of each dataset")
+    doc.heading("Sect. 4.1: power spectra")
+    ranges = list(metrics["config"]["ell_ranges"])
+    doc.table(*_range_table(metrics, ("spectra", "delta_dl"), "delta_dl", ranges),
+              "ΔD_ℓ = D_ℓ(label) − D_ℓ(output), µK²: mean over the range's bins of the mean over "
+              "patches ± mean of the standard deviation over patches")
+    doc.figure("figures/fig3_spectra.png", captions["figures/fig3_spectra.png"])
+    doc.heading("Sect. 4.2: residuals")
+    doc.table(*_range_table(metrics, ("mean_residual_patch", "dl"), "mean_residual_patch_dl", ranges),
+              "D_ℓ of the mean residual patch, µK² (± the mode scatter within bins)")
+    doc.figure("figures/fig4_mean_residual_patch.png", captions["figures/fig4_mean_residual_patch.png"])
+    doc.table(*_range_table(metrics, ("spectra", "residual_dl"), "residual_dl", ranges),
+              "Mean D_ℓ of the residual patches, µK² (± standard deviation over patches)")
+    doc.figure("figures/fig5_residual_vs_foregrounds.png",
+               captions["figures/fig5_residual_vs_foregrounds.png"])
+    doc.figure("figures/fig1_patches.png", captions["figures/fig1_patches.png"])
+    doc.heading("Sect. 4.3: the most contaminated patch")
+    doc.table(*_contaminated_table(metrics), "Patch selected by the largest mean D_ℓ of the foregrounds "
+              f"other than dust at 217 GHz for ℓ in {metrics['config']['contamination_ell']} (the paper "
+              "chose its patch by eye for its point sources)")
+    for name, caption in captions.items():
+        if "fig6_" in name:
+            doc.figure(name, caption)
+    doc.heading("Beyond the paper")
+    doc.table(*_range_table(metrics, ("spectra", "transfer"), None, ranges), "Transfer function t_ℓ")
+    doc.table(*_range_table(metrics, ("spectra", "correlation"), None, ranges),
+              "Correlation coefficient r_ℓ")
+    doc.figure("figures/transfer.png", captions["figures/transfer.png"])
+    doc.table(*_pixel_table(metrics), "Pixel metrics of the residual, µK")
+    doc.figure("figures/residual_rms.png", captions["figures/residual_rms.png"])
+    doc.table(*_dust_table(metrics), "Results by the patch's dust brightness (RMS of the dust map at "
+              f"{metrics['config']['dust_band']} GHz)")
+    doc.figure("figures/by_dust.png", captions["figures/by_dust.png"])
+    noise_header, noise_rows = _noise_table(metrics)
+    if noise_rows:
+        doc.table(noise_header, noise_rows, "Robustness to the instrument noise (paper Sect. 4.2: 5× and "
+                  "10×), on the first patches of each dataset")
+    else:
+        doc.paragraph("No noise test: the datasets were stored without component maps "
+                      "(`cenn simulate --components`).")
+    doc.figure("figures/noise.png", captions["figures/noise.png"])
+    doc.heading("Definitions")
+    doc.paragraph("Residual = label − output. ΔD_ℓ = D_ℓ(label) − D_ℓ(output). Ensemble lines are means "
+                  "over patches and bands their standard deviation; a range 'mean ± std' averages both over "
+                  "the bins whose centres lie in the range. Table 1 RMS = √⟨M²⟩ of the mean residual patch "
+                  "M. Spectra: patch mean removed, cosine taper, periodogram normalised by the window's "
+                  "mean square. Every number is in metrics.json (schema: docs/evaluation.md).")
+    return doc
+
+
+def write_report(out: Path | str, evaluations: Sequence[DatasetEvaluation],
+                 methods: dict[str, dict[str, Any]], config: EvaluationConfig, timing: dict[str, float],
+                 overwrite: bool = False) -> dict[str, Any]:
+    """Write the report folder ``out`` (see the module docstring); returns the metrics."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists: choose another --out or pass --overwrite to replace it")
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "tables").mkdir(parents=True)
+    metrics = build_metrics(evaluations, methods, config, timing)
+    captions = _figures(tmp, evaluations, metrics)
+    for name, text in _csv_files(metrics).items():
+        (tmp / name).write_text(text)
+    for ev in evaluations:
+        for m in methods:
+            (tmp / f"tables/per_patch_{ev.name}_{m}.csv").write_text(_per_patch_csv(ev, m))
+    (tmp / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=1))
+    (tmp / "evaluation.toml").write_text(dumps_toml({"evaluation": config.to_dict(), "methods": methods,
+                                                    "datasets": {ev.name: ev.path for ev in evaluations}}))
+    doc = build_document(metrics, captions)
+    (tmp / "report.md").write_text(doc.markdown())
+    (tmp / "report.html").write_text(doc.html())
+    if out.exists():
+        trash = out.with_name(f".{out.name}.old{os.getpid()}")
+        os.replace(out, trash)
+        shutil.rmtree(trash)
+    os.replace(tmp, out)
+    return metrics

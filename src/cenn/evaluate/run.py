@@ -1,0 +1,136 @@
+"""``cenn evaluate``: separate the patches of one or more dataset stores with each method and write
+the report (:mod:`cenn.evaluate.report`). :func:`evaluate` is the same from Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cenn.config import ConfigError, read_toml
+from cenn.evaluate.analysis import evaluate_dataset
+from cenn.evaluate.config import EvaluationConfig
+from cenn.evaluate.report import format_table, summary_table, write_report
+from cenn.separators import Separator, available_separators, build_separator
+
+
+def parse_data(items: Sequence[str]) -> list[tuple[str | None, str]]:
+    """``NAME=PATH`` or ``PATH`` items as ``(name or None, path)``; a store's name defaults to its
+    latitude region (``all``, ``inner``, ``intermediate``, ``high``)."""
+    out = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        out.append((name, path) if sep else (None, item))
+    return out
+
+
+def evaluate(
+    data: Sequence[tuple[str | None, str | Path]],
+    separators: Mapping[str, Separator],
+    out: str | Path,
+    config: EvaluationConfig | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Evaluate every separator on every dataset ``(name, store path)`` and write the report folder
+    ``out``; returns the metrics (as in ``metrics.json``)."""
+    config = config or EvaluationConfig()
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists: choose another --out or pass --overwrite to replace it")
+    if not separators:
+        raise ValueError("no method to evaluate: give at least one (--methods)")
+    evaluations, timing = [], {}
+    names: set[str] = set()
+    for name, path in data:
+        start = time.perf_counter()
+        ev = evaluate_dataset(path, separators, config, name=name, device=device, progress=progress)
+        if ev.name in names:
+            raise ValueError(f"two datasets are named {ev.name!r}: name them with NAME=PATH")
+        names.add(ev.name)
+        evaluations.append(ev)
+        timing[ev.name] = time.perf_counter() - start
+    methods = {m: sep.describe() for m, sep in separators.items()}
+    return write_report(out, evaluations, methods, config, timing, overwrite=overwrite)
+
+
+def method_options(config_file: str | None) -> dict[str, dict[str, Any]]:
+    """Per-method options from the ``[methods.<name>]`` tables of the configuration file."""
+    if config_file is None:
+        return {}
+    methods = read_toml(config_file).get("methods", {})
+    if not isinstance(methods, dict) or not all(isinstance(v, dict) for v in methods.values()):
+        raise ConfigError(f"{config_file}: [methods] must hold one table per method, e.g. [methods.cenn]")
+    return methods
+
+
+def build_separators(names: Sequence[str], options: Mapping[str, Mapping[str, Any]],
+                     args: argparse.Namespace) -> dict[str, Separator]:
+    """The named separators, with the command line's --weights, --device, --precision and
+    --batch-size applied to the network."""
+    separators = {}
+    for name in names:
+        opts = dict(options.get(name, {}))
+        if name == "cenn":
+            if args.weights:
+                opts["weights"] = args.weights
+            if "weights" not in opts:
+                raise ValueError("method 'cenn' needs trained weights: pass --weights FILE.safetensors")
+            opts.setdefault("device", args.device)
+            opts.setdefault("precision", args.precision)
+            opts.setdefault("batch_size", args.network_batch_size)
+        separators[name] = build_separator(name, **opts)
+    return separators
+
+
+def _noise_factors(text: str) -> list[float]:
+    if text.lower() in ("", "none"):
+        return []
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--noise-factors takes e.g. 5,10 or none, got {text!r}") from err
+
+
+def add_evaluate_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("evaluate", help="the paper's Sect. 4 analysis of one or more methods on dataset "
+                       "stores: metrics.json, CSV tables, figures, report.md/html")
+    p.add_argument("data", nargs="+", metavar="[NAME=]STORE",
+                   help="dataset stores from `cenn simulate` (use --components for Fig. 5 and the noise "
+                        "test); names default to the latitude region: all, inner, intermediate, high")
+    p.add_argument("--out", required=True, help="report folder to write")
+    p.add_argument("--methods", default="cenn",
+                   help=f"comma-separated methods (available: {', '.join(available_separators())})")
+    p.add_argument("--weights", help="trained weights for the 'cenn' method")
+    p.add_argument("--config", help="TOML with [evaluation] settings and [methods.<name>] options")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--precision", default="32", choices=("32", "bf16"), help="network precision")
+    p.add_argument("--network-batch-size", type=int, default=32, help="patches per network pass")
+    p.add_argument("--batch-size", type=int, help="patches read and evaluated at once")
+    p.add_argument("--max-patches", type=int, help="use only the first N patches of each store")
+    p.add_argument("--noise-factors", type=_noise_factors, help="noise test factors, e.g. 5,10, or none")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    data: dict[str, Any] = read_toml(args.config) if args.config else {}
+    settings = dict(data.get("evaluation", {}))
+    for key in ("batch_size", "max_patches", "noise_factors"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    config = EvaluationConfig.from_dict(settings)
+    if Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists: choose another --out or pass --overwrite to replace it")
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    separators = build_separators(names, method_options(args.config), args)
+    metrics = evaluate(parse_data(args.data), separators, args.out, config, device=args.device,
+                       progress=not args.no_progress, overwrite=args.overwrite)
+    print(format_table(*summary_table(metrics)))
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return 0

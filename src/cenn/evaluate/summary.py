@@ -1,0 +1,176 @@
+"""Numbers of an evaluation: what ``metrics.json`` holds (schema in ``docs/evaluation.md``).
+
+Every quantity of the paper's Sect. 4 and the extra diagnostics, per method and dataset, computed
+from :class:`cenn.evaluate.analysis.DatasetEvaluation` with the conventions of
+:mod:`cenn.evaluate.metrics`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import torch
+
+from cenn.evaluate.analysis import DatasetEvaluation, ResidualStats
+from cenn.evaluate.config import EvaluationConfig
+from cenn.evaluate.metrics import (
+    correlation,
+    ensemble,
+    map_stats,
+    percentiles,
+    range_summary,
+    transfer_function,
+)
+from cenn.evaluate.spectra import cl_to_dl
+
+SCHEMA = "cenn-evaluation/1"
+
+
+def spectra_table(ev: DatasetEvaluation, stats: ResidualStats) -> dict[str, np.ndarray]:
+    """Per-bin lines (D_ℓ in µK²): label, output, ΔD = label − output and residual, each mean and
+    standard deviation over patches; the mean residual patch's D_ℓ with its mode scatter; the
+    transfer function and correlation coefficient."""
+    est = ev.estimator
+    cmb_mean, cmb_std = ensemble(ev.cmb)
+    out_mean, out_std = ensemble(stats.output)
+    delta_mean, delta_std = ensemble(ev.cmb - stats.output)
+    res_mean, res_std = ensemble(stats.residual)
+    mrp, mrp_std = _single_spectrum(ev, stats.mean_residual_patch)
+    return {
+        "ell": est.ell, "cmb_dl_mean": cmb_mean, "cmb_dl_std": cmb_std,
+        "output_dl_mean": out_mean, "output_dl_std": out_std,
+        "delta_dl_mean": delta_mean, "delta_dl_std": delta_std,
+        "residual_dl_mean": res_mean, "residual_dl_std": res_std,
+        "mean_residual_patch_dl": mrp, "mean_residual_patch_dl_std": mrp_std,
+        "transfer": transfer_function(stats.cross, ev.cmb),
+        "correlation": correlation(stats.cross, stats.output, ev.cmb),
+    }
+
+
+def _single_spectrum(ev: DatasetEvaluation, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """D_ℓ of one map ``(H, W)`` and the standard deviation of its mode powers in each bin."""
+    est = ev.estimator
+    cl, std = est.binned(est.fourier(torch.as_tensor(m, device=est.device)), return_std=True)
+    return cl_to_dl(est.ell, cl.cpu().numpy()), cl_to_dl(est.ell, std.cpu().numpy())
+
+
+def _pixel(stats: ResidualStats) -> dict[str, Any]:
+    p = stats.pixel
+    return {
+        "mae_uk": float(np.mean(p["mae"])),
+        "rmse_uk": float(np.sqrt(np.mean(p["rms"] ** 2))),
+        "residual_rms_mean_uk": float(np.mean(p["rms"])),
+        "residual_rms_percentiles_uk": percentiles(p["rms"]),
+        "max_abs_residual_uk": float(np.max(p["max_abs"])),
+        "mean_residual_uk": float(np.mean(p["mean"])),
+    }
+
+
+def _spectra_summary(ev: DatasetEvaluation, cmb: np.ndarray, stats: ResidualStats,
+                     ranges: dict[str, list[float]]) -> dict[str, Any]:
+    ell = ev.ell
+    return {
+        "delta_dl": range_summary(ell, *ensemble(cmb - stats.output), ranges),
+        "residual_dl": range_summary(ell, *ensemble(stats.residual), ranges),
+        "transfer": range_summary(ell, transfer_function(stats.cross, cmb), None, ranges),
+        "correlation": range_summary(ell, correlation(stats.cross, stats.output, cmb), None, ranges),
+    }
+
+
+def _dust_bins(ev: DatasetEvaluation, stats: ResidualStats, config: EvaluationConfig) -> list[dict[str, Any]]:
+    edges, out = config.dust_edges_uk, []
+    for lo, hi in itertools.pairwise(edges):
+        sel = (ev.dust_brightness_uk >= lo) & (ev.dust_brightness_uk < hi)
+        entry: dict[str, Any] = {"lo_uk": lo, "hi_uk": hi, "n_patches": int(sel.sum())}
+        if sel.any():
+            entry["residual_rms_mean_uk"] = float(np.mean(stats.pixel["rms"][sel]))
+            entry["mae_uk"] = float(np.mean(stats.pixel["mae"][sel]))
+            res = range_summary(ev.ell, *ensemble(stats.residual[sel]), config.ell_ranges)
+            entry["residual_dl"] = res
+        out.append(entry)
+    return out
+
+
+def _noise(ev: DatasetEvaluation, method: str, config: EvaluationConfig) -> dict[str, Any]:
+    """The robustness test: factor 1 (nominal) on the same patches as the scaled-noise runs."""
+    runs = ev.noise[method]
+    if not runs:
+        return {}
+    n = next(iter(runs.values())).filled
+    nominal = ev.methods[method]
+    out = {}
+    for factor, stats in [(1.0, nominal), *runs.items()]:
+        out[f"{factor:g}"] = {
+            "n_patches": n,
+            "residual_rms_mean_uk": float(np.mean(stats.pixel["rms"][:n])),
+            **_spectra_summary(ev, ev.cmb[:n], _Subset(stats, n), config.ell_ranges),
+        }
+    return out
+
+
+class _Subset:
+    """The first ``n`` patches of a :class:`ResidualStats` (spectra only)."""
+
+    def __init__(self, stats: ResidualStats, n: int):
+        self.output, self.cross, self.residual = stats.output[:n], stats.cross[:n], stats.residual[:n]
+
+
+def _contaminated(ev: DatasetEvaluation, method: str, config: EvaluationConfig) -> dict[str, Any]:
+    maps = ev.examples["contaminated"]
+    residual = maps.target - maps.outputs[method]
+    d_in, s_in = _single_spectrum(ev, maps.target)
+    d_out, s_out = _single_spectrum(ev, maps.outputs[method])
+    d_res, s_res = _single_spectrum(ev, residual)
+    ranges = {**config.ell_ranges, "1200-1800": [1200.0, 1800.0]}
+    return {
+        "index": maps.index, "lat_deg": maps.lat, "lon_deg": maps.lon,
+        "criterion": f"largest mean D_ell of the non-dust foregrounds at the target band for "
+                     f"{config.contamination_ell[0]:g} <= ell < {config.contamination_ell[1]:g}",
+        "contamination_dl": float(ev.contamination[maps.index]),
+        "residual_mean_uk": float(residual.mean()), "residual_std_uk": float(residual.std()),
+        "delta_dl": range_summary(ev.ell, d_in - d_out, np.hypot(s_in, s_out), ranges),
+        "residual_dl": range_summary(ev.ell, d_res, s_res, ranges),
+        "per_bin": {"ell": ev.ell, "cmb_dl": d_in, "cmb_dl_std": s_in, "output_dl": d_out,
+                    "output_dl_std": s_out, "residual_dl": d_res, "residual_dl_std": s_res},
+    }
+
+
+def method_summary(ev: DatasetEvaluation, method: str, config: EvaluationConfig) -> dict[str, Any]:
+    """Every number for one method on one dataset."""
+    stats = ev.methods[method]
+    table = spectra_table(ev, stats)
+    mrp = map_stats(stats.mean_residual_patch)
+    return {
+        "n_patches": ev.n_patches,
+        "pixel": _pixel(stats),
+        "mean_residual_patch": {
+            **mrp,
+            "dl": range_summary(ev.ell, table["mean_residual_patch_dl"],
+                                table["mean_residual_patch_dl_std"], config.ell_ranges),
+        },
+        "spectra": _spectra_summary(ev, ev.cmb, stats, config.ell_ranges),
+        "per_bin": table,
+        "by_dust": _dust_bins(ev, stats, config),
+        "noise": _noise(ev, method, config),
+        "contaminated_patch": _contaminated(ev, method, config),
+    }
+
+
+def dataset_summary(ev: DatasetEvaluation) -> dict[str, Any]:
+    """Method-independent facts of a dataset: provenance and the foreground spectra (Fig. 5)."""
+    region = ev.meta.get("config", {}).get("region", {})
+    comps = {name: dict(zip(("mean", "std"), ensemble(v), strict=True)) for name, v in ev.components.items()}
+    fg_mean, fg_std = ensemble(ev.foregrounds)
+    return {
+        "path": ev.path, "n_patches": ev.n_patches, "seed": ev.meta.get("seed"),
+        "region_deg": [region.get("lat_min"), region.get("lat_max")],
+        "mean_abs_lat_deg": float(np.mean(np.abs(ev.lat))),
+        "frequencies_ghz": list(ev.info.frequencies_ghz), "target_band": ev.info.target_band,
+        "sky_components": ev.meta.get("sky_components"), "stored_components": list(ev.components),
+        "foreground_source": ev.foreground_source, "dust_source": ev.dust_source,
+        "ell": ev.ell, "cmb_dl_mean": ensemble(ev.cmb)[0],
+        "foreground_dl_mean": fg_mean, "foreground_dl_std": fg_std,
+        "component_dl": comps,
+    }

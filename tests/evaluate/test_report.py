@@ -1,0 +1,168 @@
+"""The report folder of ``cenn evaluate``: every file written, every metric listed, the paper's numbers
+beside ours, strict JSON, refusal to overwrite, the CLI and the network as a method."""
+
+import csv
+import json
+import tomllib
+
+import numpy as np
+import pytest
+import torch
+
+from cenn.cli import main
+from cenn.data.store import DatasetStore
+from cenn.evaluate.config import EvaluationConfig
+from cenn.evaluate.document import Document
+from cenn.evaluate.run import evaluate
+from cenn.model import WeightsCard, build_model, save_weights
+from cenn.predict import Predictor
+from cenn.separators import InputInfo, Separator, TargetBandSeparator, build_separator
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CONFIG = EvaluationConfig(batch_size=8, noise_max_patches=4)
+FIGURES = ("fig1_patches.png", "fig3_spectra.png", "fig4_mean_residual_patch.png",
+           "fig5_residual_vs_foregrounds.png", "fig6_contaminated_high.png", "fig6_contaminated_noisy.png",
+           "transfer.png", "residual_rms.png", "by_dust.png", "noise.png")
+
+
+class Halved(Separator):
+    name = "halved"
+
+    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+        return 0.5 * TargetBandSeparator().separate(inputs, info)
+
+
+@pytest.fixture(scope="module")
+def report(stores, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report"
+    metrics = evaluate([(None, stores["sky"]), ("noisy", stores["noisy"])],
+                       {"target-band": TargetBandSeparator(), "halved": Halved()}, out, CONFIG,
+                       progress=False)
+    return out, metrics
+
+
+def _strict_json(path):
+    def refuse(token):
+        raise ValueError(f"non-standard JSON constant {token}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_every_file_is_written(report):
+    out, _ = report
+    for name in FIGURES:
+        data = (out / "figures" / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5000, name
+    for name in ("summary", "table1", "pixel_metrics", "by_dust", "noise", "spectra_high_halved",
+                 "foregrounds_noisy", "per_patch_noisy_target-band"):
+        assert (out / "tables" / f"{name}.csv").stat().st_size > 50, name
+    assert not list(out.parent.glob(".report.tmp*"))  # the temporary folder was renamed
+
+
+def test_metrics_json_holds_every_method_dataset_and_metric(report):
+    out, metrics = report
+    data = _strict_json(out / "metrics.json")
+    assert data["schema"] == "cenn-evaluation/1"
+    assert set(data["results"]) == {"target-band", "halved"}
+    assert list(data["datasets"]) == ["high", "noisy"]
+    entry = data["results"]["halved"]["noisy"]
+    for key in ("pixel", "mean_residual_patch", "spectra", "per_bin", "by_dust", "noise",
+                "contaminated_patch"):
+        assert key in entry
+    assert set(entry["noise"]) == {"1", "5", "10"}
+    # half of (CMB + noise): t = 1/2 where the CMB dominates
+    assert entry["spectra"]["transfer"]["0-1000"]["mean"] == pytest.approx(0.5, rel=0.03)
+    assert data["paper"]["table1"]["inner"]["rms_uk"] == 7.732
+    assert data["results"]["target-band"]["high"]["mean_residual_patch"]["rms_uk"] == pytest.approx(
+        metrics["results"]["target-band"]["high"]["mean_residual_patch"]["rms_uk"])
+
+
+def test_report_lists_every_metric_with_the_papers_numbers(report):
+    out, _ = report
+    md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
+    for text in ("Table 1", "Sect. 4.1", "Sect. 4.2", "Sect. 4.3", "Transfer function", "Correlation",
+                 "Pixel metrics", "dust brightness", "noise", "6.85", "30 ± 20", "-0.72 ± 15.5"):
+        assert text in md, text
+    for name in FIGURES:
+        assert f"figures/{name}" in md and f'src="figures/{name}"' in html
+    assert html.count("<table>") >= 10
+    table1 = list(csv.reader((out / "tables" / "table1.csv").open()))
+    assert table1[0][:3] == ["dataset", "paper mean", "paper RMS"] and len(table1) == 3
+    per_patch = list(csv.reader((out / "tables" / "per_patch_high_halved.csv").open()))
+    high = tomllib.loads((out / "evaluation.toml").read_text())["datasets"]["high"]
+    assert len(per_patch) == 1 + DatasetStore.open(high).n_patches
+
+
+def test_saved_settings_round_trip(report):
+    out, _ = report
+    saved = tomllib.loads((out / "evaluation.toml").read_text())
+    assert EvaluationConfig.from_dict(saved["evaluation"]) == CONFIG
+    assert saved["methods"]["halved"] == {"name": "halved"}
+
+
+def test_existing_report_is_refused_unless_overwrite(report, stores):
+    out, _ = report
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        evaluate([(None, stores["noisy"])], {"t": TargetBandSeparator()}, out, CONFIG, progress=False)
+    with pytest.raises(ValueError, match="two datasets are named"):
+        evaluate([(None, stores["noisy"]), (None, stores["clean"])], {"t": TargetBandSeparator()},
+                 out.parent / "dup", CONFIG, progress=False)
+
+
+def test_document_renders_and_escapes():
+    doc = Document("T <1>")
+    doc.heading("A & B")
+    doc.table(["x", "y"], [["1", "<2>"]], "cap")
+    doc.figure("f.png", "a figure")
+    md, html = doc.markdown(), doc.html()
+    assert "| x | y |" in md and "![a figure](f.png)" in md
+    assert "&lt;2&gt;" in html and "A &amp; B" in html and '<img src="f.png"' in html
+    with pytest.raises(ValueError, match="one cell per header"):
+        doc.table(["x", "y"], [["1"]])
+
+
+# --- the network as a method, and the command line ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def weights(stores, tmp_path_factory):
+    meta = DatasetStore.open(stores["noisy"]).meta
+    torch.manual_seed(0)
+    card = WeightsCard(
+        architecture="cenn-small", architecture_params={}, in_channels=3,
+        frequencies_ghz=meta["frequencies_ghz"], beams_arcmin=meta["beam_fwhm_arcmin"],
+        target_frequency_ghz=217.0, npix=64, pixel_arcsec=90.0, normalization="minmax",
+        normalization_params={"reference_channel": 1})
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    save_weights(path, build_model("cenn-small", 3), card)
+    return path
+
+
+def test_network_separator_equals_the_predictor(stores, weights):
+    store = DatasetStore.open(stores["noisy"])
+    inputs = store.array("inputs")[:4]
+    info = InputInfo.from_store_meta(store.meta)
+    out = build_separator("cenn", weights=weights).separate(torch.from_numpy(inputs), info)
+    expected = Predictor(weights).predict(inputs, list(info.frequencies_ghz), info.pixel_arcsec)
+    assert out.shape == (4, 1, 64, 64)
+    np.testing.assert_array_equal(out.numpy(), expected)
+
+
+def test_cli_evaluates_and_prints_the_summary(stores, weights, tmp_path, capsys):
+    out = tmp_path / "rep"
+    args = ["evaluate", str(stores["noisy"]), "--methods", "cenn,target-band", "--weights", str(weights),
+            "--out", str(out), "--max-patches", "6", "--noise-factors", "none", "--no-progress"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "patch RMS" in printed and "cenn" in printed and "target-band" in printed
+    data = _strict_json(out / "metrics.json")
+    assert data["results"]["cenn"]["high"]["n_patches"] == 6
+    assert data["results"]["cenn"]["high"]["noise"] == {}
+    assert main(args) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+
+
+def test_cli_refuses_the_network_without_weights(stores, tmp_path, capsys):
+    assert main(["evaluate", str(stores["noisy"]), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert "needs trained weights" in capsys.readouterr().err
