@@ -62,6 +62,10 @@ class Separator(ABC):
     def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
         """The CMB ``(N, 1, H, W)`` float32 in µK_CMB from ``inputs (N, C, H, W)`` in µK_CMB."""
 
+    def prepare(self, meta: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
+        """Called once per dataset store (with its metadata) before :meth:`separate`; methods that
+        calibrate on the data's sky model (the oracle Wiener filter) do it here."""
+
     def describe(self) -> dict[str, Any]:
         """Provenance recorded in reports: the method's name and options."""
         return {"name": self.name}
@@ -80,13 +84,20 @@ def register_separator(name: str) -> Callable[[Callable[..., Separator]], Callab
     return add
 
 
+def _register_builtin() -> None:
+    """Import the modules whose separators register themselves (the classical baselines)."""
+    import cenn.baselines  # noqa: F401
+
+
 def available_separators() -> list[str]:
     """Names accepted by :func:`build_separator`."""
+    _register_builtin()
     return sorted(_SEPARATORS)
 
 
 def build_separator(name: str, **options: Any) -> Separator:
     """The separator registered as ``name``, built with ``options``."""
+    _register_builtin()
     if name not in _SEPARATORS:
         raise ValueError(f"unknown method {name!r}; available: {', '.join(available_separators())}")
     try:

@@ -180,6 +180,8 @@ def evaluate_dataset(
         geometry, binning, config.taper_width(geometry),
         beam_fwhm_arcmin=info.target_beam_fwhm_arcmin if config.deconvolve_beam else None,
         pixel_window=config.pixel_window, device=device)
+    for sep in separators.values():
+        sep.prepare(meta)
     reader = _Reader(store, device)
     n = store.n_patches if config.max_patches == 0 else min(store.n_patches, config.max_patches)
     nb, t = binning.n_bins, info.target_channel

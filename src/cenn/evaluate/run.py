@@ -70,8 +70,8 @@ def method_options(config_file: str | None) -> dict[str, dict[str, Any]]:
 
 def build_separators(names: Sequence[str], options: Mapping[str, Mapping[str, Any]],
                      args: argparse.Namespace) -> dict[str, Separator]:
-    """The named separators, with the command line's --weights, --device, --precision and
-    --batch-size applied to the network."""
+    """The named separators, with the command line's --weights, --precision and --network-batch-size
+    applied to the network and --device to the network and the Wiener filter's calibration."""
     separators = {}
     for name in names:
         opts = dict(options.get(name, {}))
@@ -80,9 +80,10 @@ def build_separators(names: Sequence[str], options: Mapping[str, Mapping[str, An
                 opts["weights"] = args.weights
             if "weights" not in opts:
                 raise ValueError("method 'cenn' needs trained weights: pass --weights FILE.safetensors")
-            opts.setdefault("device", args.device)
             opts.setdefault("precision", args.precision)
             opts.setdefault("batch_size", args.network_batch_size)
+        if name in ("cenn", "wiener"):  # the network runs, and the oracle simulates, on --device
+            opts.setdefault("device", args.device)
         separators[name] = build_separator(name, **opts)
     return separators
 

@@ -1,0 +1,8 @@
+"""Classical component separation on the network's patches: ILC, harmonic ILC, needlet ILC and the
+(oracle) Wiener filter. Importing this package registers them as separators (``cenn.separators``)."""
+
+from cenn.baselines.ilc import HarmonicILCSeparator, ILCSeparator
+from cenn.baselines.nilc import NILCSeparator
+from cenn.baselines.wiener import WienerSeparator
+
+__all__ = ["HarmonicILCSeparator", "ILCSeparator", "NILCSeparator", "WienerSeparator"]
