@@ -1,4 +1,5 @@
-"""The ``cenn`` command line: ``cenn simulate``, ``train``, ``predict``, ``evaluate`` and ``demo``."""
+"""The ``cenn`` command line: ``cenn simulate``, ``train``, ``predict``, ``evaluate``, ``experiment``
+and ``demo``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from cenn import __version__
 from cenn.config import ConfigError, read_toml
 from cenn.data.store import StoreError
 from cenn.evaluate.run import add_evaluate_parser, run_evaluate
+from cenn.experiment import add_experiment_parser, run_experiment_command
 from cenn.predict import add_predict_parser, run_predict
 from cenn.sky.simulator import LATITUDE_BANDS, SimulationConfig
 
@@ -199,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     add_predict_parser(sub)
     add_evaluate_parser(sub)
+    add_experiment_parser(sub)
     _add_demo(sub)
     return parser
 
@@ -250,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         runners = {"simulate": _run_simulate, "train": _run_train, "predict": run_predict,
-                   "evaluate": run_evaluate, "demo": _run_demo}
+                   "evaluate": run_evaluate, "experiment": run_experiment_command, "demo": _run_demo}
         return runners[args.command](args)
     except (ConfigError, StoreError, FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"cenn {args.command}: error: {err}", file=sys.stderr)

@@ -44,6 +44,9 @@ class WienerModel:
     def filters(self) -> torch.Tensor:
         """Per bin, the weights G (S + N)⁻¹ applied to the bands' modes: ``(B, C)``."""
         m = self.signal + self.contaminants
+        # a bin without modes (all zero) gets zero weights; loading keeps the solve defined
+        loading = 1e-12 * torch.diagonal(m, dim1=-2, dim2=-1).mean(-1) + torch.finfo(m.dtype).tiny
+        m = m + loading[:, None, None] * torch.eye(m.shape[-1], dtype=m.dtype)
         return torch.linalg.solve(m, self.target_cross[..., None])[..., 0]  # M symmetric: (M⁻¹Gᵀ)ᵀ
 
     def residual_spectrum(self) -> torch.Tensor:
