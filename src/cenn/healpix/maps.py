@@ -56,9 +56,10 @@ def read_map(path: str | Path, units: str | None = None, field: int = 0,
         raise ValueError(f"{path} has {n_columns} column(s); pass field in 0..{n_columns - 1}")
     ordering_in = _ordering(path, header, ordering)
     units_in = units if units is not None else _header_units(path, header, field)
+    factor = uk_per_unit(units_in)
     raw = hp.read_map(path, field=field, nest=None, dtype=np.float64)
     unseen = ~np.isfinite(raw) | (raw == hp.UNSEEN)
-    values = np.where(unseen, hp.UNSEEN, raw * uk_per_unit(units_in))
+    values = np.where(unseen, hp.UNSEEN, raw * factor)
     if ordering_in == "NESTED":
         values = hp.reorder(values, n2r=True)
         unseen = values == hp.UNSEEN

@@ -90,12 +90,11 @@ def pixel_directions(lon0_deg: np.ndarray, lat0_deg: np.ndarray, geometry: Patch
     Returns two float64 arrays ``(N, n, n)``, l in [0, 360).
     """
     offsets = geometry.offsets_rad().numpy()
-    x, y = np.meshgrid(-offsets, offsets)
-    local = np.stack(get_projection(projection).from_plane(x, y), axis=-1)
+    x_east, y_north = np.meshgrid(-offsets, offsets)
+    local = np.stack(get_projection(projection).from_plane(x_east, y_north), axis=-1)
     axes = local_axes(np.atleast_1d(lon0_deg), np.atleast_1d(lat0_deg))
-    v = np.einsum("ijk,Nkd->Nijd", local, axes)
-    lat = np.degrees(np.arcsin(np.clip(v[..., 2], -1.0, 1.0)))
-    return np.degrees(np.arctan2(v[..., 1], v[..., 0])) % 360.0, lat
+    vx, vy, vz = np.moveaxis(np.tensordot(axes, local, axes=([1], [2])), 1, 0)  # each (N, n, n)
+    return np.degrees(np.arctan2(vy, vx)) % 360.0, np.degrees(np.arcsin(np.clip(vz, -1.0, 1.0)))
 
 
 def patch_position(lon_deg: np.ndarray, lat_deg: np.ndarray, lon0_deg: float, lat0_deg: float,
@@ -105,7 +104,13 @@ def patch_position(lon_deg: np.ndarray, lat_deg: np.ndarray, lon0_deg: float, la
     The exact inverse of :func:`pixel_directions`; pixel centres sit at integers. Same shape as
     ``lon_deg``; NaN where the projection has no image (gnomonic, 90° or more away).
     """
-    a, e, n = np.moveaxis(unit_vectors(lon_deg, lat_deg) @ local_axes(lon0_deg, lat0_deg).T, -1, 0)
+    return vector_position(unit_vectors(lon_deg, lat_deg), lon0_deg, lat0_deg, geometry, projection)
+
+
+def vector_position(vectors: np.ndarray, lon0_deg: float, lat0_deg: float, geometry: PatchGeometry,
+                    projection: str = "gnomonic") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`patch_position` of unit vectors ``(..., 3)``."""
+    a, e, n = (vectors @ axis for axis in local_axes(lon0_deg, lat0_deg))
     x, y = get_projection(projection).to_plane(a, e, n)
     centre = (geometry.npix - 1) / 2.0
     return centre + y / geometry.pixel_rad, centre - x / geometry.pixel_rad

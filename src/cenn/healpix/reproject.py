@@ -2,10 +2,13 @@
 
 A patch's footprint is the square between its outer pixel edges (fractional row and column in
 [−0.5, n − 0.5]). Each map pixel centre in a footprint takes the patch's bilinear interpolation at
-its (row, col) with the weight of the apodisation window there; the map is Σ w·v / Σ w.
+its (row, col) (extrapolated linearly over the outer half pixel, where the weight is tiny) with the
+weight of the apodisation window there; the map is Σ w·v / Σ w.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import healpy as hp
 import numpy as np
@@ -13,7 +16,7 @@ import torch
 from scipy.ndimage import map_coordinates
 from tqdm.auto import tqdm
 
-from cenn.healpix.projection import cut_patches, get_projection, patch_position, unit_vectors
+from cenn.healpix.projection import cut_patches, get_projection, unit_vectors, vector_position
 from cenn.healpix.tiling import tile_centres
 from cenn.separators import UNITS, InputInfo, Separator
 from cenn.sky.geometry import PatchGeometry
@@ -55,12 +58,18 @@ def footprint(nside: int, lon0_deg: float, lat0_deg: float, geometry: PatchGeome
     a = get_projection(projection).from_plane(np.array(half), np.array(half))[0]
     radius = float(np.arccos(a)) * (1.0 + 1e-6)
     pixels = hp.query_disc(nside, unit_vectors(lon0_deg, lat0_deg), radius)
-    theta, phi = hp.pix2ang(nside, pixels)
-    row, col = patch_position(np.degrees(phi), 90.0 - np.degrees(theta), lon0_deg, lat0_deg,
-                              geometry, projection)
+    vectors = np.stack(hp.pix2vec(nside, pixels), axis=-1)
+    row, col = vector_position(vectors, lon0_deg, lat0_deg, geometry, projection)
     edge = geometry.npix - 0.5
     inside = (row >= -0.5) & (row <= edge) & (col >= -0.5) & (col <= edge)
     return pixels[inside], row[inside], col[inside]
+
+
+def _bilinear(patch: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """Bilinear interpolation of ``patch`` (n, n) at fractional (row, col) in [−0.5, n − 0.5]: linear
+    extrapolation (an odd reflection) over the outer half pixel."""
+    padded = np.pad(patch.astype(np.float64), 1, mode="reflect", reflect_type="odd")
+    return map_coordinates(padded, [row + 1.0, col + 1.0], order=1)
 
 
 class FullSkyAccumulator:
@@ -89,7 +98,7 @@ class FullSkyAccumulator:
             w = taper(row, col, n, self.apodisation_width)
             if valid is not None and not valid[k].all():
                 w *= map_coordinates(valid[k].astype(np.float64), [row, col], order=1, mode="nearest")
-            value = map_coordinates(patches[k].astype(np.float64), [row, col], order=1, mode="nearest")
+            value = _bilinear(patches[k], row, col)
             self.weighted_sum[pixels] += w * value
             self.weight[pixels] += w
 
@@ -121,9 +130,11 @@ def predict_full_sky(maps: np.ndarray, nside_in: int, separator: Separator, info
                          "describe them with InputInfo(units='uK_CMB')")
     if not np.isclose(geometry.pixel_arcsec, info.pixel_arcsec):
         raise ValueError(f"patch pixels of {geometry.pixel_arcsec}″ differ from the separator's "
-                         f"{info.pixel_arcsec}″; build the PatchGeometry with pixel_arcsec={info.pixel_arcsec}")
+                         f"{info.pixel_arcsec}″; build the PatchGeometry with "
+                         f"pixel_arcsec={info.pixel_arcsec}")
     lon, lat = tile_centres(geometry, overlap, projection)
     accumulator = FullSkyAccumulator(nside_out, geometry, apodisation_width, projection)
+    touched = 0
     for start in tqdm(range(0, len(lon), batch_size), desc="full sky", unit="batch", disable=not progress):
         batch = slice(start, start + batch_size)
         cut = cut_patches(maps, nside_in, lon[batch], lat[batch], geometry, interpolation, projection)
@@ -131,4 +142,8 @@ def predict_full_sky(maps: np.ndarray, nside_in: int, separator: Separator, info
         with torch.no_grad():
             cmb = separator.separate(inputs, info)[:, 0].cpu().numpy()
         accumulator.add(cmb, lon[batch], lat[batch], valid=~cut.unseen)
+        touched += int(np.count_nonzero(cut.unseen_count))
+    if touched:
+        warnings.warn(f"{touched} of {len(lon)} patches touch UNSEEN pixels: those patch pixels were set "
+                      "to 0 µK for the separator and got no weight in the map", stacklevel=2)
     return accumulator.result()
