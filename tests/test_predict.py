@@ -188,13 +188,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def test_cli_predicts_npy_to_npy(tmp_path, weights, maps, capsys):
     np.save(tmp_path / "maps.npy", maps)
     out = tmp_path / "cmb.npy"
-    args = _parse(["predict", str(weights), str(tmp_path / "maps.npy"), str(out),
+    args = _parse(["predict", "--weights", str(weights), str(tmp_path / "maps.npy"), str(out),
                    "--frequencies", "143,217,353", "--pixel-arcsec", "90", "--batch-size", "2"])
     assert run_predict(args) == 0
     assert np.load(out).shape == (5, 1, 64, 64)
     assert f"{out}: CMB of 5 patches of 64×64 pixels" in capsys.readouterr().out
     with pytest.raises(ValueError, match=r"\[143, 217, 353\].*\[100, 217, 353\]"):
-        run_predict(_parse(["predict", str(weights), str(tmp_path / "maps.npy"), str(out),
+        run_predict(_parse(["predict", "--weights", str(weights), str(tmp_path / "maps.npy"), str(out),
                             "--frequencies", "100,217,353", "--pixel-arcsec", "90"]))
     with pytest.raises(SystemExit):
-        _parse(["predict", str(weights), "in.npy", "out.npy", "--frequencies", "143,x"])
+        _parse(["predict", "--weights", str(weights), "in.npy", "out.npy", "--frequencies", "143,x"])

@@ -23,6 +23,7 @@ from cenn.data.normalization import build_normalization
 from cenn.data.store import DatasetStore, StoreError
 from cenn.model.apply import apply_network
 from cenn.model.weights import UNITS, WeightsCard, check_inputs, load_weights
+from cenn.pretrained import resolve_weights
 
 PRECISIONS = ("32", "bf16")
 #: Below this median per-patch standard deviation (µK) of the target band, maps are taken to be in
@@ -304,11 +305,14 @@ def _parse_frequencies(text: str) -> list[float]:
 
 
 def add_predict_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``cenn predict WEIGHTS INPUT OUTPUT [options]`` to the subparsers ``sub``."""
-    p = sub.add_parser("predict", help="extract the CMB from maps with trained weights")
-    p.add_argument("weights", help="weights file (.safetensors) written by cenn train")
-    p.add_argument("input", help="maps (N, C, H, W) in µK_CMB: a dataset store, .npy or .fits[.gz]")
-    p.add_argument("output", help="CMB maps (N, 1, H, W) in µK_CMB: .npy, .fits or .fits.gz")
+    """Add ``cenn predict`` (patches: ``INPUT OUTPUT``; full sky: ``--maps ... --out``) to ``sub``."""
+    p = sub.add_parser("predict", help="extract the CMB from patches, or from full-sky HEALPix maps "
+                       "(--maps), with trained weights (default: the reference model) or a baseline")
+    p.add_argument("input", nargs="?",
+                   help="maps (N, C, H, W) in µK_CMB: a dataset store, .npy or .fits[.gz]")
+    p.add_argument("output", nargs="?", help="CMB maps (N, 1, H, W) in µK_CMB: .npy, .fits or .fits.gz")
+    p.add_argument("--weights", help="weights file (.safetensors) from cenn train (default: the reference "
+                   "model shipped with cenn)")
     p.add_argument("--frequencies", type=_parse_frequencies, metavar="GHZ,GHZ,...",
                    help="frequency of each input channel, e.g. 143,217,353 (overrides the file's)")
     p.add_argument("--pixel-arcsec", type=float, help="pixel side in arcsec (overrides the file's)")
@@ -317,15 +321,37 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", choices=PRECISIONS, default="32",
                    help="32 (float32) or bf16 (bfloat16 autocast); the output is float32 either way")
+    full = p.add_argument_group("full sky (HEALPix)")
+    full.add_argument("--maps", nargs="+", metavar="FITS", help="one HEALPix map per band, in the "
+                      "weights' frequency order (e.g. 143, 217, 353 GHz)")
+    full.add_argument("--out", help="output HEALPix FITS: CMB and weight columns")
+    full.add_argument("--method", default="cenn", help="cenn or a baseline (ilc, hilc, nilc, ...)")
+    full.add_argument("--nside", type=int, help="output Nside (default: the inputs')")
+    full.add_argument("--overlap", type=float, default=0.25, help="overlap of neighbouring patches")
+    full.add_argument("--apodisation", type=float, default=0.125,
+                      help="width of the patches' cosine weight ramp, as a fraction of the side")
+    full.add_argument("--instrument", default="planck_hfi", help="instrument preset for baselines")
+    full.add_argument("--npix", type=int, default=256, help="patch side in pixels for baselines")
+    full.add_argument("--mollweide", help="also write a Mollweide view of the CMB (PNG)")
+    full.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    full.add_argument("--no-progress", action="store_true")
     return p
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """Run ``cenn predict``; problems with the inputs raise ``ValueError`` (or ``StoreError``,
     ``FileNotFoundError``) for the caller to report."""
+    if args.maps:
+        from cenn.healpix.command import run_full_sky
+
+        if not args.out:
+            raise ValueError("--maps needs --out FILE.fits for the full-sky CMB map")
+        return run_full_sky(args)
+    if args.input is None or args.output is None:
+        raise ValueError("cenn predict needs INPUT and OUTPUT (patches), or --maps and --out (full sky)")
     _kind(Path(args.output), "output")  # fail before the work, not after
     maps, meta = read_input(args.input, args.frequencies, args.pixel_arcsec, args.units)
-    predictor = Predictor(args.weights, device=args.device, precision=args.precision,
+    predictor = Predictor(resolve_weights(args.weights), device=args.device, precision=args.precision,
                           batch_size=args.batch_size)
     cmb = predictor.predict(maps, **meta)
     write_output(args.output, cmb, predictor.card, source=args.input)

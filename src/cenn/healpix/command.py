@@ -1,0 +1,116 @@
+"""``cenn predict --maps``: a full-sky CMB map from full-sky band maps, with the network or any
+other separator, written as a HEALPix FITS file (CMB and weight columns, documented header)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import warnings
+from pathlib import Path
+
+import healpy as hp
+import numpy as np
+
+from cenn import __version__
+from cenn.healpix.maps import check_bands, read_map
+from cenn.healpix.reproject import predict_full_sky
+from cenn.model.weights import WeightsCard
+from cenn.pretrained import resolve_weights
+from cenn.separators import InputInfo, NetworkSeparator, Separator, build_separator
+from cenn.sky.geometry import PatchGeometry
+from cenn.sky.instrument import Instrument, load_instrument
+
+
+def card_info(card: WeightsCard) -> InputInfo:
+    """What the network expects, from its weights card (bands named by frequency)."""
+    names = tuple(f"{f:g}" for f in card.frequencies_ghz)
+    target = names[card.frequencies_ghz.index(card.target_frequency_ghz)]
+    return InputInfo(frequencies_ghz=tuple(card.frequencies_ghz), band_names=names,
+                     beam_fwhm_arcmin=tuple(card.beams_arcmin), target_band=target,
+                     target_beam_fwhm_arcmin=card.beams_arcmin[names.index(target)],
+                     pixel_arcsec=card.pixel_arcsec, noise_uk_per_pixel=(0.0,) * len(names))
+
+
+def instrument_info(instrument: Instrument, geometry: PatchGeometry) -> InputInfo:
+    """What a classical method needs, from an instrument preset."""
+    return InputInfo(frequencies_ghz=tuple(instrument.frequencies_ghz),
+                     band_names=tuple(instrument.band_names),
+                     beam_fwhm_arcmin=tuple(b.beam_fwhm_arcmin for b in instrument.bands),
+                     target_band=instrument.target_band,
+                     target_beam_fwhm_arcmin=instrument.target.beam_fwhm_arcmin,
+                     pixel_arcsec=geometry.pixel_arcsec,
+                     noise_uk_per_pixel=tuple(instrument.noise_uk_per_pixel(geometry)))
+
+
+def method_setup(args: argparse.Namespace) -> tuple[Separator, InputInfo, PatchGeometry]:
+    """The separator of ``--method`` with its input description and patch geometry."""
+    if args.method == "cenn":
+        separator = NetworkSeparator(resolve_weights(args.weights), device=args.device,
+                                     precision=args.precision, batch_size=args.batch_size)
+        card = separator.predictor.card
+        return separator, card_info(card), PatchGeometry(card.npix, card.pixel_arcsec)
+    geometry = PatchGeometry(args.npix, args.pixel_arcsec or 90.0)
+    return build_separator(args.method), instrument_info(load_instrument(args.instrument), geometry), geometry
+
+
+def write_full_sky(path: Path, cmb: np.ndarray, weight: np.ndarray, header: list[tuple[str, object]],
+                   overwrite: bool) -> None:
+    """CMB (µK_CMB) and weight columns, RING, as a FITS binary table; written then renamed."""
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists: choose another output or pass --overwrite")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.fits")
+    hp.write_map(tmp, [cmb, weight], nest=False, column_names=["CMB", "WEIGHT"],
+                 column_units=["uK_CMB", ""], dtype=[np.float32, np.float32], extra_header=header,
+                 overwrite=True)
+    os.replace(tmp, path)
+
+
+def run_full_sky(args: argparse.Namespace) -> int:
+    """Run ``cenn predict --maps ... --out FILE``."""
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists: choose another output or pass --overwrite")
+    separator, info, geometry = method_setup(args)
+    if len(args.maps) != len(info.band_names):
+        raise ValueError(f"{len(args.maps)} maps given but the {args.method} method takes "
+                         f"{len(info.band_names)}, one per band {list(info.band_names)} GHz, in that order")
+    maps = [read_map(p, units=args.units) for p in args.maps]
+    check_bands(maps)
+    nside_in = maps[0].nside
+    nside_out = args.nside or nside_in
+    cmb, weight = predict_full_sky(np.stack([m.values for m in maps]), nside_in, separator, info, geometry,
+                                   nside_out, overlap=args.overlap, apodisation_width=args.apodisation,
+                                   batch_size=args.batch_size, progress=not args.no_progress)
+    header = [("METHOD", args.method), ("CENNVER", __version__),
+              ("BEAMFWHM", info.target_beam_fwhm_arcmin, "target beam FWHM [arcmin]"),
+              ("FREQ", float(info.frequencies_ghz[info.target_channel]), "target band [GHz]"),
+              ("PATCHPIX", geometry.npix), ("PIXSIZE", geometry.pixel_arcsec, "patch pixel [arcsec]"),
+              ("OVERLAP", args.overlap), ("APODISE", args.apodisation),
+              *((f"INMAP{i + 1}", Path(p).name[:68]) for i, p in enumerate(args.maps))]
+    if args.method == "cenn":
+        header.append(("WEIGHTS", Path(separator.weights).name[:68]))
+    write_full_sky(out, cmb, weight, header, args.overwrite)
+    covered = float(np.mean(weight > 0))
+    print(f"{out}: CMB at Nside {nside_out} ({info.target_band} GHz beam, µK_CMB) from {len(maps)} maps "
+          f"at Nside {nside_in}; {100 * covered:.2f} % of the sky covered")
+    if args.mollweide:
+        write_mollweide(Path(args.mollweide), cmb, f"{args.method} CMB ({info.target_band} GHz beam)")
+    return 0
+
+
+def write_mollweide(path: Path, cmb: np.ndarray, title: str) -> Path:
+    """A Mollweide view of ``cmb`` (µK) as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seen = cmb[cmb != hp.UNSEEN]
+    limit = float(np.percentile(np.abs(seen), 99.5)) if seen.size else 1.0
+    with warnings.catch_warnings():  # healpy's colormap calls, deprecated in matplotlib
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        hp.mollview(cmb, title=title, unit=r"$\mu$K$_{\rm CMB}$", min=-limit, max=limit, cmap="RdBu_r")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plt.savefig(path, dpi=120)
+    plt.close("all")
+    return path
