@@ -37,6 +37,8 @@ def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: 
     steps, epochs = t["global_step"], t["epochs"]
     samples = steps * config["trainer"]["batch_size"]
     header, rows = summary_table(metrics)
+    sets = "; ".join(f"{d}: {i['n_patches']} patches, seed {i['seed']}"
+                     for d, i in metrics["datasets"].items())
     status = ("**Preview.** Trained on a CPU for a short time, far from the paper's 3 × 10⁷ samples; "
               "expect large residuals in the Galactic plane. A GPU-trained model will replace it."
               if preview else "Reference model.")
@@ -68,8 +70,8 @@ def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: 
 
 ## Evaluation
 
-`cenn evaluate` on the validation sets below (other seeds than training), against the classical
-methods; the paper's values (6,000 / 2,000 patches) in the `paper` rows. Patch RMS: the mean over
+`cenn evaluate` against the classical methods on validation sets simulated with other seeds than
+training ({sets}); the paper's values (6,000 / 2,000 patches) in the `paper` rows. Patch RMS: the mean over
 patches of the residual RMS; Table 1 RMS: RMS of the mean residual patch; ΔD_ℓ and residual D_ℓ
 averaged over all ℓ (µK²).
 

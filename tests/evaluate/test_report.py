@@ -163,6 +163,10 @@ def test_cli_evaluates_and_prints_the_summary(stores, weights, tmp_path, capsys)
     assert main([*args, "--overwrite"]) == 0
 
 
-def test_cli_refuses_the_network_without_weights(stores, tmp_path, capsys):
-    assert main(["evaluate", str(stores["noisy"]), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
-    assert "needs trained weights" in capsys.readouterr().err
+def test_cli_uses_the_shipped_weights_by_default(stores, tmp_path):
+    out = tmp_path / "r"
+    assert main(["evaluate", str(stores["noisy"]), "--out", str(out), "--max-patches", "2",
+                 "--noise-factors", "none", "--no-progress"]) == 0
+    described = _strict_json(out / "metrics.json")["methods"]["cenn"]
+    assert described["weights"].endswith("cenn-paper-preview.safetensors")
+    assert described["architecture"] == "cenn-paper"

@@ -14,6 +14,7 @@ from cenn.config import ConfigError, read_toml
 from cenn.evaluate.analysis import evaluate_dataset
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.report import format_table, summary_table, write_report
+from cenn.pretrained import resolve_weights
 from cenn.separators import Separator, available_separators, build_separator
 
 
@@ -70,16 +71,16 @@ def method_options(config_file: str | None) -> dict[str, dict[str, Any]]:
 
 def build_separators(names: Sequence[str], options: Mapping[str, Mapping[str, Any]],
                      args: argparse.Namespace) -> dict[str, Separator]:
-    """The named separators, with the command line's --weights, --precision and --network-batch-size
-    applied to the network and --device to the network and the Wiener filter's calibration."""
+    """The named separators, with the command line's --weights (default: the shipped reference
+    model), --precision and --network-batch-size applied to the network and --device to the network
+    and the Wiener filter's calibration."""
     separators = {}
     for name in names:
         opts = dict(options.get(name, {}))
         if name == "cenn":
             if args.weights:
                 opts["weights"] = args.weights
-            if "weights" not in opts:
-                raise ValueError("method 'cenn' needs trained weights: pass --weights FILE.safetensors")
+            opts["weights"] = resolve_weights(opts.get("weights"))
             opts.setdefault("precision", args.precision)
             opts.setdefault("batch_size", args.network_batch_size)
         if name in ("cenn", "wiener"):  # the network runs, and the oracle simulates, on --device
@@ -106,7 +107,8 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--out", required=True, help="report folder to write")
     p.add_argument("--methods", default="cenn",
                    help=f"comma-separated methods (available: {', '.join(available_separators())})")
-    p.add_argument("--weights", help="trained weights for the 'cenn' method")
+    p.add_argument("--weights", help="trained weights for the 'cenn' method (default: the reference model "
+                   "shipped with cenn)")
     p.add_argument("--config", help="TOML with [evaluation] settings and [methods.<name>] options")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", default="32", choices=("32", "bf16"), help="network precision")
