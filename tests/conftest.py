@@ -29,3 +29,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights():
+    """``tiny_weights(path, npix=64, pixel_arcsec=90.0)``: save untrained ``cenn-small`` weights (seed
+    0) for Planck 143/217/353 GHz patches of that geometry to ``path``, and return the path."""
+    from cenn.model import WeightsCard, build_model, save_weights
+
+    def make(path, npix: int = 64, pixel_arcsec: float = 90.0):
+        torch.manual_seed(0)
+        card = WeightsCard(
+            architecture="cenn-small", architecture_params={}, in_channels=3,
+            frequencies_ghz=[143.0, 217.0, 353.0], beams_arcmin=[7.22, 4.90, 4.92],
+            target_frequency_ghz=217.0, npix=npix, pixel_arcsec=pixel_arcsec, normalization="minmax",
+            normalization_params={"reference_channel": 1})
+        save_weights(path, build_model("cenn-small", 3), card)
+        return path
+
+    return make

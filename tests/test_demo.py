@@ -4,36 +4,27 @@ terminal summary; the shipped reference weights are used when none are given."""
 import json
 
 import pytest
-import torch
 
 from cenn.cli import main
 from cenn.demo import run_demo
-from cenn.model import WeightsCard, build_model, save_weights
 from cenn.pretrained import available_weights, default_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    card = WeightsCard(architecture="cenn-small", architecture_params={}, in_channels=3,
-                       frequencies_ghz=[143.0, 217.0, 353.0], beams_arcmin=[7.22, 4.90, 4.92],
-                       target_frequency_ghz=217.0, npix=256, pixel_arcsec=90.0, normalization="minmax",
-                       normalization_params={"reference_channel": 1})
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_weights(path, build_model("cenn-small", 3), card)
-    return path
+def weights_256(tiny_weights, tmp_path_factory):
+    return tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors", npix=256)
 
 
-def test_demo_writes_the_report_for_every_region_and_method(tmp_path, tiny_weights):
+def test_demo_writes_the_report_for_every_region_and_method(tmp_path, weights_256):
     metrics = run_demo(tmp_path / "demo", n_per_band=1, methods=("cenn", "ilc", "target-band"),
-                       weights=tiny_weights, progress=False)
+                       weights=weights_256, progress=False)
     assert list(metrics["datasets"]) == ["all", "inner", "intermediate", "high"]
     assert set(metrics["results"]) == {"cenn", "ilc", "target-band"}
     assert (tmp_path / "demo" / "report" / "report.html").stat().st_size > 1000
     saved = json.loads((tmp_path / "demo" / "report" / "metrics.json").read_text())
-    assert saved["methods"]["cenn"]["weights"] == str(tiny_weights)
+    assert saved["methods"]["cenn"]["weights"] == str(weights_256)
     # the ILC removes most of the Galactic plane's foregrounds that the 217 GHz map carries
     inner = metrics["results"]
     assert inner["ilc"]["inner"]["pixel"]["residual_rms_mean_uk"] < \

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from cenn.data.normalization import build_normalization
-from cenn.model import WeightsCard, build_model, save_weights
 from cenn.model.apply import apply_network
 from cenn.predict import Predictor, add_predict_parser, read_input, run_predict, write_output
 
@@ -19,17 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_model("cenn-small", 3)
-    card = WeightsCard(
-        architecture="cenn-small", architecture_params={}, in_channels=3, frequencies_ghz=FREQS,
-        beams_arcmin=[7.22, 4.90, 4.92], target_frequency_ghz=217.0, npix=64, pixel_arcsec=90.0,
-        normalization="minmax", normalization_params={"reference_channel": 1},
-    )
-    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    save_weights(path, model, card)
-    return path
+def weights(tiny_weights, tmp_path_factory):
+    return tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="module")

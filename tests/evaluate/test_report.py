@@ -14,7 +14,6 @@ from cenn.data.store import DatasetStore
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.document import Document
 from cenn.evaluate.run import evaluate
-from cenn.model import WeightsCard, build_model, save_weights
 from cenn.predict import Predictor
 from cenn.separators import InputInfo, Separator, TargetBandSeparator, build_separator
 
@@ -125,17 +124,8 @@ def test_document_renders_and_escapes():
 # --- the network as a method, and the command line ------------------------------------------------
 
 @pytest.fixture(scope="module")
-def weights(stores, tmp_path_factory):
-    meta = DatasetStore.open(stores["noisy"]).meta
-    torch.manual_seed(0)
-    card = WeightsCard(
-        architecture="cenn-small", architecture_params={}, in_channels=3,
-        frequencies_ghz=meta["frequencies_ghz"], beams_arcmin=meta["beam_fwhm_arcmin"],
-        target_frequency_ghz=217.0, npix=64, pixel_arcsec=90.0, normalization="minmax",
-        normalization_params={"reference_channel": 1})
-    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    save_weights(path, build_model("cenn-small", 3), card)
-    return path
+def weights(tiny_weights, tmp_path_factory):
+    return tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
 
 
 def test_network_separator_equals_the_predictor(stores, weights):

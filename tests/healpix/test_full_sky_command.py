@@ -4,11 +4,9 @@ out, with a baseline or trained weights; bad requests refused."""
 import healpy as hp
 import numpy as np
 import pytest
-import torch
 from astropy.io import fits
 
 from cenn.cli import main
-from cenn.model import WeightsCard, build_model, save_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -51,15 +49,9 @@ def test_a_baseline_returns_the_common_sky(band_maps, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
 
 
-def test_trained_weights_make_a_full_sky_map(band_maps, tmp_path):
+def test_trained_weights_make_a_full_sky_map(band_maps, tmp_path, tiny_weights):
     paths, _ = band_maps
-    torch.manual_seed(0)
-    card = WeightsCard(architecture="cenn-small", architecture_params={}, in_channels=3,
-                       frequencies_ghz=[143.0, 217.0, 353.0], beams_arcmin=[7.22, 4.90, 4.92],
-                       target_frequency_ghz=217.0, npix=64, pixel_arcsec=2 * _pixel_arcsec(),
-                       normalization="minmax", normalization_params={"reference_channel": 1})
-    weights = tmp_path / "w.safetensors"
-    save_weights(weights, build_model("cenn-small", 3), card)
+    weights = tiny_weights(tmp_path / "w.safetensors", pixel_arcsec=2 * _pixel_arcsec())
     out = tmp_path / "cenn.fits"
     assert main(["predict", "--maps", *paths, "--out", str(out), "--weights", str(weights),
                  "--nside", "32", "--mollweide", str(tmp_path / "cenn.png"), "--no-progress"]) == 0
