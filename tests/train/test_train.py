@@ -79,6 +79,19 @@ def test_a_resumed_run_reaches_the_weights_of_an_uninterrupted_one(stores, tmp_p
     assert launches == ["version_0", "version_1"]
 
 
+def test_last_checkpoint_is_every_epoch_even_without_improvement(stores, tmp_path):
+    # learning rate ~0: the validation loss never improves after the first epoch
+    cfg = _config(stores, epochs=3)
+    cfg.optim.lr = 1e-30
+    train(cfg, tmp_path / "run")
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 3 * (48 // 8) and best["epoch"] == 0
+    # the per-epoch callback (monitor None) wrote last.ckpt itself, not only the final save
+    states = [v for k, v in ckpt["callbacks"].items() if "'monitor': None" in k]
+    assert len(states) == 1 and states[0]["best_model_path"].endswith("last.ckpt")
+
+
 def test_a_run_folder_refuses_another_configuration(stores, tmp_path):
     train(_config(stores, epochs=1), tmp_path / "run")
     other = _config(stores, epochs=1)

@@ -164,11 +164,15 @@ def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False) -> Pat
                     reference_channel=_target_channel(meta))
     t = cfg.trainer
     best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
-                           mode="min", save_top_k=1, save_last=True, enable_version_counter=False)
+                           mode="min", save_top_k=1, enable_version_counter=False)
+    # every epoch's end, after validation: Lightning's own save_last only writes when ``best`` does,
+    # so a run killed after an epoch that did not improve would resume from an older one
+    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                             save_on_train_epoch_end=False, enable_version_counter=False)
     trainer = L.Trainer(
         max_epochs=t.epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
-        callbacks=[best], plugins=[AtomicCheckpointIO()],
+        callbacks=[best, latest], plugins=[AtomicCheckpointIO()],
         logger=[CSVLogger(run_dir / "logs", name="csv"),
                 TensorBoardLogger(run_dir / "logs", name="tensorboard", default_hp_metric=False)],
         use_distributed_sampler=False, enable_progress_bar=t.progress,
@@ -176,7 +180,9 @@ def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False) -> Pat
         num_sanity_val_steps=0, default_root_dir=run_dir, enable_model_summary=t.progress,
     )
     trainer.fit(task, datamodule=data, ckpt_path=resume)
-    best_path = best.best_model_path or str(run_dir / "checkpoints" / "last.ckpt")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    trainer.save_checkpoint(last)  # the final state, also when max_steps stopped before any validation
+    best_path = best.best_model_path or str(last)
     raw = trainer.validate(task, datamodule=data, ckpt_path=best_path, verbose=False)[0]
     weights = run_dir / WEIGHTS_FILE
     if trainer.is_global_zero:
