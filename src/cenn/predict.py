@@ -109,7 +109,7 @@ class Predictor:
                 "along axis 1 of (N, C, H, W)"
             )
         _check_finite(maps)
-        _check_microkelvin(maps, _target_channel(card), card)
+        _check_microkelvin(maps, card_target_channel(card), card)
 
 
 def _as_float32_tensor(inputs: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -142,7 +142,7 @@ def _check_finite(maps: torch.Tensor) -> None:
     )
 
 
-def _target_channel(card: WeightsCard) -> int:
+def card_target_channel(card: WeightsCard) -> int:
     """Index of the input channel at (or nearest) the card's target frequency."""
     gaps = [abs(f - card.target_frequency_ghz) for f in card.frequencies_ghz]
     return gaps.index(min(gaps))

@@ -15,6 +15,7 @@ from cenn import __version__
 from cenn.healpix.maps import check_bands, read_map
 from cenn.healpix.reproject import predict_full_sky
 from cenn.model.weights import WeightsCard
+from cenn.predict import card_target_channel
 from cenn.pretrained import resolve_weights
 from cenn.separators import InputInfo, NetworkSeparator, Separator, build_separator
 from cenn.sky.geometry import PatchGeometry
@@ -24,7 +25,7 @@ from cenn.sky.instrument import Instrument, load_instrument
 def card_info(card: WeightsCard) -> InputInfo:
     """What the network expects, from its weights card (bands named by frequency)."""
     names = tuple(f"{f:g}" for f in card.frequencies_ghz)
-    target = names[card.frequencies_ghz.index(card.target_frequency_ghz)]
+    target = names[card_target_channel(card)]
     return InputInfo(frequencies_ghz=tuple(card.frequencies_ghz), band_names=names,
                      beam_fwhm_arcmin=tuple(card.beams_arcmin), target_band=target,
                      target_beam_fwhm_arcmin=card.beams_arcmin[names.index(target)],
