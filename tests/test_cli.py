@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import zarr
 
 from cenn.cli import main
@@ -48,6 +49,14 @@ def test_errors_name_the_problem(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["simulate", "-n", "2"]) == 2
     assert "output path" in capsys.readouterr().err
+    assert main(["simulate", str(tmp_path / "x.zarr"), "-n", "2", "--map", "cmb=missing.fits"]) == 2
+    assert "missing.fits not found" in capsys.readouterr().err
+    assert main(["simulate", str(tmp_path / "x.zarr"), "-n", "2", "--map", "dust:353=missing.fits"]) == 2
+    assert "dust: map" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["simulate", str(tmp_path / "x.zarr"), "-n", "2", "--map", "cmb.fits"])
+    assert "COMPONENT=FILE" in capsys.readouterr().err
+    assert not (tmp_path / "x.zarr").exists()
 
 
 def test_describe_prints_the_component_table(capsys):

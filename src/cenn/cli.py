@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from cenn import __version__
-from cenn.config import ConfigError, read_toml
+from cenn.config import ConfigError
 from cenn.data.store import StoreError
 from cenn.demo import METHODS
 from cenn.evaluate.run import add_evaluate_parser, run_evaluate
 from cenn.experiment import add_experiment_parser, run_experiment_command
 from cenn.predict import add_predict_parser, run_predict
-from cenn.sky.simulator import LATITUDE_BANDS, SimulationConfig
+from cenn.sky.simulator import LATITUDE_BANDS, SimulationConfig, read_simulation_toml
 
 
 def _parse_band(text: str) -> tuple[float, float]:
@@ -40,6 +40,15 @@ def _parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def _parse_map(text: str) -> tuple[str, str | None, str]:
+    target, sep, path = text.partition("=")
+    name, _, band = target.partition(":")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"--map takes COMPONENT=FILE or COMPONENT:BAND=FILE, e.g. "
+                                         f"cmb=cmb.fits or dust:353=dust_353.fits, got {text!r}")
+    return name, band or None, path
+
+
 def _parse_scale(text: str) -> tuple[str, float]:
     name, _, value = text.partition("=")
     try:
@@ -50,7 +59,7 @@ def _parse_scale(text: str) -> tuple[str, float]:
 
 def simulation_config_from_args(args: argparse.Namespace) -> SimulationConfig:
     """The configuration file (if any) with the command-line options applied on top."""
-    data: dict[str, Any] = read_toml(args.config) if args.config else {}
+    data: dict[str, Any] = read_simulation_toml(args.config) if args.config else {}
     if args.seed is not None:
         data["seed"] = args.seed
     if args.band is not None:
@@ -68,6 +77,18 @@ def simulation_config_from_args(args: argparse.Namespace) -> SimulationConfig:
         components.setdefault(name, {})["enabled"] = False
     for name, factor in args.scale or []:
         components.setdefault(name, {})["scale"] = factor
+    for name, band, path in args.map or []:
+        entry = components.setdefault(name, {})
+        if band is None:
+            entry["maps"] = path
+        else:
+            maps = entry.get("maps")
+            entry["maps"] = {**(maps if isinstance(maps, dict) else {}), band: path}
+    if args.sky_split is not None:
+        split = data.setdefault("region", {}).setdefault("sky_split", {})
+        split["part"] = args.sky_split
+        if args.validation_fraction is not None:
+            split["validation_fraction"] = args.validation_fraction
     config = SimulationConfig.from_dict(data)
     config.resolved_components()  # validate component names and parameters now
     return config
@@ -91,6 +112,14 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--disable", action="append", metavar="COMPONENT", help="switch a component off")
     p.add_argument("--scale", action="append", type=_parse_scale, metavar="NAME=FACTOR",
                    help="rescale a component, e.g. --scale dust=2")
+    p.add_argument("--map", action="append", type=_parse_map, metavar="COMPONENT[:BAND]=FILE",
+                   help="cut a component from a HEALPix map instead of simulating it: one file for every "
+                        "band (cmb=cmb.fits) or one per band (dust:143=d143.fits, repeated per band)")
+    p.add_argument("--sky-split", choices=["train", "validation"],
+                   help="draw patches only where they lie wholly in this part of a fixed split of the "
+                        "sky, so training and validation patches never overlap")
+    p.add_argument("--validation-fraction", type=float,
+                   help="fraction of the sky held out for validation by --sky-split (default 0.2)")
     p.add_argument("--components", action="store_true", help="also store each component's maps")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--workers", type=int, default=0, help="worker processes (0: in this process)")
@@ -145,7 +174,7 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     """The training configuration file (if any), then --set, then the named options."""
     from cenn.train import TrainConfig
 
-    data: dict[str, Any] = read_toml(args.config) if args.config else {}
+    data: dict[str, Any] = read_simulation_toml(args.config) if args.config else {}
     for path, value in args.set or []:
         table = data
         for part in path[:-1]:

@@ -25,7 +25,10 @@ class ConfigError(ValueError):
 def _check_type(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
+        options = [o for o in typing.get_args(hint) if value is None or o is not type(None)]
+        if len(options) == 1:  # an optional value that is given: its own error is the clearest
+            return _check_type(value, options[0], where)
+        for option in options:
             try:
                 return _check_type(value, option, where)
             except ConfigError:

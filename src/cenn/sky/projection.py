@@ -13,6 +13,7 @@ import torch
 
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.rng import SampleRandom
+from cenn.sky.sky_split import CANDIDATES, SkySplit, first_inside
 
 
 def band_sky_fraction(lat_min_deg: float, lat_max_deg: float) -> float:
@@ -21,9 +22,12 @@ def band_sky_fraction(lat_min_deg: float, lat_max_deg: float) -> float:
 
 
 def draw_centres(
-    random: SampleRandom, lat_min_deg: float = 0.0, lat_max_deg: float = 90.0
+    random: SampleRandom, lat_min_deg: float = 0.0, lat_max_deg: float = 90.0,
+    split: SkySplit | None = None, geometry: PatchGeometry | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Patch centres uniform in area with lat_min ≤ |b| ≤ lat_max, both hemispheres.
+    """Patch centres uniform in area with lat_min ≤ |b| ≤ lat_max, both hemispheres; with a
+    ``split``, uniform over the centres whose patch of ``geometry`` lies wholly in its part of the
+    sky (the first of :data:`~cenn.sky.sky_split.CANDIDATES` draws that does).
 
     Returns ``(lon, lat)`` in degrees, float64, shape (batch,); lon in [0, 360).
     """
@@ -32,12 +36,23 @@ def draw_centres(
             f"latitude band must satisfy 0 <= min < max <= 90 degrees, got [{lat_min_deg}, "
             f"{lat_max_deg}]"
         )
-    u = random.uniform("position", (3,))
+    if split is None:
+        return _centres(random.uniform("position", (3,)), lat_min_deg, lat_max_deg)
+    if geometry is None:
+        raise ValueError("a sky split needs the patch geometry, to know how far a patch reaches")
+    lon, lat = _centres(random.uniform("position", (CANDIDATES, 3)), lat_min_deg, lat_max_deg)
+    chosen = torch.from_numpy(first_inside(lon.cpu().numpy(), lat.cpu().numpy(), split, geometry))
+    rows, chosen = torch.arange(len(chosen), device=lon.device), chosen.to(lon.device)
+    return lon[rows, chosen], lat[rows, chosen]
+
+
+def _centres(u: torch.Tensor, lat_min_deg: float, lat_max_deg: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centres ``(lon, lat)`` in degrees from uniform draws ``(..., 3)``: |b| uniform in sin, the
+    hemisphere, then l."""
     s0, s1 = math.sin(math.radians(lat_min_deg)), math.sin(math.radians(lat_max_deg))
-    abs_b = torch.rad2deg(torch.asin(s0 + (s1 - s0) * u[:, 0]))
-    sign = torch.where(u[:, 1] < 0.5, -1.0, 1.0).to(abs_b)
-    lon = 360.0 * u[:, 2]
-    return lon, sign * abs_b
+    abs_b = torch.rad2deg(torch.asin(s0 + (s1 - s0) * u[..., 0]))
+    sign = torch.where(u[..., 1] < 0.5, -1.0, 1.0).to(abs_b)
+    return 360.0 * u[..., 2], sign * abs_b
 
 
 def pixel_coordinates(

@@ -9,6 +9,7 @@ generated on a grid padded by ``margin`` pixels and cropped, so patches are not 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,13 @@ from cenn.config import ConfigError, from_dict, read_toml
 from cenn.runtime import tune_cpu_allocator
 from cenn.sky import fields
 from cenn.sky.components import COMPONENTS, Component, SkyContext, build_component
+from cenn.sky.components.from_maps import resolve_map_paths
 from cenn.sky.geometry import PatchGeometry
-from cenn.sky.instrument import load_instrument
+from cenn.sky.instrument import FWHM_TO_SIGMA, load_instrument
 from cenn.sky.noise import white_noise
 from cenn.sky.projection import draw_centres
 from cenn.sky.rng import SampleRandom
+from cenn.sky.sky_split import SkySplit
 
 #: Most patches simulated at once on the CPU (see :class:`PatchSimulator`): bounds memory;
 #: throughput is flat above about 16.
@@ -66,10 +69,12 @@ class InstrumentConfig:
 
 @dataclass
 class RegionConfig:
-    """Patch centres are drawn uniformly in area with lat_min ≤ |b| ≤ lat_max (degrees)."""
+    """Patch centres are drawn uniformly in area with lat_min ≤ |b| ≤ lat_max (degrees), and only
+    where the patch lies wholly in ``sky_split``'s part of the sky if one is given."""
 
     lat_min: float = 0.0
     lat_max: float = 90.0
+    sky_split: SkySplit | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.lat_min < self.lat_max <= 90.0:
@@ -103,7 +108,8 @@ class SimulationConfig:
 
     @classmethod
     def load(cls, path: Path | str) -> SimulationConfig:
-        return from_dict(cls, read_toml(path), str(path))
+        """The configuration in the TOML file ``path``; relative map paths are taken from its folder."""
+        return from_dict(cls, read_simulation_toml(path), str(path))
 
     def resolved_components(self) -> dict[str, dict[str, Any]]:
         """Every registered component with its full parameter set and ``enabled`` flag."""
@@ -131,6 +137,16 @@ class SimulationConfig:
         data = dataclasses.asdict(self)
         data["components"] = self.resolved_components()
         return data
+
+
+def read_simulation_toml(path: Path | str) -> dict[str, Any]:
+    """A simulation TOML file's table, with its components' relative map paths made relative to
+    the file's folder."""
+    data = read_toml(path)
+    components = data.get("components")
+    if isinstance(components, dict):
+        resolve_map_paths(components, Path(path).parent)
+    return data
 
 
 @dataclass
@@ -198,9 +214,28 @@ class PatchSimulator:
                 comp = build_component(name, params)
                 comp.setup(self.instrument, self.grid, self.device)
                 self.components.append(comp)
-        ell = self.grid.ell(self.device)
-        self._beams = self.instrument.beam_windows(ell).to(torch.float32)
-        self._target_beam = self.instrument.target.beam_window(ell).to(torch.float32)
+        self._ell = self.grid.ell(self.device)
+        self._windows: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+        for comp in self.components:
+            self.beam_windows(comp.applied_beam_arcmin())
+
+    def beam_windows(self, applied_fwhm_arcmin: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the simulator multiplies a sky by (rfft2 grid): every band's beam
+        ``(n_bands, n, n // 2 + 1)`` and the target band's ``(n, n // 2 + 1)``, float32, for maps that
+        already carry a Gaussian beam of FWHM ``applied_fwhm_arcmin`` (the rest of each beam)."""
+        if applied_fwhm_arcmin not in self._windows:
+            bands = [*self.instrument.bands, self.instrument.target]
+            widest = min(bands, key=lambda b: b.beam_fwhm_arcmin)
+            if applied_fwhm_arcmin > widest.beam_fwhm_arcmin:
+                raise ValueError(f"maps carry a beam of {applied_fwhm_arcmin}′, wider than the {widest.name} "
+                                 f"band's {widest.beam_fwhm_arcmin}′: a beam cannot be sharpened; use maps "
+                                 "at a resolution at least as fine as every band's")
+            applied = math.radians(applied_fwhm_arcmin / 60.0) ** 2 * FWHM_TO_SIGMA**2
+            windows = [torch.exp(-0.5 * self._ell * (self._ell + 1.0) * (b.beam_sigma_rad**2 - applied))
+                       for b in bands]
+            self._windows[applied_fwhm_arcmin] = (torch.stack(windows[:-1]).to(torch.float32),
+                                                  windows[-1].to(torch.float32))
+        return self._windows[applied_fwhm_arcmin]
 
     @property
     def component_names(self) -> list[str]:
@@ -228,38 +263,34 @@ class PatchSimulator:
     ) -> PatchBatch:
         random = SampleRandom(self.config.seed, indices, self.device)
         region = self.config.region
-        lon, lat = draw_centres(random, region.lat_min, region.lat_max)
+        lon, lat = draw_centres(random, region.lat_min, region.lat_max, region.sky_split, self.geometry)
         ctx = SkyContext(self.grid, self.instrument, lon, lat, random)
         n_bands = self.instrument.n_bands
-        total_real = total_fourier = cmb_fourier = None
+        real_sums: dict[float, torch.Tensor] = {}  # by the beam already in the maps
+        fourier_sums: dict[float, torch.Tensor] = {}
+        target = torch.zeros((len(random), 1, *self.geometry.shape), device=self.device)
         per_component = {} if with_components else None
         for comp in self.components:
+            applied = comp.applied_beam_arcmin()
             if comp.fourier_native:
                 f = comp.sky_fourier(ctx)
-                total_fourier = f if total_fourier is None else total_fourier + f
+                _accumulate(fourier_sums, applied, f)
             else:
                 m = comp.sky(ctx)
-                total_real = m if total_real is None else total_real + m
+                _accumulate(real_sums, applied, m)
                 f = torch.fft.rfft2(m) if with_components or comp.name == "cmb" else None
+            beams, target_beam = self.beam_windows(applied)
             if comp.name == "cmb":
-                cmb_fourier = f
+                target = self._beam_crop(f, target_beam)
             if per_component is not None:
-                beams = self._beams if beam_components else torch.ones_like(self._beams)
-                per_component[comp.name] = self._beam_crop(f, beams).expand(
-                    -1, n_bands, -1, -1
-                )
-        if total_real is not None:
-            f = torch.fft.rfft2(total_real)
-            total_fourier = f if total_fourier is None else total_fourier + f
+                shown = self._beam_crop(f, beams) if beam_components else self._beam_crop(f, 1.0)
+                per_component[comp.name] = shown.expand(-1, n_bands, -1, -1)
+        for applied, m in real_sums.items():
+            _accumulate(fourier_sums, applied, torch.fft.rfft2(m))
         noise = white_noise(random, self.instrument, self.geometry)
-        if total_fourier is None:
-            inputs = noise
-        else:
-            inputs = self._beam_crop(total_fourier, self._beams) + noise
-        if cmb_fourier is None:
-            target = torch.zeros((len(random), 1, *self.geometry.shape), device=self.device)
-        else:
-            target = self._beam_crop(cmb_fourier, self._target_beam)
+        inputs = noise
+        for applied, f in fourier_sums.items():
+            inputs = self._beam_crop(f, self.beam_windows(applied)[0]) + inputs
         if per_component is not None:
             per_component["noise"] = noise
         return PatchBatch(
@@ -270,3 +301,8 @@ class PatchSimulator:
             indices=list(random.indices),
             components=per_component,
         )
+
+
+def _accumulate(sums: dict[float, torch.Tensor], key: float, value: torch.Tensor) -> None:
+    """``sums[key] += value``, starting from ``value``."""
+    sums[key] = value if key not in sums else sums[key] + value

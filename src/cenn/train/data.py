@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import lightning as L
@@ -15,6 +16,7 @@ from cenn.data.simulate import dataset_metadata
 from cenn.data.store import UNITS, DatasetStore
 from cenn.data.stream import SimulatedBatches
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
+from cenn.sky.sky_split import shared_sky
 from cenn.train.config import TrainConfig
 
 #: Offset between the validation seed and the default seed of streamed training patches.
@@ -35,6 +37,14 @@ def check_compatible(meta: dict[str, Any], reference: dict[str, Any], what: str,
                           f"{ref_what} has {ref_geo['npix']}² of {ref_geo['pixel_arcsec']}″")
 
 
+def warn_shared_sky(meta: dict[str, Any], reference: dict[str, Any], what: str, ref_what: str) -> None:
+    """Warn when training patches share map-based sky with the validation patches."""
+    problems = shared_sky(meta.get("config", {}), reference.get("config", {}))
+    if problems:
+        warnings.warn(f"{what} and {ref_what} are not independent: {'; '.join(problems)}. The validation "
+                      "loss will flatter the network", stacklevel=2)
+
+
 def stream_simulation(cfg: TrainConfig, val_meta: dict[str, Any]) -> SimulationConfig:
     """The simulation that streams training patches: ``data.simulation`` or the validation
     store's own, with a seed different from the validation seed."""
@@ -43,6 +53,9 @@ def stream_simulation(cfg: TrainConfig, val_meta: dict[str, Any]) -> SimulationC
         base = SimulationConfig.load(d.simulation)
     else:
         base = SimulationConfig.from_dict(val_meta["config"])
+        split = base.region.sky_split
+        if split is not None and split.part == "validation":  # train on the rest of the sky
+            base.region.sky_split = dataclasses.replace(split, part="train")
     seed = d.stream_seed if d.stream_seed is not None else val_meta["seed"] + STREAM_SEED_OFFSET
     if seed == val_meta["seed"]:
         raise ConfigError(f"data.stream_seed = {seed} is the validation store's seed: training "
@@ -70,10 +83,12 @@ class PatchDataModule(L.LightningDataModule):
                 raise ValueError("streaming needs its simulation configuration")
             meta = {**dataset_metadata(PatchSimulator(stream_config)), "units": UNITS}
             check_compatible(meta, self.val_meta, "the streaming simulation", f"{cfg.data.val}")
+            warn_shared_sky(meta, self.val_meta, "the streaming simulation", f"{cfg.data.val}")
             self.train_meta = meta
         else:
             self.train_meta = DatasetStore.open(cfg.data.train).meta
             check_compatible(self.train_meta, self.val_meta, f"{cfg.data.train}", f"{cfg.data.val}")
+            warn_shared_sky(self.train_meta, self.val_meta, f"{cfg.data.train}", f"{cfg.data.val}")
 
     def _split(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -1,5 +1,6 @@
 """Sky components, one module each. Importing this package imports every module in it, and
-each module registers its components with :func:`cenn.sky.components.base.register`."""
+each module registers its components with :func:`cenn.sky.components.base.register`, except
+``from_maps``, which reads any of them from HEALPix maps instead."""
 
 import importlib
 import pkgutil

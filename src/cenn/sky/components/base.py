@@ -69,6 +69,11 @@ class Component:
         """``rfft2`` of :meth:`sky`, for components generated in Fourier space."""
         return torch.fft.rfft2(self.sky(ctx))
 
+    def applied_beam_arcmin(self) -> float:
+        """FWHM (arcmin) of the Gaussian beam already in :meth:`sky`: 0 for simulated skies; the
+        simulator applies the rest of each band's beam."""
+        return 0.0
+
     def parameters(self) -> dict[str, Any]:
         """The component's resolved parameters, for provenance."""
         return dataclasses.asdict(self)
@@ -86,9 +91,14 @@ def register(cls: type[Component]) -> type[Component]:
 
 
 def build_component(name: str, params: dict[str, Any]) -> Component:
-    """Instantiate a registered component from configuration, refusing unknown parameters."""
+    """Instantiate a registered component from configuration, refusing unknown parameters; with
+    ``maps`` in ``params``, the component read from those HEALPix maps (see ``from_maps``)."""
     if name not in COMPONENTS:
         raise ValueError(f"unknown sky component {name!r}; known: {sorted(COMPONENTS)}")
+    if "maps" in params:
+        from cenn.sky.components.from_maps import map_component
+
+        return map_component(name, params)
     cls = COMPONENTS[name]
     allowed = {f.name for f in dataclasses.fields(cls)}
     unknown = set(params) - allowed
