@@ -11,6 +11,7 @@ metrics and the evaluation report's summary (``REPORT_DIR/metrics.json``, from c
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from cenn.evaluate.report import format_table, summary_table
 from cenn.model import load_weights
-from cenn.pretrained import DEFAULT
+from cenn.pretrained import CHECKSUMS, DEFAULT
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "cenn" / "pretrained"
 MAX_BYTES = 25_000_000
@@ -95,7 +96,9 @@ def main() -> None:
     (PRETRAINED / "MODEL_CARD.md").write_text(model_card(args.run, args.report, args.hardware, args.minutes,
                                                           args.preview))
     shutil.copyfile(weights, PRETRAINED / DEFAULT)
-    print(f"shipped {weights} as {PRETRAINED / DEFAULT}")
+    digest = hashlib.sha256((PRETRAINED / DEFAULT).read_bytes()).hexdigest()
+    (PRETRAINED / CHECKSUMS).write_text(f"{digest}  {DEFAULT}\n")
+    print(f"shipped {weights} as {PRETRAINED / DEFAULT} (SHA-256 {digest})")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,23 @@ def test_bad_values_and_shapes_are_refused(predictor, maps):
         predictor.predict(np.zeros((1, 3, 64, 128), np.float32), **META)
 
 
+def test_nonfinite_pixels_are_filled_on_request_with_the_fraction_reported(predictor, maps):
+    bad = maps.copy()
+    bad[3, 0, 5, 5], bad[3, 2, 1, 1], bad[1, 1, 0, :4] = np.nan, np.inf, -np.inf
+    with pytest.warns(UserWarning, match=r"0\.009766 % of the input pixels"):  # 6 of 5·3·64²
+        out = predictor.predict(bad, **META, fill_nonfinite=True)
+    filled = bad.copy()
+    for n, c in ((3, 0), (3, 2), (1, 1)):
+        finite = np.isfinite(bad[n, c])
+        # torch's median of an even count is the lower of the two middle values
+        filled[n, c][~finite] = np.sort(bad[n, c][finite])[(finite.sum() - 1) // 2]
+    np.testing.assert_array_equal(out, predictor.predict(filled, **META))
+    empty = maps.copy()
+    empty[2, 1] = np.nan
+    with pytest.raises(ValueError, match="patch 2 has no finite pixel in channel 1"):
+        predictor.predict(empty, **META, fill_nonfinite=True)
+
+
 # --- map files --------------------------------------------------------------------------------------
 
 def test_npy_needs_frequencies_and_pixel_size(tmp_path, maps):
@@ -183,8 +200,10 @@ def test_cli_predicts_npy_to_npy(tmp_path, weights, maps, capsys):
     assert run_predict(args) == 0
     assert np.load(out).shape == (5, 1, 64, 64)
     assert f"{out}: CMB of 5 patches of 64×64 pixels" in capsys.readouterr().out
+    with pytest.raises(FileExistsError, match="pass --overwrite"):
+        run_predict(args)
     with pytest.raises(ValueError, match=r"\[143, 217, 353\].*\[100, 217, 353\]"):
         run_predict(_parse(["predict", "--weights", str(weights), str(tmp_path / "maps.npy"), str(out),
-                            "--frequencies", "100,217,353", "--pixel-arcsec", "90"]))
+                            "--frequencies", "100,217,353", "--pixel-arcsec", "90", "--overwrite"]))
     with pytest.raises(SystemExit):
         _parse(["predict", "--weights", str(weights), "in.npy", "out.npy", "--frequencies", "143,x"])

@@ -12,6 +12,7 @@ import argparse
 import math
 import os
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -65,18 +66,25 @@ class Predictor:
         frequencies_ghz: list[float],
         pixel_arcsec: float,
         units: str = UNITS,
+        fill_nonfinite: bool = False,
     ) -> np.ndarray:
         """The CMB in µK_CMB, float32: ``(N, 1, H, W)`` from ``inputs (N, C, H, W)``, or ``(1, H, W)``
         from one patch ``(C, H, W)``.
 
         ``inputs`` are maps at ``frequencies_ghz`` (GHz, one per channel) with pixels of side
         ``pixel_arcsec`` (arcsec) in ``units``. Raises ``ValueError`` when they don't suit the
-        weights (see :meth:`check`).
+        weights (see :meth:`check`); NaN or infinite pixels are refused unless ``fill_nonfinite``,
+        which fills them (:func:`fill_nonfinite`) and warns with the fraction filled.
         """
         maps = _as_float32_tensor(inputs)
         single = maps.ndim == 3
         if single:
             maps = maps[None]
+        if fill_nonfinite and maps.ndim == 4:
+            maps, fraction = fill_nonfinite_pixels(maps)
+            if fraction > 0:
+                warnings.warn(f"{100 * fraction:.4g} % of the input pixels were NaN or infinite and were "
+                              "filled with their patch and channel median", stacklevel=2)
         self.check(maps, frequencies_ghz, pixel_arcsec, units)
         out = np.empty((maps.shape[0], 1, *maps.shape[2:]), dtype=np.float32)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
@@ -138,8 +146,27 @@ def _check_finite(maps: torch.Tensor) -> None:
     n_nan = int(torch.isnan(maps).sum())
     raise ValueError(
         f"the inputs hold {int(per_patch.sum())} NaN or infinite values ({n_nan} NaN) in "
-        f"{len(patches)} patch(es): {shown}; fill or inpaint the masked pixels, or drop those patches"
+        f"{len(patches)} patch(es): {shown}; fill or inpaint the masked pixels, drop those patches, or "
+        "let cenn fill them with each patch's median (--fill-nonfinite, fill_nonfinite=True)"
     )
+
+
+def fill_nonfinite_pixels(maps: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """``maps (N, C, H, W)`` with NaN and infinite pixels set to the median of the finite pixels of
+    their patch and channel, and the fraction of pixels filled. A patch channel with no finite pixel
+    is refused (nothing to fill it from)."""
+    bad = ~torch.isfinite(maps)
+    if not bad.any():
+        return maps, 0.0
+    flat = maps.flatten(2)
+    empty = bad.flatten(2).all(dim=2)
+    if empty.any():
+        patch, channel = (int(i) for i in empty.nonzero()[0])
+        raise ValueError(f"patch {patch} has no finite pixel in channel {channel}: there is nothing to fill "
+                         "it from; drop that patch")
+    medians = torch.where(bad.flatten(2), torch.nan, flat).nanmedian(dim=2).values
+    filled = torch.where(bad, medians[:, :, None, None], maps)
+    return filled, float(bad.float().mean())
 
 
 def card_target_channel(card: WeightsCard) -> int:
@@ -321,6 +348,10 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", choices=PRECISIONS, default="32",
                    help="32 (float32) or bf16 (bfloat16 autocast); the output is float32 either way")
+    p.add_argument("--fill-nonfinite", action="store_true",
+                   help="fill NaN and infinite input pixels with their patch and channel median (the "
+                        "fraction filled is reported) instead of refusing them")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     full = p.add_argument_group("full sky (HEALPix)")
     full.add_argument("--maps", nargs="+", metavar="FITS", help="one HEALPix map per band, in the "
                       "weights' frequency order (e.g. 143, 217, 353 GHz)")
@@ -333,7 +364,6 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     full.add_argument("--instrument", default="planck_hfi", help="instrument preset for baselines")
     full.add_argument("--npix", type=int, default=256, help="patch side in pixels for baselines")
     full.add_argument("--mollweide", help="also write a Mollweide view of the CMB (PNG)")
-    full.add_argument("--overwrite", action="store_true", help="replace an existing output")
     full.add_argument("--no-progress", action="store_true")
     return p
 
@@ -350,10 +380,12 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.input is None or args.output is None:
         raise ValueError("cenn predict needs INPUT and OUTPUT (patches), or --maps and --out (full sky)")
     _kind(Path(args.output), "output")  # fail before the work, not after
+    if Path(args.output).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.output} exists: choose another output or pass --overwrite")
     maps, meta = read_input(args.input, args.frequencies, args.pixel_arcsec, args.units)
     predictor = Predictor(resolve_weights(args.weights), device=args.device, precision=args.precision,
                           batch_size=args.batch_size)
-    cmb = predictor.predict(maps, **meta)
+    cmb = predictor.predict(maps, **meta, fill_nonfinite=args.fill_nonfinite)
     write_output(args.output, cmb, predictor.card, source=args.input)
     n_patches = 1 if cmb.ndim == 3 else cmb.shape[0]
     print(f"{args.output}: CMB of {n_patches} patches of {cmb.shape[-2]}×{cmb.shape[-1]} pixels "

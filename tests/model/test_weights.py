@@ -74,6 +74,26 @@ def test_damaged_file_is_reported(saved, damage):
         load_weights(path)
 
 
+def test_changed_tensor_bytes_are_caught_by_the_checksum(saved):
+    """One flipped byte in the tensor data still parses as safetensors, but not as these weights."""
+    path, _ = saved
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"damaged.*SHA-256 recorded"):
+        load_weights(path)
+
+
+def test_shipped_weights_are_checked_against_their_checksum(tmp_path):
+    from cenn.pretrained import DEFAULT, check_shipped, default_weights
+
+    check_shipped(default_weights())  # the installed file passes
+    copy = tmp_path / DEFAULT
+    copy.write_bytes(default_weights().read_bytes()[:-1] + b"\0")
+    with pytest.raises(ValueError, match=r"shipped weights .* are damaged.*reinstall cenn"):
+        check_shipped(copy)
+
+
 def test_safetensors_without_cenn_metadata_is_reported(tmp_path):
     path = tmp_path / "other.safetensors"
     save_file({"w": torch.zeros(2)}, path)

@@ -3,7 +3,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -92,6 +95,41 @@ def test_last_checkpoint_is_every_epoch_even_without_improvement(stores, tmp_pat
     assert len(states) == 1 and states[0]["best_model_path"].endswith("last.ckpt")
 
 
+def _train_command(stores, run, epochs: int) -> list[str]:
+    return [sys.executable, "-m", "cenn", "train", str(run), "--train", str(stores / "train.zarr"),
+            "--val", str(stores / "val.zarr"), "--model", "cenn-small", "--epochs", str(epochs),
+            "--batch-size", "8", "--accelerator", "cpu", "--set", "data.shuffle_window=2", "--no-progress"]
+
+
+@pytest.mark.slow
+def test_a_killed_cenn_train_resumes_to_the_uninterrupted_weights(stores, tmp_path):
+    """SIGKILL ``cenn train`` once its first epoch's checkpoint is written, rerun the command: the
+    final checkpoint equals an uninterrupted run's bit for bit (CPU, the same thread count)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(_train_command(stores, tmp_path / "whole", 4), check=True, capture_output=True, env=env)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_train_command(stores, run, 4), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    last, deadline = run / "checkpoints" / "last.ckpt", time.time() + 300
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "weights.safetensors").exists(), "the kill must land before the end"
+    subprocess.run(_train_command(stores, run, 4), check=True, capture_output=True, env=env)
+    whole, resumed = _last_state(tmp_path / "whole"), _last_state(run)
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert _last_state(run) is not None and (run / "weights.safetensors").exists()
+
+
+def test_a_damaged_last_checkpoint_is_refused_with_the_ways_forward(stores, tmp_path):
+    train(_config(stores, epochs=1), tmp_path / "run")
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"last\.ckpt is damaged or truncated.*best\.ckpt.*--overwrite"):
+        train(_config(stores, epochs=2), tmp_path / "run")
+
+
 def test_a_run_folder_refuses_another_configuration(stores, tmp_path):
     train(_config(stores, epochs=1), tmp_path / "run")
     other = _config(stores, epochs=1)
@@ -137,6 +175,9 @@ def test_cenn_train_command_runs_a_few_steps(stores, tmp_path, capsys):
     assert saved["trainer"]["max_steps"] == 3 and saved["optim"]["l2"] == 0.0
     assert json.loads((run / "metrics.json").read_text())["global_step"] == 3
     assert main(["train", str(tmp_path / "bad"), "--val", str(stores / "val.zarr")]) == 2
+    assert main(["train", str(tmp_path / "none"), "--stream", "--val", str(tmp_path / "missing.zarr")]) == 2
+    assert "missing.zarr is not a dataset store" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
 
 
 def test_bf16_and_channels_last_training_runs(stores, tmp_path):

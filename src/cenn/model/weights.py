@@ -4,6 +4,7 @@ describing the architecture, the maps it expects and how it was trained."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -84,14 +85,26 @@ def _check_card_matches(model: nn.Module, card: WeightsCard) -> None:
                          "card.architecture, card.in_channels or card.architecture_params")
 
 
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """Hex SHA-256 of named tensors: names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensors[name].shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_weights(path: Path | str, model: nn.Module, card: WeightsCard) -> None:
-    """Write ``model``'s weights and ``card`` to ``path`` atomically (temporary file, then rename)."""
+    """Write ``model``'s weights and ``card`` to ``path`` atomically (temporary file, then rename),
+    with the tensors' SHA-256 (:func:`tensors_sha256`), checked by :func:`load_weights`."""
     path = Path(path)
     _check_card_matches(model, card)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        save_file(tensors, tmp, metadata={"cenn": card.to_json(), "format": FORMAT})
+        metadata = {"cenn": card.to_json(), "format": FORMAT, "sha256": tensors_sha256(tensors)}
+        save_file(tensors, tmp, metadata=metadata)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -99,7 +112,9 @@ def save_weights(path: Path | str, model: nn.Module, card: WeightsCard) -> None:
 
 
 def load_weights(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, WeightsCard]:
-    """The model (in eval mode, on ``device``) and card stored in ``path``."""
+    """The model (in eval mode, on ``device``) and card stored in ``path``; a file whose tensors no
+    longer match their recorded SHA-256 is refused as damaged (files saved without one are read
+    unchecked)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
@@ -113,6 +128,8 @@ def load_weights(path: Path | str, device: str | torch.device = "cpu") -> tuple[
     if "cenn" not in metadata:
         raise ValueError(f"{path} is a safetensors file without cenn metadata, not a cenn weights file: "
                          "export it with cenn.model.save_weights")
+    if "sha256" in metadata and tensors_sha256(tensors) != metadata["sha256"]:
+        raise ValueError(f"{damaged} (its tensors do not match the SHA-256 recorded when it was saved)")
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is in format {metadata.get('format')!r} but this cenn reads {FORMAT!r}: "
                          "upgrade cenn or re-export the weights")

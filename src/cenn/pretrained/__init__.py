@@ -3,11 +3,15 @@ when no ``--weights`` is given. Their model card is ``MODEL_CARD.md`` beside the
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 from pathlib import Path
 
 #: The reference model's file name.
 DEFAULT = "cenn-paper-preview.safetensors"
+
+#: ``sha256sum`` listing of the shipped files (written by ``scripts/ship_weights.py``), checked before use.
+CHECKSUMS = "SHA256SUMS"
 
 
 def available_weights() -> list[str]:
@@ -22,7 +26,22 @@ def default_weights() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"this cenn installation ships no reference weights ({DEFAULT}): pass "
                                 "--weights FILE.safetensors (from cenn train)")
+    check_shipped(path)
     return path
+
+
+def shipped_checksums() -> dict[str, str]:
+    """File name → SHA-256 of the shipped weights, from :data:`CHECKSUMS`."""
+    text = resources.files("cenn.pretrained").joinpath(CHECKSUMS).read_text(encoding="utf-8")
+    return {name: digest for digest, name in (line.split() for line in text.splitlines() if line.strip())}
+
+
+def check_shipped(path: Path) -> None:
+    """Refuse a shipped weights file whose SHA-256 is not the one it was shipped with."""
+    found, expected = hashlib.sha256(path.read_bytes()).hexdigest(), shipped_checksums().get(path.name)
+    if found != expected:
+        raise ValueError(f"the shipped weights {path} are damaged (SHA-256 {found[:12]}… instead of "
+                         f"{str(expected)[:12]}…): reinstall cenn, or pass --weights FILE.safetensors")
 
 
 def resolve_weights(weights: str | Path | None) -> Path:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -94,7 +95,20 @@ def prepare_run_dir(run_dir: Path, cfg: TrainConfig, overwrite: bool) -> Path | 
     if writer:
         last.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / CONFIG_FILE, dumps_toml(cfg.to_dict()))
-    return last if not overwrite and last.exists() else None
+    if overwrite or not last.exists():
+        return None
+    check_checkpoint(last)
+    return last
+
+
+def check_checkpoint(path: Path) -> None:
+    """Refuse a checkpoint that cannot be read (truncated or damaged) with the ways forward."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:  # torch raises RuntimeError, pickle and zip errors alike
+        raise ValueError(f"{path} is damaged or truncated ({type(err).__name__}: {err}); delete it and rerun "
+                         "to start over, copy checkpoints/best.ckpt over it to resume from the best epoch, "
+                         "or pass --overwrite") from err
 
 
 def _store_provenance(path: str | None, meta: dict[str, Any]) -> dict[str, Any]:
@@ -150,6 +164,9 @@ def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False) -> Pat
         warnings.filterwarnings("ignore", message=pattern)
     run_dir = Path(run_dir)
     cfg.check_data()
+    for store in (cfg.data.val, None if cfg.data.stream else cfg.data.train):
+        if store is not None:  # a missing or damaged store is refused before the run folder is made
+            DatasetStore.open(store)
     tune_cpu_allocator()
     resume = prepare_run_dir(run_dir, cfg, overwrite)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
