@@ -69,11 +69,16 @@ def test_bf16_is_close_to_fp32(weights, predictor, maps):
 @pytest.mark.parametrize("change, words", [
     ({"frequencies_ghz": [100.0, 143.0, 217.0]}, r"\[143, 217, 353\].*\[100, 143, 217\]"),
     ({"pixel_arcsec": 60.0}, r"90 arcsec.*60 arcsec.*reproject"),
-    ({"units": "K_CMB"}, r"multiply the maps by 1e6"),
+    ({"units": "K_CMB"}, r"look like µK_CMB labelled K_CMB.*--units uK_CMB"),
 ])
 def test_metadata_mismatches_are_refused(predictor, maps, change, words):
     with pytest.raises(ValueError, match=words):
         predictor.predict(maps, **{**META, **change})
+
+
+def test_maps_labelled_kelvin_are_converted(predictor, maps):
+    np.testing.assert_array_equal(predictor.predict(maps * np.float32(1e-6), **{**META, "units": "K_CMB"}),
+                                  predictor.predict(maps * np.float32(1e-6) * np.float32(1e6), **META))
 
 
 def test_maps_in_kelvin_labelled_microkelvin_are_refused(predictor, maps):

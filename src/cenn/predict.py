@@ -23,13 +23,16 @@ from cenn import __version__
 from cenn.data.normalization import build_normalization
 from cenn.data.store import DatasetStore, StoreError
 from cenn.model.apply import apply_network
-from cenn.model.weights import UNITS, WeightsCard, check_inputs, load_weights
+from cenn.model.weights import UNITS, WeightsCard, check_inputs, is_kelvin, load_weights
 from cenn.pretrained import resolve_weights
 
 PRECISIONS = ("32", "bf16")
 #: Below this median per-patch standard deviation (µK) of the target band, maps are taken to be in
 #: K_CMB: sky patches of CMB and foregrounds in µK_CMB vary by tens of µK or more.
 _KELVIN_STD_UK = 1e-2
+#: Above this median per-patch standard deviation (µK), maps are taken to be µK_CMB labelled K_CMB:
+#: even the Galactic centre at 353 GHz varies by less than 1 K.
+_MICROKELVIN_AS_KELVIN_STD_UK = 1e7
 _NPY = (".npy",)
 _FITS = (".fits", ".fits.gz")
 SUPPORTED_FILES = (*_NPY, *_FITS)
@@ -72,7 +75,8 @@ class Predictor:
         from one patch ``(C, H, W)``.
 
         ``inputs`` are maps at ``frequencies_ghz`` (GHz, one per channel) with pixels of side
-        ``pixel_arcsec`` (arcsec) in ``units``. Raises ``ValueError`` when they don't suit the
+        ``pixel_arcsec`` (arcsec) in ``units`` (µK_CMB, or K_CMB converted here). Raises ``ValueError``
+        when they don't suit the
         weights (see :meth:`check`); NaN or infinite pixels are refused unless ``fill_nonfinite``,
         which fills them (:func:`fill_nonfinite`) and warns with the fraction filled.
         """
@@ -80,6 +84,8 @@ class Predictor:
         single = maps.ndim == 3
         if single:
             maps = maps[None]
+        if is_kelvin(units):  # converted here; the amplitude check below catches a wrong label
+            maps, units = maps * 1e6, UNITS
         if fill_nonfinite and maps.ndim == 4:
             maps, fraction = fill_nonfinite_pixels(maps)
             if fraction > 0:
@@ -184,7 +190,13 @@ def _check_microkelvin(maps: torch.Tensor, channel: int, card: WeightsCard) -> N
         raise ValueError(
             f"the inputs look like K_CMB, not µK_CMB: the {card.frequencies_ghz[channel]:g} GHz maps vary "
             f"by {typical:.3g} µK (median per-patch standard deviation) where CMB and foregrounds vary by "
-            "tens of µK or more; multiply the maps by 1e6"
+            "tens of µK or more; multiply the maps by 1e6, or label them K_CMB (--units K_CMB)"
+        )
+    if typical > _MICROKELVIN_AS_KELVIN_STD_UK:
+        raise ValueError(
+            f"the inputs look like µK_CMB labelled K_CMB: the {card.frequencies_ghz[channel]:g} GHz maps "
+            f"vary by {typical:.3g} µK after conversion from K (median per-patch standard deviation), more "
+            "than any sky; label them uK_CMB (--units uK_CMB)"
         )
 
 
@@ -254,7 +266,7 @@ def _read_store(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     meta = store.meta
     found = {"frequencies_ghz": meta["frequencies_ghz"], "pixel_arcsec": meta["geometry"]["pixel_arcsec"],
              "units": meta["units"]}
-    return store.array("inputs")[:], found
+    return store.read("inputs"), found
 
 
 def _read_fits(path: Path) -> tuple[np.ndarray, dict[str, Any]]:

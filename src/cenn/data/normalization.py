@@ -8,6 +8,7 @@ inputs and target into network space and the network's output back to µK_CMB wi
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -137,6 +138,10 @@ class Scale(Normalization):
 
     name: ClassVar[str] = "scale"
     scale_uk: float = 100.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.scale_uk) and self.scale_uk != 0.0):
+            raise ValueError(f"scale_uk must be a finite, non-zero number of µK, got {self.scale_uk!r}")
 
     def normalize_inputs(self, inputs: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         return (inputs.double() / self.scale_uk).to(inputs.dtype)

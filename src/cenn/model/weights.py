@@ -145,6 +145,11 @@ def load_weights(path: Path | str, device: str | torch.device = "cpu") -> tuple[
     return model.eval(), card
 
 
+def is_kelvin(units: str) -> bool:
+    """Whether ``units`` names K_CMB (``K_CMB`` or ``K``, any case)."""
+    return units.strip().lower() in _KELVIN
+
+
 def _canonical_units(units: str) -> str:
     key = units.strip().lower()
     if key in _UNIT_ALIASES:

@@ -73,8 +73,10 @@ def pixel_coordinates(
     sin_c, cos_c = torch.sin(c), torch.cos(c)
     safe_rho = torch.where(rho > 0, rho, torch.ones_like(rho))
     sin_b = cos_c * torch.sin(b0) + torch.where(rho > 0, y * sin_c * torch.cos(b0) / safe_rho, 0.0)
-    lat = torch.asin(sin_b.clamp(-1.0, 1.0))
-    lon = l0 + torch.atan2(
-        x_east * sin_c, rho * torch.cos(b0) * cos_c - y * torch.sin(b0) * sin_c
-    )
+    # cos b · (sin Δl, cos Δl), times ρ: atan2 for b too keeps full precision next to the poles
+    east = x_east * sin_c
+    towards = rho * torch.cos(b0) * cos_c - y * torch.sin(b0) * sin_c
+    cos_b = torch.where(rho > 0, torch.hypot(east, towards) / safe_rho, torch.cos(b0))
+    lat = torch.atan2(sin_b, cos_b)
+    lon = l0 + torch.atan2(east, towards)
     return torch.rad2deg(lon) % 360.0, torch.rad2deg(lat)
