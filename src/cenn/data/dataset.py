@@ -27,6 +27,8 @@ class PatchDataset(Dataset):
             dropped) and serve patches from them: a stored chunk is read from disk at once, so
             reading patch by patch without a cache reads each chunk ``chunk_size`` times. Use
             with :class:`cenn.data.samplers.ChunkShuffleSampler`. 0: no cache.
+
+    A stored chunk that no longer decodes raises StoreError naming it (:meth:`DatasetStore.read`).
     """
 
     def __init__(self, path: Path | str, components: bool = False, allow_incomplete: bool = False,
@@ -68,13 +70,13 @@ class PatchDataset(Dataset):
     def _read(self, i: int, names: list[str]) -> dict[str, np.ndarray]:
         """Row ``i`` of each array ``names``, from the chunk cache when there is one."""
         if not self.cache_chunks:
-            return {n: self.store.array(n)[i] for n in names}
+            return {n: self.store.read(n, i) for n in names}
         chunk, offset = divmod(i, self.store.chunk_size)
         if chunk in self._cache:
             self._cache.move_to_end(chunk)
         else:
             rows = self.store.chunk_range(chunk)
-            self._cache[chunk] = {n: self.store.array(n)[rows.start:rows.stop] for n in names}
+            self._cache[chunk] = {n: self.store.read(n, slice(rows.start, rows.stop)) for n in names}
             while len(self._cache) > self.cache_chunks:
                 self._cache.popitem(last=False)
         return {n: self._cache[chunk][n][offset].copy() for n in names}

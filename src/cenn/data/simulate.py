@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import warnings
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cenn.config import dumps_toml
-from cenn.data.store import DatasetStore, StoreError, atomic_write_text
+from cenn.data.store import DatasetStore, StoreError
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
 
 CONFIG_FILE = "simulation.toml"
@@ -88,10 +89,12 @@ def _open_or_create(path: Path, n_patches: int, sim: PatchSimulator, with_compon
             raise StoreError(f"{path} exists and is not a dataset store; refusing to overwrite it")
         DatasetStore.remove(path)
     if not path.exists():
-        store = DatasetStore.create(path, n_patches, meta, sim.instrument.n_bands,
-                                    sim.geometry.npix, names, chunk_size, compression)
-        atomic_write_text(path / CONFIG_FILE, dumps_toml(meta["config"]))
-        return store
+        try:
+            return DatasetStore.create(path, n_patches, meta, sim.instrument.n_bands, sim.geometry.npix,
+                                       names, chunk_size, compression,
+                                       files={CONFIG_FILE: dumps_toml(meta["config"])})
+        except FileExistsError:
+            pass  # another process (another shard) created it meanwhile: resume it like any store
     store = DatasetStore.open(path, mode="r+")
     old = store.meta
     wanted = {"config": meta["config"], "n_patches": n_patches, "chunk_size": chunk_size,
@@ -108,6 +111,43 @@ def _open_or_create(path: Path, n_patches: int, sim: PatchSimulator, with_compon
 
 def _json_round_trip(value: Any) -> Any:
     return json.loads(json.dumps(value))
+
+
+def _drop_damaged(store: DatasetStore, shard: tuple[int, int], progress: bool) -> None:
+    """Unmark the written chunks of ``shard`` (i, N) that fail :meth:`DatasetStore.verify`, so
+    that they are written again."""
+    written = [k for k in range(shard[0], store.n_chunks, shard[1]) if store.chunk_done(k)]
+    checked = tqdm(written, unit="chunk", desc=f"verify {store.path.name}",
+                   disable=not progress or not written)
+    damaged = store.verify(checked)
+    if damaged:
+        warnings.warn(f"{store.path}: chunks {damaged} were damaged (they no longer decode or their "
+                      "checksums differ): writing them again", stacklevel=3)
+        store.drop_chunks(damaged)
+
+
+def _write_shard(store: DatasetStore, sim: PatchSimulator, config: SimulationConfig,
+                 shard: tuple[int, int], workers: int, with_components: bool, batch_size: int,
+                 progress: bool) -> None:
+    """Write the unmarked chunks of ``shard`` (i, N), here or in ``workers`` processes."""
+    index, n_shards = shard
+    pending = store.pending_chunks(index, n_shards)
+    bar = tqdm(total=len(range(index, store.n_chunks, n_shards)), initial=0, unit="chunk",
+               desc=f"simulate {store.path.name}", disable=not progress)
+    bar.update(len(range(index, store.n_chunks, n_shards)) - len(pending))
+    if workers == 0:
+        for _ in _write_chunks(sim, store, pending, with_components, batch_size):
+            bar.update(1)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(config, str(sim.device), str(store.path), threads)) as pool:
+            futures = [pool.submit(_worker_chunk, k, with_components, batch_size) for k in pending]
+            for fut in as_completed(futures):
+                fut.result()
+                bar.update(1)
+    bar.close()
 
 
 def simulate(
@@ -127,10 +167,12 @@ def simulate(
 ) -> DatasetStore:
     """Simulate ``n_patches`` patches into the dataset store at ``out``.
 
-    An existing store with the same configuration is resumed (finished chunks are kept); one
-    with a different configuration is refused unless ``overwrite``. ``shard=(i, n)`` writes
-    only chunks ``k`` with ``k % n == i``, so n machines can fill one store. ``workers > 0``
-    runs that many processes (CPU threads split between them).
+    An existing store with the same configuration is resumed: its finished chunks are kept,
+    those that fail :meth:`DatasetStore.verify` are written again. One with a different
+    configuration is refused unless ``overwrite``. ``shard=(i, n)`` writes only chunks ``k``
+    with ``k % n == i``, so n machines can fill one store; a process already writing chunks of
+    this shard makes this one fail at once (StoreError). ``workers > 0`` runs that many
+    processes (CPU threads split between them).
 
     Returns:
         The store; ``store.complete`` is True once every chunk of every shard is written.
@@ -146,22 +188,8 @@ def simulate(
     sim = PatchSimulator(config, device)
     store = _open_or_create(path, n_patches, sim, with_components, chunk_size, compression,
                             overwrite)
-    pending = store.pending_chunks(index, n_shards)
-    bar = tqdm(total=len(range(index, store.n_chunks, n_shards)), initial=0, unit="chunk",
-               desc=f"simulate {path.name}", disable=not progress)
-    bar.update(len(range(index, store.n_chunks, n_shards)) - len(pending))
-    if workers == 0:
-        for _ in _write_chunks(sim, store, pending, with_components, batch_size):
-            bar.update(1)
-    else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(config, device, str(path), threads)) as pool:
-            futures = [pool.submit(_worker_chunk, k, with_components, batch_size) for k in pending]
-            for fut in as_completed(futures):
-                fut.result()
-                bar.update(1)
-    bar.close()
-    store.mark_complete_if_done()
+    with store.writing(index, n_shards):
+        _drop_damaged(store, shard, progress)
+        _write_shard(store, sim, config, shard, workers, with_components, batch_size, progress)
+        store.mark_complete_if_done()
     return store

@@ -11,14 +11,35 @@ Layout::
 
 Patches are written in chunks of ``chunk_size`` along N. A chunk counts as written only once
 its marker file ``.cenn-progress/chunk-NNNNNN.done`` exists (created by atomic rename after
-all its arrays are stored), so a killed run resumes by redoing unmarked chunks only.
+all its arrays are stored), so a killed run resumes by redoing unmarked chunks only. The marker
+holds the SHA-256 of each array's little-endian bytes in that chunk (JSON), which
+:meth:`DatasetStore.verify` checks; markers written before checksums were recorded hold only
+the patch count, and such chunks are checked only to decode.
+
+A store is built in the hidden sibling folder ``.NAME.cenn-creating`` and renamed into place,
+so a path holds a whole store or none. One process writes a shard at a time: it holds an
+advisory lock (``flock``) on ``.cenn-progress/lock-shard-I-of-N``, which the system releases
+when the process ends, however it ends.
+
+Checksums are checked by :meth:`DatasetStore.verify` (and so on every ``cenn simulate``
+rerun), not on every read, which would add about half to each read. Measured on a 2-core machine
+with a 64-patch store of 256×256×3 patches (67 MB, one chunk, from the page cache): reading it all
+takes 0.08 s, its SHA-256 0.04 s more (1.5 GB/s on one core), ``verify()`` 0.11 s; reading one
+patch takes 0.03 s, as it decodes its whole chunk, and a checksum would again cost 0.04 s more. Reads
+do catch chunks that no longer decode (truncated or garbled files).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
 import json
 import os
 import shutil
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +52,8 @@ from cenn import __version__
 UNITS = "uK_CMB"
 PROGRESS_DIR = ".cenn-progress"
 FORMAT_VERSION = 1
+CHECKSUM = "sha256"
+_RECREATE = "recreate the store with `cenn simulate ... --overwrite`"
 
 
 class StoreError(RuntimeError):
@@ -41,11 +64,75 @@ def _marker(path: Path, chunk: int) -> Path:
     return path / PROGRESS_DIR / f"chunk-{chunk:06d}.done"
 
 
+def _lock_file(path: Path, shard: int, n_shards: int) -> Path:
+    return path / PROGRESS_DIR / f"lock-shard-{shard}-of-{n_shards}"
+
+
+def _checksum(values: np.ndarray) -> str:
+    """SHA-256 (hex) of an array's little-endian bytes in C order."""
+    return hashlib.sha256(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))).hexdigest()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _holder(lock: Path) -> str | None:
+    """Who holds the lock file ``lock`` ("pid N on HOST"), or None when no process does."""
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _owner_text(fd)
+    finally:
+        os.close(fd)
+    return None
+
+
+def _owner_text(fd: int) -> str:
+    """"pid N on HOST" from a lock file's text, as its holder wrote it."""
+    pid, _, host = os.pread(fd, 256, 0).decode(errors="replace").strip().partition(" ")
+    return f"pid {pid or '?'} on {host or '?'}"
+
+
+def _lock_shard(lock: Path) -> tuple[int, int]:
+    """``(i, N)`` of a lock file named ``lock-shard-I-of-N``."""
+    i, n = lock.name.removeprefix("lock-shard-").split("-of-")
+    return int(i), int(n)
+
+
+@contextmanager
+def _creation_lock(path: Path) -> Iterator[None]:
+    """Hold (waiting for it) an exclusive lock on ``.NAME.cenn-create.lock`` beside ``path``; the lock
+    file goes once ``path`` exists, as no process creates an existing store."""
+    lock = path.with_name(f".{path.name}.cenn-create.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if path.exists():
+            lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _disk_error(path: Path, what: str, err: OSError) -> StoreError:
+    """The error for an OSError while writing ``what`` into the store ``path``."""
+    resume = ("then rerun the same `cenn simulate` command to resume (chunks already written are "
+              "kept)")
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreError(f"{path}: the disk is full ({err}) writing {what}: free space there or "
+                          f"choose another path, {resume}")
+    return StoreError(f"{path}: writing {what} failed ({err}): fix that, {resume}")
 
 
 class DatasetStore:
@@ -55,6 +142,7 @@ class DatasetStore:
         self.path = Path(path)
         self.group = group
         self.meta: dict[str, Any] = dict(group.attrs["cenn"])
+        self._arrays = {name: self._open_array(name) for name in self.array_names}
 
     # --- creation and opening -------------------------------------------------------------
     @classmethod
@@ -68,8 +156,15 @@ class DatasetStore:
         component_names: list[str] | None = None,
         chunk_size: int = 64,
         compression: str = "none",
+        files: Mapping[str, str] | None = None,
     ) -> DatasetStore:
-        """Create an empty store for ``n_patches`` patches; ``meta`` is stored in attrs."""
+        """Create an empty store for ``n_patches`` patches; ``meta`` is stored in attrs and
+        ``files`` (name → text) beside the arrays.
+
+        The store is built in ``.NAME.cenn-creating`` beside ``path`` and renamed into place, so
+        an interrupted creation leaves no store (and the next one clears its folder). Raises
+        FileExistsError if ``path`` exists, e.g. because another process just created it.
+        """
         if n_patches < 1:
             raise StoreError(f"a dataset needs at least one patch, got {n_patches}")
         if chunk_size < 1:
@@ -77,57 +172,73 @@ class DatasetStore:
         if compression not in ("none", "zstd"):
             raise StoreError(f"compression must be 'none' or 'zstd', got {compression!r}")
         path = Path(path)
-        compressors = ZstdCodec(level=1) if compression == "zstd" else None
-        group = zarr.open_group(path, mode="w")
-        maps = {"inputs": n_bands, "target": 1}
-        for name in component_names or []:
-            maps[f"components/{name}"] = n_bands
-        for name, channels in maps.items():
-            group.create_array(
-                name, shape=(n_patches, channels, npix, npix),
-                chunks=(chunk_size, channels, npix, npix), dtype="float32",
-                compressors=compressors, fill_value=np.nan,
-            )
-        for name in ("lon", "lat"):
-            group.create_array(name, shape=(n_patches,), chunks=(chunk_size,), dtype="float64",
-                               fill_value=np.nan)
-        full = {
-            **meta,
-            "format_version": FORMAT_VERSION,
-            "cenn_version": __version__,
-            "units": UNITS,
-            "n_patches": n_patches,
-            "chunk_size": chunk_size,
-            "components": list(component_names or []),
-            "complete": False,
-        }
-        group.attrs["cenn"] = json.loads(json.dumps(full))
-        (path / PROGRESS_DIR).mkdir(exist_ok=True)
-        return cls(path, group)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        build = path.with_name(f".{path.name}.cenn-creating")
+        with _creation_lock(path):
+            if path.exists():
+                raise FileExistsError(f"{path} already exists")
+            shutil.rmtree(build, ignore_errors=True)  # left by a creation that was killed
+            try:
+                _build(build, n_patches, meta, n_bands, npix, list(component_names or []),
+                       chunk_size, compression, files or {})
+                os.rename(build, path)
+            except OSError as err:
+                raise _disk_error(path, "the new store", err) from err
+            finally:
+                shutil.rmtree(build, ignore_errors=True)
+        return cls.open(path, mode="r+")
 
     @classmethod
     def open(cls, path: Path | str, mode: str = "r") -> DatasetStore:
-        """Open an existing store (``mode`` "r" or "r+"), checking it is a cenn store."""
+        """Open an existing store (``mode`` "r" or "r+"), checking it is a whole cenn store."""
         path = Path(path)
         if not (path / "zarr.json").exists():
             raise StoreError(f"{path} is not a dataset store (no zarr.json): check the path")
         try:
             group = zarr.open_group(path, mode=mode)
-            meta = group.attrs["cenn"]
-        except KeyError as err:
-            raise StoreError(f"{path} is a zarr group but not a cenn dataset (no 'cenn' attrs)") from err
+            meta = group.attrs.get("cenn")
+        except zarr.errors.ContainsArrayError as err:
+            raise StoreError(f"{path} is a zarr array, not a dataset store: give the store's folder") from err
         except Exception as err:
-            raise StoreError(f"{path} could not be read as a zarr store: {err}") from err
+            raise StoreError(f"{path}: its metadata {path / 'zarr.json'} cannot be read ({err}): "
+                             f"the store is damaged; {_RECREATE}") from err
+        if meta is None:
+            raise StoreError(f"{path} is a zarr group but not a cenn dataset (no 'cenn' attrs): "
+                             "choose another path, or replace it with --overwrite")
         if meta.get("format_version") != FORMAT_VERSION:
             raise StoreError(
                 f"{path} has store format {meta.get('format_version')}, this cenn reads "
                 f"{FORMAT_VERSION}"
             )
+        lacking = [k for k in ("n_patches", "chunk_size", "components") if k not in meta]
+        if lacking:
+            raise StoreError(f"{path}: its 'cenn' attrs lack {', '.join(lacking)}: the store's metadata "
+                             f"is damaged; {_RECREATE}")
         return cls(path, group)
+
+    def _open_array(self, name: str) -> zarr.Array:
+        """The zarr array ``name``, checked to exist and to hold ``n_patches`` rows."""
+        try:
+            array = self.group[name]
+        except KeyError as err:
+            raise StoreError(f"{self.path} lacks the array {name!r} (no {name}/zarr.json): the store is "
+                             f"damaged; {_RECREATE}") from err
+        except Exception as err:
+            raise StoreError(f"{self.path}: the metadata of array {name!r} ({name}/zarr.json) cannot be "
+                             f"read ({err}): the store is damaged; {_RECREATE}") from err
+        if not isinstance(array, zarr.Array) or array.shape[:1] != (self.n_patches,):
+            raise StoreError(f"{self.path}: {name!r} is not an array of {self.n_patches} patches: the "
+                             f"store is damaged; {_RECREATE}")
+        return array
 
     @staticmethod
     def remove(path: Path | str) -> None:
-        """Delete a store (used for --overwrite)."""
+        """Delete a store (used for --overwrite); refused while a process is writing it."""
+        for lock in sorted((Path(path) / PROGRESS_DIR).glob("lock-shard-*")):
+            holder = _holder(lock)
+            if holder:
+                raise StoreError(f"{path} is being written by {holder} (`cenn simulate`): wait for it to "
+                                 "finish, or stop it, before replacing the store")
         shutil.rmtree(path)
 
     # --- chunks -------------------------------------------------------------------------------
@@ -143,6 +254,11 @@ class DatasetStore:
     def n_chunks(self) -> int:
         return -(-self.n_patches // self.chunk_size)
 
+    @property
+    def array_names(self) -> list[str]:
+        """Every array of the store: inputs, target, lon, lat and the component maps."""
+        return ["inputs", "target", "lon", "lat", *(f"components/{c}" for c in self.meta["components"])]
+
     def chunk_range(self, chunk: int) -> range:
         """Patch indices held by ``chunk``."""
         start = chunk * self.chunk_size
@@ -155,18 +271,102 @@ class DatasetStore:
         """Chunks of this shard (``chunk % n_shards == shard``) not yet marked written."""
         return [k for k in range(shard, self.n_chunks, n_shards) if not self.chunk_done(k)]
 
+    @contextmanager
+    def writing(self, shard: int = 0, n_shards: int = 1) -> Iterator[None]:
+        """Hold the write lock of shard ``shard`` of ``n_shards`` while the block runs.
+
+        Raises StoreError naming the other process if it holds this shard's lock or that of a
+        shard sharing chunks with this one. Processes started meanwhile do not inherit the lock.
+        """
+        lock = _lock_file(self.path, shard, n_shards)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise self._busy(_owner_text(fd), (shard, n_shards), (shard, n_shards)) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+            for other in (self.path / PROGRESS_DIR).glob("lock-shard-*-of-*"):
+                taken = _lock_shard(other)
+                holder = other != lock and self._share_chunks((shard, n_shards), taken) and _holder(other)
+                if holder:
+                    raise self._busy(holder, (shard, n_shards), taken)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _share_chunks(self, shard: tuple[int, int], other: tuple[int, int]) -> bool:
+        """Whether shards ``(i, N)`` ``shard`` and ``other`` have a chunk in common."""
+        return any(k % other[1] == other[0] for k in range(shard[0], self.n_chunks, shard[1]))
+
+    def _busy(self, holder: str, shard: tuple[int, int], taken: tuple[int, int]) -> StoreError:
+        mine, theirs = "/".join(map(str, shard)), "/".join(map(str, taken))
+        what = (f"the same shard {mine}" if shard == taken
+                else f"shard {theirs}, which shares chunks with shard {mine}")
+        return StoreError(
+            f"{self.path} is being written by another `cenn simulate` ({holder}) writing {what}; two "
+            "processes never write one chunk: wait for it to finish, or write another shard of the "
+            "store with --shard I/N"
+        )
+
     def write_chunk(self, chunk: int, arrays: dict[str, np.ndarray]) -> None:
-        """Store every array of one chunk, then mark it written."""
+        """Store every array of one chunk, then mark it written with each array's SHA-256.
+
+        An OSError (a full disk, ...) raises StoreError and leaves the chunk unmarked.
+        """
         rows = self.chunk_range(chunk)
         sl = slice(rows.start, rows.stop)
-        expected = {"inputs", "target", "lon", "lat"} | {
-            f"components/{c}" for c in self.meta["components"]
-        }
-        if set(arrays) != expected:
-            raise StoreError(f"chunk {chunk}: got arrays {sorted(arrays)}, expected {sorted(expected)}")
+        expected = sorted(self.array_names)
+        if sorted(arrays) != expected:
+            raise StoreError(f"chunk {chunk}: got arrays {sorted(arrays)}, expected {expected}")
+        checksums = {}
         for name, values in arrays.items():
-            self.group[name][sl] = values
-        atomic_write_text(_marker(self.path, chunk), f"{len(rows)}\n")
+            values = np.ascontiguousarray(values, dtype=self._arrays[name].dtype)
+            try:
+                self._arrays[name][sl] = values
+            except OSError as err:
+                raise _disk_error(self.path, f"chunk {chunk} of array {name!r}", err) from err
+            checksums[name] = _checksum(values)
+        try:
+            atomic_write_text(_marker(self.path, chunk),
+                              json.dumps({"patches": len(rows), CHECKSUM: checksums}) + "\n")
+        except OSError as err:
+            raise _disk_error(self.path, f"the marker of chunk {chunk}", err) from err
+
+    def verify(self, chunks: Iterable[int] | None = None) -> list[int]:
+        """The damaged chunks among the written ones of ``chunks`` (default: all).
+
+        A chunk is damaged when an array of it no longer decodes or its SHA-256 differs from
+        the one recorded when it was written (a chunk written before checksums were recorded
+        counts as intact if it decodes). Reads every byte of those chunks: 0.11 s for a 64-patch
+        chunk of 256×256×3 patches (67 MB; see the module docstring).
+        """
+        return [k for k in (range(self.n_chunks) if chunks is None else chunks)
+                if self.chunk_done(k) and not self._intact(k)]
+
+    def _intact(self, chunk: int) -> bool:
+        try:
+            recorded = json.loads(_marker(self.path, chunk).read_text())
+        except (OSError, ValueError):
+            return False
+        checksums = recorded.get(CHECKSUM) if isinstance(recorded, dict) else None
+        rows = self.chunk_range(chunk)
+        for name in self.array_names:
+            try:
+                values = self.read(name, slice(rows.start, rows.stop))
+            except StoreError:
+                return False
+            if checksums is not None and checksums.get(name) != _checksum(values):
+                return False
+        return True
+
+    def drop_chunks(self, chunks: Iterable[int]) -> None:
+        """Unmark ``chunks`` so that they are written again; the store is marked incomplete."""
+        if self.meta.get("complete"):
+            self._set_complete(False)
+        for k in chunks:
+            _marker(self.path, k).unlink(missing_ok=True)
 
     def mark_complete_if_done(self) -> bool:
         """Set ``complete = True`` in the attrs once every chunk is marked; returns completion."""
@@ -174,9 +374,15 @@ class DatasetStore:
             return True
         if any(not self.chunk_done(k) for k in range(self.n_chunks)):
             return False
-        self.meta["complete"] = True
-        self.group.attrs["cenn"] = self.meta
+        self._set_complete(True)
         return True
+
+    def _set_complete(self, complete: bool) -> None:
+        self.meta["complete"] = complete
+        try:
+            self.group.attrs["cenn"] = self.meta
+        except OSError as err:
+            raise _disk_error(self.path, "its attrs (zarr.json)", err) from err
 
     # --- reading ----------------------------------------------------------------------------
     @property
@@ -184,4 +390,71 @@ class DatasetStore:
         return bool(self.meta.get("complete"))
 
     def array(self, name: str) -> zarr.Array:
-        return self.group[name]
+        """The zarr array ``name`` itself (decoding errors surface raw: prefer :meth:`read`)."""
+        return self._arrays[name]
+
+    def read(self, name: str, rows: int | slice = slice(None)) -> np.ndarray:
+        """Patch ``rows`` (an index or a slice along N) of the array ``name``, decoded.
+
+        A stored chunk that cannot be decoded (a truncated or garbled file) raises StoreError
+        naming the store, the array and the chunk. Checksums are not checked (see :meth:`verify`).
+        """
+        array = self._arrays[name]
+        span = range(self.n_patches)[rows]
+        try:
+            return array[rows]
+        except Exception as err:  # zarr and numcodecs raise ValueError, RuntimeError, OSError, ...
+            patches = [span] if isinstance(span, int) else span
+            raise self._unreadable(name, sorted({i // self.chunk_size for i in patches}), err) from err
+
+    def _unreadable(self, name: str, chunks: list[int], err: Exception) -> StoreError:
+        """The error for ``chunks`` of array ``name`` failing to decode with ``err``."""
+        bad = [k for k in chunks if not self._decodes(name, k)] or chunks
+        where = ", ".join(f"chunk {k} (patches {self.chunk_range(k).start}-{self.chunk_range(k).stop - 1})"
+                          for k in bad)
+        which = "that chunk" if len(bad) == 1 else "those chunks"
+        return StoreError(f"{self.path}: array {name!r}, {where} cannot be read ({type(err).__name__}: "
+                          f"{err}): the store is damaged there; rerun the same `cenn simulate` command to "
+                          f"rewrite {which}, or recreate the store with --overwrite")
+
+    def _decodes(self, name: str, chunk: int) -> bool:
+        rows = self.chunk_range(chunk)
+        try:
+            self._arrays[name][rows.start:rows.stop]
+        except Exception:
+            return False
+        return True
+
+
+def _build(path: Path, n_patches: int, meta: dict[str, Any], n_bands: int, npix: int,
+           component_names: list[str], chunk_size: int, compression: str,
+           files: Mapping[str, str]) -> None:
+    """Write an empty store's arrays, attrs, progress folder and ``files`` into ``path``."""
+    compressors = ZstdCodec(level=1) if compression == "zstd" else None
+    group = zarr.open_group(path, mode="w")
+    maps = {"inputs": n_bands, "target": 1}
+    for name in component_names:
+        maps[f"components/{name}"] = n_bands
+    for name, channels in maps.items():
+        group.create_array(
+            name, shape=(n_patches, channels, npix, npix),
+            chunks=(chunk_size, channels, npix, npix), dtype="float32",
+            compressors=compressors, fill_value=np.nan,
+        )
+    for name in ("lon", "lat"):
+        group.create_array(name, shape=(n_patches,), chunks=(chunk_size,), dtype="float64",
+                           fill_value=np.nan)
+    full = {
+        **meta,
+        "format_version": FORMAT_VERSION,
+        "cenn_version": __version__,
+        "units": UNITS,
+        "n_patches": n_patches,
+        "chunk_size": chunk_size,
+        "components": component_names,
+        "complete": False,
+    }
+    group.attrs["cenn"] = json.loads(json.dumps(full))
+    (path / PROGRESS_DIR).mkdir()
+    for name, text in files.items():
+        (path / name).write_text(text)

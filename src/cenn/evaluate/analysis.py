@@ -153,7 +153,7 @@ class _Reader:
         self.components = list(store.meta.get("components", []))
 
     def read(self, name: str, rows: slice) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(self.store.array(name)[rows])).to(self.device)
+        return torch.from_numpy(np.ascontiguousarray(self.store.read(name, rows))).to(self.device)
 
     def component(self, name: str, rows: slice) -> torch.Tensor | None:
         return self.read(f"components/{name}", rows) if name in self.components else None
@@ -200,7 +200,7 @@ def evaluate_dataset(
         name=name or dataset_name(store), path=str(path), meta=meta, info=info, estimator=estimator,
         cmb=_nan(n, nb), foregrounds=_nan(n, nb),
         components={c: _nan(n, nb) for c in [*names, *groups]}, contamination=_nan(n),
-        dust_brightness_uk=_nan(n), lat=store.array("lat")[:n], lon=store.array("lon")[:n],
+        dust_brightness_uk=_nan(n), lat=store.read("lat", slice(n)), lon=store.read("lon", slice(n)),
         foreground_source=foreground_source, dust_source=dust_source,
         methods={m: ResidualStats(n, nb, geometry.shape) for m in separators},
         noise={m: {f: ResidualStats(n_noise, nb, geometry.shape) for f in factors} for m in separators},
@@ -253,8 +253,8 @@ def _patch_maps(reader: _Reader, index: int, info: InputInfo,
     rows = slice(index, index + 1)
     inputs, target = reader.read("inputs", rows), reader.read("target", rows)
     t = info.target_channel
-    maps = PatchMaps(index=index, lat=float(reader.store.array("lat")[index]),
-                     lon=float(reader.store.array("lon")[index]),
+    maps = PatchMaps(index=index, lat=float(reader.store.read("lat", index)),
+                     lon=float(reader.store.read("lon", index)),
                      total=inputs[0, t].cpu().numpy(), target=target[0, 0].cpu().numpy())
     for m, sep in separators.items():
         maps.outputs[m] = sep.separate(inputs, info)[0, 0].cpu().numpy()
