@@ -4,6 +4,7 @@ and ``demo``."""
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -295,6 +296,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return runners[args.command](args)
     except (ConfigError, StoreError, FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"cenn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, a read-only folder, ...
+        hint = "the disk is full: free space or write elsewhere" if err.errno == errno.ENOSPC else "fix that"
+        print(f"cenn {args.command}: error: {err}; {hint}, then rerun the same command (finished work is "
+              "kept, and no output was left half-written)", file=sys.stderr)
         return 2
 
 

@@ -153,6 +153,25 @@ def test_cli_evaluates_and_prints_the_summary(stores, weights, tmp_path, capsys)
     assert main([*args, "--overwrite"]) == 0
 
 
+def test_a_full_disk_leaves_no_report_and_says_so(stores, tmp_path, capsys, monkeypatch):
+    """The disk fills while the report is written: nothing is left at --out or beside it, the old
+    report (if any) is kept, and the message names the cause and the fix."""
+    import errno
+
+    import cenn.evaluate.report as report_module
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(report_module, "_per_patch_csv", full)
+    args = ["evaluate", str(stores["noisy"]), "--methods", "target-band", "--out", str(tmp_path / "rep"),
+            "--max-patches", "4", "--noise-factors", "none", "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "the disk is full: free space or write elsewhere" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_uses_the_shipped_weights_by_default(stores, tmp_path):
     out = tmp_path / "r"
     assert main(["evaluate", str(stores["noisy"]), "--out", str(out), "--max-patches", "2",

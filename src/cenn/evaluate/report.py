@@ -371,23 +371,34 @@ def write_report(out: Path | str, evaluations: Sequence[DatasetEvaluation],
         raise FileExistsError(f"{out} exists: choose another --out or pass --overwrite to replace it")
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "tables").mkdir(parents=True)
-    metrics = build_metrics(evaluations, methods, config, timing)
-    captions = _figures(tmp, evaluations, metrics)
-    for name, text in _csv_files(metrics).items():
-        (tmp / name).write_text(text)
-    for ev in evaluations:
-        for m in methods:
-            (tmp / f"tables/per_patch_{ev.name}_{m}.csv").write_text(_per_patch_csv(ev, m))
-    (tmp / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=1))
-    (tmp / "evaluation.toml").write_text(dumps_toml({"evaluation": config.to_dict(), "methods": methods,
-                                                    "datasets": {ev.name: ev.path for ev in evaluations}}))
-    doc = build_document(metrics, captions)
-    (tmp / "report.md").write_text(doc.markdown())
-    (tmp / "report.html").write_text(doc.html())
+    try:
+        metrics = _write_folder(tmp, evaluations, methods, config, timing)
+    except BaseException:  # a full disk or a kill: no half-written report is left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():
         trash = out.with_name(f".{out.name}.old{os.getpid()}")
         os.replace(out, trash)
         shutil.rmtree(trash)
     os.replace(tmp, out)
+    return metrics
+
+
+def _write_folder(folder: Path, evaluations: Sequence[DatasetEvaluation], methods: dict[str, dict[str, Any]],
+                  config: EvaluationConfig, timing: dict[str, float]) -> dict[str, Any]:
+    """Every file of the report into ``folder``; returns the metrics."""
+    (folder / "tables").mkdir(parents=True)
+    metrics = build_metrics(evaluations, methods, config, timing)
+    captions = _figures(folder, evaluations, metrics)
+    for name, text in _csv_files(metrics).items():
+        (folder / name).write_text(text)
+    for ev in evaluations:
+        for m in methods:
+            (folder / f"tables/per_patch_{ev.name}_{m}.csv").write_text(_per_patch_csv(ev, m))
+    (folder / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=1))
+    (folder / "evaluation.toml").write_text(dumps_toml({"evaluation": config.to_dict(), "methods": methods,
+                                                       "datasets": {ev.name: ev.path for ev in evaluations}}))
+    doc = build_document(metrics, captions)
+    (folder / "report.md").write_text(doc.markdown())
+    (folder / "report.html").write_text(doc.html())
     return metrics
