@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from cenn.config import from_dict
 from cenn.sky import fields
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
@@ -99,11 +100,14 @@ def build_component(name: str, params: dict[str, Any]) -> Component:
         from cenn.sky.components.from_maps import map_component
 
         return map_component(name, params)
-    cls = COMPONENTS[name]
-    allowed = {f.name for f in dataclasses.fields(cls)}
+    return build_checked(COMPONENTS[name], params, f"component {name!r}")
+
+
+def build_checked(cls: type[Component], params: dict[str, Any], what: str, **fixed: Any) -> Component:
+    """``cls(**params, **fixed)``, refusing parameters ``cls`` lacks and values of the wrong type
+    (``what`` names the component in messages; ``fixed`` are set by the caller, not the user)."""
+    allowed = {f.name for f in dataclasses.fields(cls)} - set(fixed)
     unknown = set(params) - allowed
     if unknown:
-        raise ValueError(
-            f"component {name!r}: unknown parameters {sorted(unknown)}; allowed {sorted(allowed)}"
-        )
-    return cls(**params)
+        raise ValueError(f"{what}: unknown parameters {sorted(unknown)}; allowed {sorted(allowed)}")
+    return from_dict(cls, {**params, **fixed}, what)

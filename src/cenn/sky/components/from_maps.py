@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cenn.sky.components.base import Component, SkyContext
+from cenn.sky.components.base import Component, SkyContext, build_checked
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
 
@@ -162,12 +162,7 @@ class MapComponent(Component):
 
 def map_component(name: str, params: dict[str, Any]) -> MapComponent:
     """The :class:`MapComponent` standing for component ``name``, refusing unknown parameters."""
-    allowed = {f.name for f in dataclasses.fields(MapComponent)} - {"component"}
-    unknown = set(params) - allowed
-    if unknown:
-        raise ValueError(f"component {name!r} read from maps: unknown parameters {sorted(unknown)}; "
-                         f"allowed {sorted(allowed)}")
-    return MapComponent(component=name, **params)
+    return build_checked(MapComponent, params, f"component {name!r} read from maps", component=name)
 
 
 def resolve_map_paths(components: dict[str, dict[str, Any]], folder: Path) -> None:
