@@ -46,6 +46,7 @@ TRAIN = [
 
 @pytest.mark.parametrize(("options", "message"), TRAIN)
 def test_bad_training_settings_are_refused_before_any_folder_is_made(tmp_path, capsys, options, message):
-    assert main(["train", str(tmp_path / "run"), "--stream", "--val", str(tmp_path / "v.zarr"), *options]) == 2
+    run, val = str(tmp_path / "run"), str(tmp_path / "v.zarr")
+    assert main(["train", run, "--stream", "--val", val, *options]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

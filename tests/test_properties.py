@@ -175,8 +175,7 @@ NEAR_POLE_BUG = (
 
 
 @pytest.mark.parametrize("source", [
-    pytest.param("healpix", marks=pytest.mark.xfail(
-        strict=True, reason=NEAR_POLE_BUG.format(where="cenn.healpix.projection.vector_directions"))),
+    "healpix",
     "simulator",
 ])
 @fixed(10)
@@ -369,8 +368,10 @@ def test_deconvolution_divides_each_mode_by_its_squared_transfer(geometry, data,
     got, plain = deconvolved(wave).numpy(), raw(wave).numpy()
     assert plain[inside] > 0.0
     np.testing.assert_allclose(got[inside], plain[inside] / transfer**2, rtol=1e-9)
-    others = np.delete(np.nan_to_num(got), inside)
-    assert np.all(np.abs(others) <= 1e-20 * got[inside])
+    # other bins hold only the FFT's rounding (~1e-17 of the mode), which deconvolution multiplies
+    # by up to 1/B_ℓ² of their own bins (beams ≤ 4 pixels: < 1e7)
+    assert np.all(np.abs(np.delete(np.nan_to_num(plain), inside)) <= 1e-14 * plain[inside])
+    assert np.all(np.abs(np.delete(np.nan_to_num(got), inside)) <= 1e-7 * got[inside])
     (x,) = random_maps(data.draw(SEEDS), geometry, count=1)
     raw_x, deconvolved_x = raw(x), deconvolved(x)
     filled = torch.isfinite(raw_x)

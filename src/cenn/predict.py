@@ -373,6 +373,10 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     full.add_argument("--overlap", type=float, default=0.25, help="overlap of neighbouring patches")
     full.add_argument("--apodisation", type=float, default=0.125,
                       help="width of the patches' cosine weight ramp, as a fraction of the side")
+    full.add_argument("--interpolation", choices=["bilinear", "nearest"], default="bilinear",
+                      help="how patches are cut from the maps (default bilinear, like the network's inputs)")
+    full.add_argument("--reprojection", choices=["cubic", "bilinear"], default="cubic",
+                      help="how patch outputs are put back on the sphere (default cubic spline)")
     full.add_argument("--instrument", default="planck_hfi", help="instrument preset for baselines")
     full.add_argument("--npix", type=int, default=256, help="patch side in pixels for baselines")
     full.add_argument("--mollweide", help="also write a Mollweide view of the CMB (PNG)")

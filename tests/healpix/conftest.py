@@ -9,9 +9,10 @@ import pytest
 from cenn.sky.geometry import PatchGeometry
 
 
-def _cmb_like_map(nside: int, seed: int = 0, beam_pixels: float = 2.0) -> np.ndarray:
-    """A Gaussian map in µK (RING) of C_ℓ = 1000 µK² (ℓ/100)⁻², smoothed by a Gaussian beam of FWHM
-    ``beam_pixels`` × the pixel size: a CMB-like power law resolved by the pixels."""
+def _cmb_like_alm(nside: int, seed: int = 0, beam_pixels: float = 2.0) -> np.ndarray:
+    """Harmonic coefficients (µK, ℓ ≤ 3 Nside − 1) of a Gaussian sky of C_ℓ = 1000 µK² (ℓ/100)⁻²,
+    smoothed by a Gaussian beam of FWHM ``beam_pixels`` × the pixel size of ``nside``: a CMB-like
+    power law resolved by the pixels."""
     lmax = 3 * nside - 1
     ell = np.arange(lmax + 1)
     cl = np.zeros(lmax + 1)
@@ -21,7 +22,18 @@ def _cmb_like_map(nside: int, seed: int = 0, beam_pixels: float = 2.0) -> np.nda
     rng = np.random.default_rng(seed)
     draws = rng.standard_normal((2, l_of_alm.size))
     alm = np.where(m_of_alm == 0, draws[0], (draws[0] + 1j * draws[1]) / np.sqrt(2.0))
-    return hp.alm2map(alm * np.sqrt(cl[l_of_alm]), nside, lmax=lmax)
+    return alm * np.sqrt(cl[l_of_alm])
+
+
+def _cmb_like_map(nside: int, seed: int = 0, beam_pixels: float = 2.0) -> np.ndarray:
+    """The map (RING, µK) of :func:`_cmb_like_alm` at ``nside``."""
+    return hp.alm2map(_cmb_like_alm(nside, seed, beam_pixels), nside, lmax=3 * nside - 1)
+
+
+@pytest.fixture(scope="session")
+def cmb_like_alm() -> Callable[..., np.ndarray]:
+    """``cmb_like_alm(nside, seed=0, beam_pixels=2.0)``: see :func:`_cmb_like_alm`."""
+    return _cmb_like_alm
 
 
 @pytest.fixture(scope="session")

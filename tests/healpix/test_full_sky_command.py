@@ -45,8 +45,13 @@ def test_a_baseline_returns_the_common_sky(band_maps, tmp_path, capsys):
     header = fits.getheader(out, 1)
     assert header["METHOD"] == "ilc" and header["TUNIT1"] == "uK_CMB" and header["ORDERING"] == "RING"
     assert header["BEAMFWHM"] == pytest.approx(4.9, abs=0.01)
+    assert header["CUTINTP"] == "bilinear" and header["REPROJ"] == "cubic"
     assert main(args) == 2  # exists
     assert "exists" in capsys.readouterr().err
+    assert main([*args, "--overwrite", "--interpolation", "nearest", "--reprojection", "bilinear"]) == 0
+    header = fits.getheader(out, 1)
+    assert header["CUTINTP"] == "nearest" and header["REPROJ"] == "bilinear"
+    assert np.corrcoef(hp.read_map(out), sky)[0, 1] > 0.98
 
 
 def test_trained_weights_make_a_full_sky_map(band_maps, tmp_path, tiny_weights):

@@ -81,12 +81,15 @@ def run_full_sky(args: argparse.Namespace) -> int:
     nside_out = args.nside or nside_in
     cmb, weight = predict_full_sky(np.stack([m.values for m in maps]), nside_in, separator, info, geometry,
                                    nside_out, overlap=args.overlap, apodisation_width=args.apodisation,
-                                   batch_size=args.batch_size, progress=not args.no_progress)
+                                   batch_size=args.batch_size, interpolation=args.interpolation,
+                                   progress=not args.no_progress, reprojection=args.reprojection)
     header = [("METHOD", args.method), ("CENNVER", __version__),
               ("BEAMFWHM", info.target_beam_fwhm_arcmin, "target beam FWHM [arcmin]"),
               ("FREQ", float(info.frequencies_ghz[info.target_channel]), "target band [GHz]"),
               ("PATCHPIX", geometry.npix), ("PIXSIZE", geometry.pixel_arcsec, "patch pixel [arcsec]"),
               ("OVERLAP", args.overlap), ("APODISE", args.apodisation),
+              ("CUTINTP", args.interpolation, "patch cut interpolation"),
+              ("REPROJ", args.reprojection, "back-projection interpolation"),
               *((f"INMAP{i + 1}", Path(p).name[:68]) for i, p in enumerate(args.maps))]
     if args.method == "cenn":
         header.append(("WEIGHTS", Path(separator.weights).name[:68]))

@@ -83,18 +83,35 @@ def local_axes(lon0_deg: np.ndarray, lat0_deg: np.ndarray) -> np.ndarray:
     return np.stack([unit_vectors(lon0_deg, lat0_deg), east, north], axis=-2)
 
 
+def patch_vectors(lon0_deg: np.ndarray, lat0_deg: np.ndarray, row: np.ndarray, col: np.ndarray,
+                  geometry: PatchGeometry, projection: str = "gnomonic") -> np.ndarray:
+    """Unit vectors of fractional ``(row, col)`` in the patches centred on (lon0, lat0) (degrees):
+    the inverse of :func:`vector_position`. Centres and positions broadcast together to a shape
+    ``S``; returns ``(*S, 3)``."""
+    centre = (geometry.npix - 1) / 2.0
+    x_east, y_north = np.broadcast_arrays(-(np.asarray(col) - centre) * geometry.pixel_rad,
+                                          (np.asarray(row) - centre) * geometry.pixel_rad)
+    local = np.stack(get_projection(projection).from_plane(x_east, y_north), axis=-1)
+    return np.einsum("...c,...cd->...d", local, local_axes(lon0_deg, lat0_deg))
+
+
 def pixel_directions(lon0_deg: np.ndarray, lat0_deg: np.ndarray, geometry: PatchGeometry,
                      projection: str = "gnomonic") -> tuple[np.ndarray, np.ndarray]:
     """(l, b) in degrees of every pixel centre of the patches centred on (lon0, lat0) (shape (N,)).
 
     Returns two float64 arrays ``(N, n, n)``, l in [0, 360).
     """
-    offsets = geometry.offsets_rad().numpy()
-    x_east, y_north = np.meshgrid(-offsets, offsets)
-    local = np.stack(get_projection(projection).from_plane(x_east, y_north), axis=-1)
-    axes = local_axes(np.atleast_1d(lon0_deg), np.atleast_1d(lat0_deg))
-    vx, vy, vz = np.moveaxis(np.tensordot(axes, local, axes=([1], [2])), 1, 0)  # each (N, n, n)
-    return np.degrees(np.arctan2(vy, vx)) % 360.0, np.degrees(np.arcsin(np.clip(vz, -1.0, 1.0)))
+    index = np.arange(geometry.npix, dtype=np.float64)
+    centres = (np.atleast_1d(lon0_deg)[:, None, None], np.atleast_1d(lat0_deg)[:, None, None])
+    v = patch_vectors(*centres, index[:, None], index[None, :], geometry, projection)
+    return vector_directions(v)
+
+
+def vector_directions(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(l, b) in degrees of unit vectors ``(..., 3)``, l in [0, 360)."""
+    vx, vy, vz = np.moveaxis(vectors, -1, 0)
+    # atan2 for b keeps full precision next to the poles, where arcsin(z) loses ~eps/distance
+    return np.degrees(np.arctan2(vy, vx)) % 360.0, np.degrees(np.arctan2(vz, np.hypot(vx, vy)))
 
 
 def patch_position(lon_deg: np.ndarray, lat_deg: np.ndarray, lon0_deg: float, lat0_deg: float,
@@ -107,10 +124,11 @@ def patch_position(lon_deg: np.ndarray, lat_deg: np.ndarray, lon0_deg: float, la
     return vector_position(unit_vectors(lon_deg, lat_deg), lon0_deg, lat0_deg, geometry, projection)
 
 
-def vector_position(vectors: np.ndarray, lon0_deg: float, lat0_deg: float, geometry: PatchGeometry,
-                    projection: str = "gnomonic") -> tuple[np.ndarray, np.ndarray]:
-    """:func:`patch_position` of unit vectors ``(..., 3)``."""
-    a, e, n = (vectors @ axis for axis in local_axes(lon0_deg, lat0_deg))
+def vector_position(vectors: np.ndarray, lon0_deg: float | np.ndarray, lat0_deg: float | np.ndarray,
+                    geometry: PatchGeometry, projection: str = "gnomonic") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`patch_position` of unit vectors ``(..., 3)``; the centres (degrees) may be arrays that
+    broadcast with ``vectors.shape[:-1]``."""
+    a, e, n = np.moveaxis(np.einsum("...d,...cd->...c", vectors, local_axes(lon0_deg, lat0_deg)), -1, 0)
     x, y = get_projection(projection).to_plane(a, e, n)
     centre = (geometry.npix - 1) / 2.0
     return centre + y / geometry.pixel_rad, centre - x / geometry.pixel_rad
@@ -144,22 +162,16 @@ def cut_patches(values: np.ndarray, nside: int, lon_deg: np.ndarray, lat_deg: np
     """Patches of ``geometry`` centred on (lon, lat) (degrees, shape (N,)) cut from RING maps.
 
     ``values`` is one map ``(12·nside²,)`` or a stack ``(C, 12·nside²)``; ``interpolation`` is
-    ``"bilinear"`` (``healpy.get_interp_weights``, four neighbours) or ``"nearest"`` (``healpy.ang2pix``).
+    ``"bilinear"`` or ``"nearest"`` (see :func:`interpolation_weights`).
     """
     maps = np.atleast_2d(values)
     if maps.ndim != 2 or maps.shape[1] != hp.nside2npix(nside):
         raise ValueError(f"maps of shape {values.shape} do not match Nside {nside} "
                          f"({hp.nside2npix(nside)} pixels); pass (npix,) or (C, npix) RING arrays")
     lon, lat = pixel_directions(lon_deg, lat_deg, geometry, projection)
-    theta, phi = np.radians(90.0 - lat).ravel(), np.radians(lon).ravel()
-    if interpolation == "bilinear":
-        pixels, weights = hp.get_interp_weights(nside, theta, phi)
-    elif interpolation == "nearest":
-        pixels, weights = hp.ang2pix(nside, theta, phi)[None], np.ones((1, theta.size))
-    else:
-        raise ValueError(f"unknown interpolation {interpolation!r}; choose 'bilinear' or 'nearest'")
-    out = np.empty((maps.shape[0], theta.size), dtype=np.float32)
-    unseen = np.zeros(theta.size, dtype=bool)
+    pixels, weights = interpolation_weights(nside, lon.ravel(), lat.ravel(), interpolation)
+    out = np.empty((maps.shape[0], lon.size), dtype=np.float32)
+    unseen = np.zeros(lon.size, dtype=bool)
     for channel, band in enumerate(maps):
         samples = band[pixels]
         bad = (~np.isfinite(samples) | (samples == hp.UNSEEN)) & (weights > 0)
@@ -169,3 +181,16 @@ def cut_patches(values: np.ndarray, nside: int, lon_deg: np.ndarray, lat_deg: np
     patches = np.moveaxis(out.reshape(maps.shape[0], *lon.shape), 0, 1)
     patches = patches[:, 0] if values.ndim == 1 else patches
     return PatchCut(np.ascontiguousarray(patches), unseen.reshape(lon.shape))
+
+
+def interpolation_weights(nside: int, lon_deg: np.ndarray, lat_deg: np.ndarray,
+                          interpolation: str = "bilinear") -> tuple[np.ndarray, np.ndarray]:
+    """RING pixels and weights ``(K, M)`` that interpolate a map at the M directions (l, b)
+    (degrees, shape (M,)): ``"bilinear"`` (``healpy.get_interp_weights``, K = 4) or ``"nearest"``
+    (``healpy.ang2pix``, K = 1, weight 1). The weights of each direction sum to 1."""
+    theta, phi = np.radians(90.0 - lat_deg), np.radians(lon_deg)
+    if interpolation == "bilinear":
+        return hp.get_interp_weights(nside, theta, phi)
+    if interpolation == "nearest":
+        return hp.ang2pix(nside, theta, phi)[None], np.ones((1, theta.size))
+    raise ValueError(f"unknown interpolation {interpolation!r}; choose 'bilinear' or 'nearest'")
