@@ -36,6 +36,11 @@ def test_demo_command_prints_the_summary(tmp_path, capsys):
                  "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "Table 1 RMS" in printed and "paper" in printed and "report:" in printed
+    bigger = ["demo", "--out", str(tmp_path / "d"), "--patches", "2", "--methods", "target-band",
+              "--no-progress"]
+    assert main(bigger) == 2  # the data of the first run is kept unless asked
+    assert "different n_patches" in capsys.readouterr().err
+    assert main([*bigger, "--overwrite"]) == 0
 
 
 def test_reference_weights_are_shipped_and_load():

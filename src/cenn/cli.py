@@ -142,6 +142,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", help="network weights (default: the reference model shipped with cenn)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace data simulated by an earlier demo with other --patches or --seed")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -281,7 +283,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     metrics = run_demo(args.out, args.patches, args.seed, args.device, methods, args.weights,
-                       not args.no_progress)
+                       not args.no_progress, args.overwrite)
     print(format_table(*summary_table(metrics)))
     print(f"report: {Path(args.out) / 'report' / 'report.html'}")
     return 0

@@ -49,8 +49,10 @@ def run_demo(
     methods: tuple[str, ...] = METHODS,
     weights: str | Path | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Run the demo into ``out`` (``data/``, ``report/``, ``demo.toml``); returns the metrics."""
+    """Run the demo into ``out`` (``data/``, ``report/``, ``demo.toml``); returns the metrics. A rerun
+    with the same settings reuses the simulated data; other sizes or seeds need ``overwrite``."""
     if n_per_band < 1:
         raise ValueError(f"the demo needs at least one patch per region, got {n_per_band}")
     out = Path(out)
@@ -60,7 +62,8 @@ def run_demo(
     for k, region in enumerate(REGIONS):
         config = SimulationConfig(seed=seed + 101 + k, region=RegionConfig(*LATITUDE_BANDS[region]))
         store = simulate(out / "data" / f"{region}.zarr", n_per_band, config, device=device,
-                         chunk_size=min(64, n_per_band), with_components=True, progress=progress)
+                         chunk_size=min(64, n_per_band), with_components=True, progress=progress,
+                         overwrite=overwrite)
         data.append((region, store.path))
     settings = EvaluationConfig(noise_max_patches=min(8, n_per_band), batch_size=min(32, n_per_band))
     atomic_write_text(out / "demo.toml", dumps_toml(
