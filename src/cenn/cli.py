@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cenn import __version__
-from cenn.config import ConfigError
+from cenn.config import ConfigError, read_toml
 from cenn.data.store import StoreError
 from cenn.demo import METHODS
 from cenn.evaluate.run import add_evaluate_parser, run_evaluate
@@ -177,7 +177,7 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     """The training configuration file (if any), then --set, then the named options."""
     from cenn.train import TrainConfig
 
-    data: dict[str, Any] = read_simulation_toml(args.config) if args.config else {}
+    data: dict[str, Any] = read_toml(args.config) if args.config else {}
     for path, value in args.set or []:
         table = data
         for part in path[:-1]:

@@ -76,9 +76,9 @@ class Predictor:
 
         ``inputs`` are maps at ``frequencies_ghz`` (GHz, one per channel) with pixels of side
         ``pixel_arcsec`` (arcsec) in ``units`` (µK_CMB, or K_CMB converted here). Raises ``ValueError``
-        when they don't suit the
-        weights (see :meth:`check`); NaN or infinite pixels are refused unless ``fill_nonfinite``,
-        which fills them (:func:`fill_nonfinite`) and warns with the fraction filled.
+        when they don't suit the weights (see :meth:`check`); NaN or infinite pixels are refused
+        unless ``fill_nonfinite``, which fills them (:func:`fill_nonfinite_pixels`) and warns with the
+        fraction filled.
         """
         maps = _as_float32_tensor(inputs)
         single = maps.ndim == 3

@@ -16,6 +16,7 @@ from cenn.sky.projection import draw_centres
 from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import SimulationConfig
 from cenn.sky.sky_split import SkySplit, inside_part, overlapping_pairs, patch_radius_rad, shared_sky
+from cenn.train import TrainConfig
 from cenn.train.data import stream_simulation
 
 GEOMETRY = PatchGeometry(256, 90.0)  # the paper's 6.4° patches
@@ -98,7 +99,7 @@ def test_shared_sky_names_maps_used_by_both_sets_unless_the_sky_is_split():
 
 def test_streamed_training_avoids_the_validation_part_of_the_sky():
     val = SimulationConfig.from_dict({"seed": 3, "region": {"sky_split": {"part": "validation"}}})
-    cfg = type("Cfg", (), {"data": type("D", (), {"simulation": None, "stream_seed": None})()})()
+    cfg = TrainConfig.from_dict({"data": {"stream": True, "val": "val.zarr"}})
     stream = stream_simulation(cfg, {"config": val.to_dict(), "seed": 3})
     assert stream.region.sky_split.part == "train" and stream.seed != 3
     assert stream.region.sky_split.nside == val.region.sky_split.nside

@@ -151,10 +151,9 @@ def is_kelvin(units: str) -> bool:
 
 
 def _canonical_units(units: str) -> str:
-    key = units.strip().lower()
-    if key in _UNIT_ALIASES:
+    if units.strip().lower() in _UNIT_ALIASES:
         return UNITS
-    if key in _KELVIN:
+    if is_kelvin(units):
         raise WeightsMismatchError(f"inputs are in {units} but cenn weights work in µK_CMB: "
                                    "multiply the maps by 1e6")
     raise WeightsMismatchError(f"unknown units {units!r}: convert the maps to µK_CMB ('uK_CMB')")

@@ -3,9 +3,10 @@ when no ``--weights`` is given. Their model card is ``MODEL_CARD.md`` beside the
 
 from __future__ import annotations
 
-import hashlib
 from importlib import resources
 from pathlib import Path
+
+from cenn.checksums import file_sha256
 
 #: The reference model's file name.
 DEFAULT = "cenn-paper-preview.safetensors"
@@ -38,7 +39,7 @@ def shipped_checksums() -> dict[str, str]:
 
 def check_shipped(path: Path) -> None:
     """Refuse a shipped weights file whose SHA-256 is not the one it was shipped with."""
-    found, expected = hashlib.sha256(path.read_bytes()).hexdigest(), shipped_checksums().get(path.name)
+    found, expected = file_sha256(path), shipped_checksums().get(path.name)
     if found != expected:
         raise ValueError(f"the shipped weights {path} are damaged (SHA-256 {found[:12]}… instead of "
                          f"{str(expected)[:12]}…): reinstall cenn, or pass --weights FILE.safetensors")

@@ -216,7 +216,7 @@ class PatchSimulator:
                 self.components.append(comp)
         self._ell = self.grid.ell(self.device)
         self._windows: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
-        for comp in self.components:
+        for comp in self.components:  # refuses maps smoother than a band now, not at the first batch
             self.beam_windows(comp.applied_beam_arcmin())
 
     def beam_windows(self, applied_fwhm_arcmin: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,11 +225,11 @@ class PatchSimulator:
         already carry a Gaussian beam of FWHM ``applied_fwhm_arcmin`` (the rest of each beam)."""
         if applied_fwhm_arcmin not in self._windows:
             bands = [*self.instrument.bands, self.instrument.target]
-            widest = min(bands, key=lambda b: b.beam_fwhm_arcmin)
-            if applied_fwhm_arcmin > widest.beam_fwhm_arcmin:
-                raise ValueError(f"maps carry a beam of {applied_fwhm_arcmin}′, wider than the {widest.name} "
-                                 f"band's {widest.beam_fwhm_arcmin}′: a beam cannot be sharpened; use maps "
-                                 "at a resolution at least as fine as every band's")
+            sharpest = min(bands, key=lambda b: b.beam_fwhm_arcmin)
+            if applied_fwhm_arcmin > sharpest.beam_fwhm_arcmin:
+                raise ValueError(f"maps carry a beam of {applied_fwhm_arcmin}′, wider than the "
+                                 f"{sharpest.name} band's {sharpest.beam_fwhm_arcmin}′: a beam cannot be "
+                                 "sharpened; use maps at a resolution at least as fine as every band's")
             applied = math.radians(applied_fwhm_arcmin / 60.0) ** 2 * FWHM_TO_SIGMA**2
             windows = [torch.exp(-0.5 * self._ell * (self._ell + 1.0) * (b.beam_sigma_rad**2 - applied))
                        for b in bands]

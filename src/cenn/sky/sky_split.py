@@ -78,9 +78,14 @@ def inside_part(lon_deg: np.ndarray, lat_deg: np.ndarray, split: SkySplit,
     """Whether patches centred on (lon, lat) (degrees, any shape) lie wholly in ``split``'s part of
     the sky: bool, same shape. Conservative: the circumscribing disc touches no cell of the other part."""
     own, radius = split.own_cells(), patch_radius_rad(geometry)
-    vectors = _unit_vectors(lon_deg, lat_deg)
-    inside = [own[hp.query_disc(split.nside, v, radius, inclusive=True)].all() for v in vectors]
+    inside = [_disc_inside(v, radius, own, split.nside) for v in _unit_vectors(lon_deg, lat_deg)]
     return np.array(inside, dtype=bool).reshape(np.shape(lon_deg))
+
+
+def _disc_inside(vector: np.ndarray, radius_rad: float, cells: np.ndarray, nside: int) -> bool:
+    """Whether the disc of ``radius_rad`` about the unit ``vector`` touches only ``cells`` (bool,
+    12 nside²); conservative (``query_disc`` inclusive)."""
+    return bool(cells[hp.query_disc(nside, vector, radius_rad, inclusive=True)].all())
 
 
 def first_inside(lon_deg: np.ndarray, lat_deg: np.ndarray, split: SkySplit,
@@ -91,7 +96,7 @@ def first_inside(lon_deg: np.ndarray, lat_deg: np.ndarray, split: SkySplit,
     chosen = np.full(len(lon_deg), -1)
     for row, vectors in enumerate(_unit_vectors(lon_deg, lat_deg).reshape(*np.shape(lon_deg), 3)):
         for k, v in enumerate(vectors):
-            if own[hp.query_disc(split.nside, v, radius, inclusive=True)].all():
+            if _disc_inside(v, radius, own, split.nside):
                 chosen[row] = k
                 break
     if (chosen < 0).any():

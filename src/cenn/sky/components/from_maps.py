@@ -24,7 +24,6 @@ in the parameters, so a store records exactly which maps made it and a changed f
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,28 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from cenn.checksums import file_sha256
 from cenn.sky.components.base import Component, SkyContext, build_checked
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
 
 INTERPOLATIONS = ("bilinear", "nearest")
-
-_HASHES: dict[tuple[str, int, int], str] = {}
-"""SHA-256 of files already hashed, by (path, size, modification time in ns)."""
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of the file at ``path`` (cached while its size and modification time hold)."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASHES:
-        digest = hashlib.sha256()
-        with path.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 22), b""):
-                digest.update(block)
-        _HASHES[key] = digest.hexdigest()
-    return _HASHES[key]
-
 
 @dataclass
 class MapComponent(Component):
