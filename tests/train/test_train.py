@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from cenn.model import load_weights
 from cenn.sky.simulator import GeometryConfig, SimulationConfig
 from cenn.train import TrainConfig, train
 from cenn.train.data import STREAM_SEED_OFFSET
+from cenn.train.task import CENNTask
 
 GEOMETRY = GeometryConfig(npix=64, pixel_arcsec=90.0, margin=16)
 
@@ -69,6 +69,19 @@ def test_a_run_folder_holds_config_checkpoints_logs_weights_and_metrics(stores, 
     assert metrics["loss"] == pytest.approx(card.metrics["loss"])
     assert metrics["rms_input_uk"] == pytest.approx(metrics["mse_input_uk2"] ** 0.5)
     assert metrics["global_step"] == 2 * (48 // 8)
+
+
+def test_the_checkpoint_holds_each_tensor_once_with_or_without_compile(stores, tmp_path):
+    cfg = _config(stores, epochs=1)
+    train(cfg, tmp_path / "run")
+    task = CENNTask(cfg.to_dict(), in_channels=3, reference_channel=1)
+    expected = {f"net.{k}" for k in task.net.state_dict()}
+    assert set(_last_state(tmp_path / "run")) == expected  # nothing under `_forward.`, nothing twice
+    # compiled (torch.compile is lazy: nothing is compiled until the first call), the same keys
+    compiled = CENNTask(_config(stores, compile=True).to_dict(), in_channels=3, reference_channel=1)
+    compiled.configure_model()
+    assert compiled._forward is not compiled.net
+    assert set(compiled.state_dict()) == expected
 
 
 def test_a_resumed_run_reaches_the_weights_of_an_uninterrupted_one(stores, tmp_path):
@@ -189,11 +202,12 @@ def test_bf16_and_channels_last_training_runs(stores, tmp_path):
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes(stores, tmp_path):
-    torchrun = shutil.which("torchrun") or pytest.skip("torchrun not installed")
+    # torchrun from the running interpreter: never skipped for want of a `torchrun` on PATH
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "cenn", "train", str(run),
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "cenn", "train", str(run),
          "--train", str(stores / "train.zarr"), "--val", str(stores / "val.zarr"), "--model", "cenn-small",
          "--epochs", "1", "--batch-size", "8", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
          "--set", "data.shuffle_window=2", "--no-progress"],

@@ -39,7 +39,9 @@ class CENNTask(L.LightningModule):
                                                  **self.cfg.normalization.params)
         self.reference_channel = reference_channel
         self._kernels = [p for n, p in self.net.named_parameters() if n.endswith("weight") and p.dim() == 4]
-        self._forward = self.net
+        # the callable the steps run: ``net`` itself or its compiled wrapper, kept out of the module
+        # registry so the checkpoint holds each tensor once, under ``net.``, with or without compile
+        object.__setattr__(self, "_forward", self.net)
 
     # --- set-up -------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -48,7 +50,7 @@ class CENNTask(L.LightningModule):
         if self.cfg.trainer.channels_last:
             self.net.to(memory_format=torch.channels_last)
         if self.cfg.trainer.compile and self._forward is self.net:
-            self._forward = torch.compile(self.net)
+            object.__setattr__(self, "_forward", torch.compile(self.net))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         o = self.cfg.optim
