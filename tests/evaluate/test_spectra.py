@@ -1,7 +1,9 @@
 """Flat-sky power spectra: normalisation, mean removal, cross spectra, unbiasedness on Gaussian
 fields, beam and pixel-window deconvolution, NaMaster agreement (when pymaster is installed)."""
 
+import importlib
 import math
+import os
 
 import numpy as np
 import pytest
@@ -158,7 +160,12 @@ def test_binning_schemes():
 
 
 def test_agrees_with_namaster_flat_sky():
-    nmt = pytest.importorskip("pymaster")
+    # CI builds pymaster (.ci/run) and sets CENN_REQUIRE_NAMASTER=1: there a missing one fails
+    if os.environ.get("CENN_REQUIRE_NAMASTER") == "1":
+        nmt = importlib.import_module("pymaster")
+    else:
+        nmt = pytest.importorskip("pymaster", reason="the NaMaster cross-check needs pymaster, built from "
+                                  "source: see 'NaMaster cross-check' in docs/evaluation.md")
     geometry = PatchGeometry(128, 90.0)
     binning = Binning.linear(200, 4000, 200)
     maps = _gaussian_fields(1, geometry, seed=4)[0].numpy()
