@@ -49,7 +49,7 @@ def test_minmax_scales_the_target_with_the_reference_channel(maps):
         (target[0, 0, 5, 7].item() - lo2) / (hi2 - lo2))
 
 
-@pytest.mark.parametrize("name", ["minmax", "scale", "identity"])
+@pytest.mark.parametrize("name", ["minmax", "scale", "identity", "asinh"])
 def test_target_round_trip_is_exact_to_float32_precision(maps, name):
     assert _round_trip_error(name, *maps) < 1e-6
 
@@ -76,11 +76,11 @@ def test_scale_divides_by_the_fixed_scale(maps):
 
 
 def test_unknown_name_and_parameter_are_reported():
-    with pytest.raises(ValueError, match=r"unknown normalization 'zscore'.*identity, minmax, scale"):
+    with pytest.raises(ValueError, match=r"unknown normalization 'zscore'.*asinh, identity, minmax, scale"):
         build_normalization("zscore")
     with pytest.raises(ValueError, match=r"'minmax' has no parameter\(s\) scale_uk.*reference_channel"):
         build_normalization("minmax", scale_uk=3.0)
-    assert available_normalizations() == ["identity", "minmax", "scale"]
+    assert available_normalizations() == ["asinh", "identity", "minmax", "scale"]
 
 
 @pytest.mark.parametrize(("name", "params"), [("minmax", {"reference_channel": 2}),
@@ -89,3 +89,30 @@ def test_params_rebuild_an_equal_transform(name, params):
     transform = build_normalization(name, **params)
     assert transform.name == name and transform.params() == params
     assert build_normalization(transform.name, **transform.params()) == transform
+
+
+def test_asinh_compresses_inputs_on_one_scale_and_keeps_the_target_linear():
+    transform = build_normalization("asinh", scale_uk=50.0)
+    inputs = torch.tensor([1.0, -1.0, 50.0, -5.0e4, 1.0e5]).reshape(1, 5, 1, 1)
+    x = transform.normalize_inputs(inputs, transform.fit(inputs)).flatten()
+    # linear (x / 50) well below the scale, sign kept, logarithmic far above: asinh(2000) = ln(4000) + ...
+    assert x[0].item() == pytest.approx(0.02, rel=1e-4) and x[1].item() == pytest.approx(-0.02, rel=1e-4)
+    assert x[2].item() == pytest.approx(0.881374, rel=1e-5)
+    assert x[3].item() == pytest.approx(-7.6009027, rel=1e-6)
+    assert x[4].item() == pytest.approx(8.2940496, rel=1e-6)
+    target = torch.tensor([[[[-150.0, 25.0]]]])
+    assert transform.normalize_target(target, transform.fit(inputs)).flatten().tolist() == [-3.0, 0.5]
+
+
+def test_asinh_keeps_the_cmb_equal_in_every_band():
+    """One scale for all bands: a map equal in every band stays equal after the transform."""
+    transform = build_normalization("asinh")
+    cmb = 120.0 * torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    x = transform.normalize_inputs(cmb.expand(2, 3, 8, 8), transform.fit(cmb))
+    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan")])
+def test_asinh_refuses_a_scale_that_is_not_positive(scale):
+    with pytest.raises(ValueError, match="scale_uk must be a finite, positive"):
+        build_normalization("asinh", scale_uk=scale)

@@ -1,4 +1,5 @@
-"""What every classical method shares: patch geometry, beams, beam matching and ILC weights.
+"""What every classical method shares: patch geometry and beam matching (the linear algebra lives
+in :mod:`cenn.model.linear`, shared with the hybrid networks).
 
 All work in float64 on the inputs' device; maps in µK_CMB, in which the CMB has unit response in
 every band.
@@ -8,9 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from cenn.evaluate.spectra import gaussian_beam_window
+from cenn.model.linear import beam_ratios, ilc_weights, to_maps
 from cenn.separators import InputInfo
 from cenn.sky.geometry import PatchGeometry
+
+__all__ = ["beam_transfer", "ilc_weights", "patch_geometry", "to_maps", "to_target_beam"]
 
 
 def patch_geometry(inputs: torch.Tensor, info: InputInfo) -> PatchGeometry:
@@ -23,10 +26,8 @@ def patch_geometry(inputs: torch.Tensor, info: InputInfo) -> PatchGeometry:
 
 def beam_transfer(info: InputInfo, ell: torch.Tensor, max_gain: float) -> torch.Tensor:
     """Per band, the factor B_target(ℓ)/B_c(ℓ) that brings it to the target band's beam, capped at
-    ``max_gain`` (deconvolving a wider beam amplifies its noise without bound): ``(C, *ell.shape)``."""
-    target = gaussian_beam_window(ell, info.target_beam_fwhm_arcmin)
-    ratios = [target / gaussian_beam_window(ell, fwhm) for fwhm in info.beam_fwhm_arcmin]
-    return torch.stack(ratios).clamp(max=max_gain)
+    ``max_gain``: ``(C, *ell.shape)``."""
+    return beam_ratios(ell, info.beam_fwhm_arcmin, info.target_beam_fwhm_arcmin, max_gain)
 
 
 def to_target_beam(inputs: torch.Tensor, info: InputInfo,
@@ -37,21 +38,3 @@ def to_target_beam(inputs: torch.Tensor, info: InputInfo,
     ell = geometry.ell(inputs.device)
     fourier = torch.fft.rfft2(inputs.to(torch.float64))
     return fourier * beam_transfer(info, ell, max_gain), ell
-
-
-def to_maps(fourier: torch.Tensor, npix: int) -> torch.Tensor:
-    """Real maps from ``rfft2`` modes."""
-    return torch.fft.irfft2(fourier, s=(npix, npix))
-
-
-def ilc_weights(cov: torch.Tensor, loading: float = 1e-10) -> torch.Tensor:
-    """ILC weights w = C⁻¹a / (aᵀC⁻¹a) with a = 1 (the CMB in K_CMB units) from band-band
-    covariances ``(..., C, C)``; returns ``(..., C)`` summing to 1. ``loading`` adds that fraction
-    of the mean variance to the diagonal so a singular covariance (e.g. noise-free CMB alone) still
-    gives finite weights."""
-    c = cov.shape[-1]
-    trace = torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1).clamp_min(torch.finfo(cov.dtype).tiny)
-    eye = torch.eye(c, dtype=cov.dtype, device=cov.device)
-    ones = torch.ones((*cov.shape[:-1], 1), dtype=cov.dtype, device=cov.device)
-    x = torch.linalg.solve(cov + loading * trace[..., None, None] * eye, ones)[..., 0]
-    return x / x.sum(-1, keepdim=True)

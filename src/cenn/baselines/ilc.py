@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from cenn.baselines.common import ilc_weights, to_maps, to_target_beam
+from cenn.model.linear import bins_by_width, harmonic_ilc
 from cenn.separators import InputInfo, Separator, register_separator
 
 #: Default cap on the beam-matching gain (143 → 217 GHz reaches it near ℓ ≈ 4600).
@@ -74,18 +75,7 @@ class HarmonicILCSeparator(Separator):
 
     def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
         fourier, ell = to_target_beam(inputs, info, self.max_gain)  # (N, C, n, m)
-        idx = (ell / self.bin_width).long().flatten()  # bin of every mode
-        n_bins = int(idx.max()) + 1
-        modes = fourier.flatten(2)  # (N, C, M)
-        products = (modes[:, :, None] * modes[:, None].conj()).real  # (N, C, C, M)
-        cov = torch.zeros((*products.shape[:3], n_bins), dtype=products.dtype, device=products.device)
-        cov.index_add_(-1, idx, products)
-        cov = cov.permute(0, 3, 1, 2)  # (N, bins, C, C)
-        if self.covariance == "batch":
-            cov = cov.sum(0, keepdim=True)
-        weights = ilc_weights(cov)[:, idx]  # (N or 1, M, C)
-        out = torch.einsum("nmc,ncm->nm", weights.to(modes.dtype), modes)
-        out = out.reshape(fourier.shape[0], *ell.shape)
+        out = harmonic_ilc(fourier, bins_by_width(ell, self.bin_width), pooled=self.covariance == "batch")
         return to_maps(out, inputs.shape[-1])[:, None].to(torch.float32)
 
     def describe(self) -> dict[str, Any]:

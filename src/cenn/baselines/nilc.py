@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from cenn.baselines.common import ilc_weights, to_maps, to_target_beam
 from cenn.baselines.ilc import MAX_GAIN
-from cenn.evaluate.spectra import gaussian_beam_window
 from cenn.separators import InputInfo, Separator, register_separator
+from cenn.sky.instrument import gaussian_beam_window
 
 #: Default cosine-needlet peaks (ℓ): finer where the CMB and dust compete, up to the grid's corner.
 ELL_PEAKS = (0.0, 100.0, 200.0, 350.0, 550.0, 800.0, 1100.0, 1500.0, 2000.0, 2700.0, 3600.0, 4800.0,

@@ -147,7 +147,7 @@ class Scale(Normalization):
         return (inputs.double() / self.scale_uk).to(inputs.dtype)
 
     def normalize_target(self, target: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
-        return self.normalize_inputs(target, stats)
+        return (target.double() / self.scale_uk).to(target.dtype)
 
     def denormalize_target(self, output: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         return (output.double() * self.scale_uk).to(output.dtype)
@@ -168,3 +168,23 @@ class Identity(Normalization):
 
     def denormalize_target(self, output: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         return output
+
+
+
+@_register
+@dataclasses.dataclass(frozen=True)
+class Asinh(Scale):
+    """Inputs compressed with one fixed µK scale for every band, ``asinh(x / scale_uk)``: linear for
+    |x| ≪ ``scale_uk``, logarithmic above, sign kept, so maps from 10 µK to 10⁵ µK all reach the
+    network at order one and the bands keep their ratios (the CMB's equal response in K_CMB). The
+    target is only divided by ``scale_uk`` (as in :class:`Scale`), so the loss is in units of one
+    fixed µK scale. ``stats (B, 0)``."""
+
+    name: ClassVar[str] = "asinh"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.scale_uk) and self.scale_uk > 0.0):
+            raise ValueError(f"scale_uk must be a finite, positive number of µK, got {self.scale_uk!r}")
+
+    def normalize_inputs(self, inputs: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        return torch.asinh(inputs.double() / self.scale_uk).to(inputs.dtype)

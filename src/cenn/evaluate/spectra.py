@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from cenn.sky.geometry import PatchGeometry
+from cenn.sky.instrument import gaussian_beam_window
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,6 @@ def cosine_taper(npix: int, width: int, device="cpu") -> torch.Tensor:
 def _full_ell(geometry: PatchGeometry, device) -> torch.Tensor:
     k = torch.fft.fftfreq(geometry.npix, d=geometry.pixel_rad, dtype=torch.float64, device=device)
     return 2.0 * math.pi * torch.sqrt(k[:, None] ** 2 + k[None, :] ** 2)
-
-
-def gaussian_beam_window(ell: torch.Tensor, fwhm_arcmin: float) -> torch.Tensor:
-    """Gaussian beam transfer function B_ℓ = exp(−ℓ(ℓ+1)σ²/2) for a beam of ``fwhm_arcmin``."""
-    sigma = math.radians(fwhm_arcmin / 60.0) / math.sqrt(8.0 * math.log(2.0))
-    return torch.exp(-0.5 * ell * (ell + 1.0) * sigma**2)
 
 
 def pixel_window_function(geometry: PatchGeometry, device="cpu") -> torch.Tensor:

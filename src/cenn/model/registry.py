@@ -14,7 +14,7 @@ from torch import nn
 
 ModelFactory = Callable[..., nn.Module]
 
-_ARCHITECTURE_MODULES = ("cenn.model.cenn_paper",)
+_ARCHITECTURE_MODULES = ("cenn.model.cenn_paper", "cenn.model.unet", "cenn.model.hybrid")
 _MODELS: dict[str, ModelFactory] = {}
 
 
@@ -40,6 +40,14 @@ def _models() -> dict[str, ModelFactory]:
 def available_models() -> list[str]:
     """Names accepted by :func:`build_model`, sorted."""
     return sorted(_models())
+
+
+def model_parameters(name: str) -> list[str]:
+    """The parameters (besides ``in_channels``) the architecture ``name`` accepts."""
+    models = _models()
+    if name not in models:
+        raise ValueError(f"unknown model {name!r}; available models: {', '.join(sorted(models))}")
+    return [p for p in inspect.signature(models[name]).parameters if p != "in_channels"]
 
 
 def build_model(name: str, in_channels: int, **params) -> nn.Module:

@@ -18,7 +18,6 @@ from safetensors.torch import save_file
 from torch import nn
 
 from cenn import __version__
-from cenn.model.cenn_paper import PAPER_ENCODER_FILTERS
 from cenn.model.registry import build_model
 
 FORMAT = "cenn-weights-v1"
@@ -173,7 +172,8 @@ def check_inputs(
     """Raise :class:`WeightsMismatchError` unless maps with these properties suit the weights.
 
     Frequencies must match to 1e-3 GHz, in order; pixel sizes to 1e-6 relative. The network is fully
-    convolutional, so any ``npix`` that is a multiple of ``2**depth`` (64) works.
+    convolutional, so any ``npix`` that is a multiple of the model's ``multiple`` (``2**depth``: 64
+    for ``cenn-paper``, 32 for ``unet``) works.
     """
     if _canonical_units(units) != _canonical_units(card.units):
         raise WeightsMismatchError(f"these weights expect {card.units} but the inputs are in {units}")
@@ -191,7 +191,8 @@ def check_inputs(
             f"these weights expect {card.pixel_arcsec:g} arcsec pixels but the inputs have "
             f"{pixel_arcsec:g} arcsec: reproject the maps to the weights' pixel size or use matching weights"
         )
-    multiple = 2 ** len(card.architecture_params.get("encoder_filters", PAPER_ENCODER_FILTERS))
+    with torch.device("meta"):
+        multiple = build_model(card.architecture, card.in_channels, **card.architecture_params).multiple
     if npix is not None and npix % multiple:
         raise WeightsMismatchError(f"these weights need patches whose side is a multiple of {multiple} "
                                    f"pixels but the inputs have {npix}: crop or pad them")

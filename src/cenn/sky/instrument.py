@@ -25,6 +25,12 @@ _BAND_KEYS = {
 _INSTRUMENT_KEYS = {"name", "description", "target_band", "bands", "sources"}
 
 
+def gaussian_beam_window(ell: torch.Tensor, fwhm_arcmin: float) -> torch.Tensor:
+    """Gaussian beam transfer function B_ℓ = exp(−ℓ(ℓ+1)σ²/2) for a beam of ``fwhm_arcmin``."""
+    sigma = math.radians(fwhm_arcmin / 60.0) * FWHM_TO_SIGMA
+    return torch.exp(-0.5 * ell * (ell + 1.0) * sigma**2)
+
+
 @dataclass(frozen=True)
 class Band:
     """One frequency channel.
@@ -57,7 +63,7 @@ class Band:
 
     def beam_window(self, ell: torch.Tensor) -> torch.Tensor:
         """Gaussian beam transfer function B_ℓ = exp(−ℓ(ℓ+1)σ²/2)."""
-        return torch.exp(-0.5 * ell * (ell + 1.0) * self.beam_sigma_rad**2)
+        return gaussian_beam_window(ell, self.beam_fwhm_arcmin)
 
     def noise_uk_per_pixel(self, geometry: PatchGeometry) -> float:
         """White-noise standard deviation per pixel in µK_CMB (22.0 µK at 143 GHz, 90″)."""

@@ -7,7 +7,9 @@ longitude (east to the left when shown with ``origin="lower"``, as HEALPix ``gno
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -24,10 +26,13 @@ def band_sky_fraction(lat_min_deg: float, lat_max_deg: float) -> float:
 def draw_centres(
     random: SampleRandom, lat_min_deg: float = 0.0, lat_max_deg: float = 90.0,
     split: SkySplit | None = None, geometry: PatchGeometry | None = None,
+    strata: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Patch centres uniform in area with lat_min ≤ |b| ≤ lat_max, both hemispheres; with a
     ``split``, uniform over the centres whose patch of ``geometry`` lies wholly in its part of the
-    sky (the first of :data:`~cenn.sky.sky_split.CANDIDATES` draws that does).
+    sky (the first of :data:`~cenn.sky.sky_split.CANDIDATES` draws that does). With ``strata =
+    (edges, probabilities)`` each centre first picks the |b| band ``[edges[k], edges[k+1])`` with
+    probability ``probabilities[k]`` (stream ``position_stratum``), then is uniform in area in it.
 
     Returns ``(lon, lat)`` in degrees, float64, shape (batch,); lon in [0, 360).
     """
@@ -36,20 +41,37 @@ def draw_centres(
             f"latitude band must satisfy 0 <= min < max <= 90 degrees, got [{lat_min_deg}, "
             f"{lat_max_deg}]"
         )
+    lo, hi = (lat_min_deg, lat_max_deg) if strata is None else _stratum_bounds(random, *strata)
     if split is None:
-        return _centres(random.uniform("position", (3,)), lat_min_deg, lat_max_deg)
+        return _centres(random.uniform("position", (3,)), lo, hi)
     if geometry is None:
         raise ValueError("a sky split needs the patch geometry, to know how far a patch reaches")
-    lon, lat = _centres(random.uniform("position", (CANDIDATES, 3)), lat_min_deg, lat_max_deg)
+    if strata is not None:
+        lo, hi = lo[:, None], hi[:, None]
+    lon, lat = _centres(random.uniform("position", (CANDIDATES, 3)), lo, hi)
     chosen = torch.from_numpy(first_inside(lon.cpu().numpy(), lat.cpu().numpy(), split, geometry))
     rows, chosen = torch.arange(len(chosen), device=lon.device), chosen.to(lon.device)
     return lon[rows, chosen], lat[rows, chosen]
 
 
-def _centres(u: torch.Tensor, lat_min_deg: float, lat_max_deg: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _stratum_bounds(random: SampleRandom, edges: Sequence[float],
+                    probabilities: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, the |b| bounds (degrees, ``(batch,)`` each) of a stratum drawn with
+    ``probabilities``."""
+    cumulative = torch.tensor(list(itertools.accumulate(probabilities)), dtype=torch.float64,
+                              device=random.device)
+    k = torch.searchsorted(cumulative, random.uniform("position_stratum", ()) * cumulative[-1], right=True)
+    k = k.clamp(max=len(probabilities) - 1)
+    bounds = torch.tensor(list(edges), dtype=torch.float64, device=random.device)
+    return bounds[k], bounds[k + 1]
+
+
+def _centres(u: torch.Tensor, lat_min_deg: float | torch.Tensor,
+             lat_max_deg: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Centres ``(lon, lat)`` in degrees from uniform draws ``(..., 3)``: |b| uniform in sin, the
-    hemisphere, then l."""
-    s0, s1 = math.sin(math.radians(lat_min_deg)), math.sin(math.radians(lat_max_deg))
+    hemisphere, then l. The bounds are numbers or tensors broadcasting against ``u[..., 0]``."""
+    s0, s1 = (torch.sin(torch.deg2rad(torch.as_tensor(b, dtype=u.dtype, device=u.device)))
+              for b in (lat_min_deg, lat_max_deg))
     abs_b = torch.rad2deg(torch.asin(s0 + (s1 - s0) * u[..., 0]))
     sign = torch.where(u[..., 1] < 0.5, -1.0, 1.0).to(abs_b)
     return 360.0 * u[..., 2], sign * abs_b

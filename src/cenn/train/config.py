@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from cenn.config import ConfigError, from_dict, read_toml
+from cenn.train.losses import LOSSES
 
 OPTIMIZERS = ("adagrad", "adam", "adamw", "sgd")
+SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
 SIMULATE_ON = ("workers", "device")
 
@@ -29,10 +31,12 @@ class ModelConfig:
 
 @dataclass
 class NormalizationConfig:
-    """A registered normalisation (``cenn.data.normalization``) and its parameters."""
+    """A registered normalisation (``cenn.data.normalization``) and its parameters (the
+    normalisation's own defaults where not given: ``minmax`` scales the target with band 1, 217 GHz
+    in 143/217/353)."""
 
     name: str = "minmax"
-    params: dict[str, Any] = field(default_factory=lambda: {"reference_channel": 1})
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,21 +80,43 @@ class DataConfig:
 
 
 @dataclass
+class LossConfig:
+    """The training loss (:mod:`cenn.train.losses`), computed in the normalisation's network space
+    (µK_CMB for ``identity``, units of ``scale_uk`` for ``scale`` and ``asinh``)."""
+
+    name: str = "mse"
+
+    def __post_init__(self) -> None:
+        if self.name not in LOSSES:
+            raise ValueError(f"loss name must be one of {tuple(sorted(LOSSES))}, got {self.name!r}")
+
+
+@dataclass
 class OptimConfig:
-    """Optimiser. ``l2`` is Keras's kernel regulariser: ``l2 · Σ w²`` over convolution kernels
-    (not biases) added to the loss. ``params`` go to the torch optimiser; Adagrad defaults to
-    Keras's initial accumulator 0.1 and epsilon 1e-7."""
+    """Optimiser and learning-rate schedule.
+
+    ``l2`` is Keras's kernel regulariser: ``l2 · Σ w²`` over convolution kernels (not biases) added
+    to the loss. ``params`` go to the torch optimiser (e.g. ``weight_decay`` for AdamW); Adagrad
+    defaults to Keras's initial accumulator 0.1 and epsilon 1e-7. ``schedule``: ``constant`` (the
+    paper's), ``onecycle`` (warm-up over ``warmup_fraction`` of the steps to ``lr``, then cosine
+    annealing to ``lr / 1e4``) or ``cosine`` (annealing from ``lr`` to 0), both over the run's
+    planned steps.
+    """
 
     name: str = "adagrad"
     lr: float = 0.05
     l2: float = 1e-5
     params: dict[str, Any] = field(default_factory=dict)
+    schedule: str = "constant"
+    warmup_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
             raise ValueError(f"optimizer name must be one of {OPTIMIZERS}, got {self.name!r}")
-        if self.lr <= 0 or self.l2 < 0:
-            raise ValueError("lr must be > 0 and l2 >= 0")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.lr <= 0 or self.l2 < 0 or not 0 < self.warmup_fraction < 1:
+            raise ValueError("lr must be > 0, l2 >= 0 and 0 < warmup_fraction < 1")
 
 
 @dataclass
@@ -127,11 +153,12 @@ class TrainerConfig:
 
 @dataclass
 class TrainConfig:
-    """Everything a training run needs; ``[model]``, ``[normalization]``, ``[data]``,
+    """Everything a training run needs; ``[model]``, ``[normalization]``, ``[loss]``, ``[data]``,
     ``[optim]`` and ``[trainer]`` tables in TOML."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

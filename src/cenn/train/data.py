@@ -26,15 +26,16 @@ _MATCHING_KEYS = ("frequencies_ghz", "target_band", "units")
 
 
 def check_compatible(meta: dict[str, Any], reference: dict[str, Any], what: str, ref_what: str) -> None:
-    """Refuse patches whose bands, target, units or geometry differ from ``reference``'s."""
+    """Refuse patches whose bands, target, units or pixel size differ from ``reference``'s (the patch
+    side may differ: training on smaller crops of the same pixels is allowed)."""
     for key in _MATCHING_KEYS:
         if meta.get(key) != reference.get(key):
             raise ConfigError(f"{what} has {key} = {meta.get(key)} but {ref_what} has "
                               f"{reference.get(key)}: simulate both with the same instrument")
     geo, ref_geo = meta["geometry"], reference["geometry"]
-    if (geo["npix"], geo["pixel_arcsec"]) != (ref_geo["npix"], ref_geo["pixel_arcsec"]):
-        raise ConfigError(f"{what} has {geo['npix']}² patches of {geo['pixel_arcsec']}″ but "
-                          f"{ref_what} has {ref_geo['npix']}² of {ref_geo['pixel_arcsec']}″")
+    if geo["pixel_arcsec"] != ref_geo["pixel_arcsec"]:  # the networks are fully convolutional: any npix
+        raise ConfigError(f"{what} has pixels of {geo['pixel_arcsec']}″ but {ref_what} has "
+                          f"{ref_geo['pixel_arcsec']}″: simulate both with the same pixel size")
 
 
 def warn_shared_sky(meta: dict[str, Any], reference: dict[str, Any], what: str, ref_what: str) -> None:

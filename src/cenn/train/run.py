@@ -18,6 +18,7 @@ run would reach (same data order, same optimiser state).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -37,6 +38,8 @@ from cenn import __version__
 from cenn.config import ConfigError, dumps_toml, read_toml
 from cenn.data.normalization import build_normalization
 from cenn.data.store import DatasetStore, atomic_write_text
+from cenn.model.hybrid import instrument_params
+from cenn.model.registry import model_parameters
 from cenn.model.weights import WeightsCard, save_weights
 from cenn.runtime import tune_cpu_allocator
 from cenn.train.config import TrainConfig
@@ -122,6 +125,18 @@ def _target_channel(meta: dict[str, Any]) -> int:
     return meta["band_names"].index(meta["target_band"])
 
 
+def resolve_model_params(cfg: TrainConfig, meta: dict[str, Any]) -> TrainConfig:
+    """``cfg`` with the instrument parameters its model takes (beams, pixel size, reference band;
+    :func:`cenn.model.hybrid.instrument_params`) filled in from the data where not given."""
+    found = instrument_params(model_parameters(cfg.model.name), meta["beam_fwhm_arcmin"],
+                              meta["geometry"]["pixel_arcsec"], _target_channel(meta))
+    missing = {k: v for k, v in found.items() if k not in cfg.model.params}
+    if not missing:
+        return cfg
+    model = dataclasses.replace(cfg.model, params={**cfg.model.params, **missing})
+    return dataclasses.replace(cfg, model=model)
+
+
 def _card(cfg: TrainConfig, data: PatchDataModule, metrics: dict[str, float],
           trainer: L.Trainer) -> WeightsCard:
     meta = data.val_meta
@@ -167,6 +182,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False) -> Pat
     for store in (cfg.data.val, None if cfg.data.stream else cfg.data.train):
         if store is not None:  # a missing or damaged store is refused before the run folder is made
             DatasetStore.open(store)
+    cfg = resolve_model_params(cfg, DatasetStore.open(cfg.data.val).meta)
     tune_cpu_allocator()
     resume = prepare_run_dir(run_dir, cfg, overwrite)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)

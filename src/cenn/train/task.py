@@ -6,12 +6,12 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
 from cenn.data.normalization import build_normalization
 from cenn.model import build_model
 from cenn.model.apply import apply_network
 from cenn.train.config import TrainConfig
+from cenn.train.losses import build_loss
 
 #: Keras's Adagrad defaults, kept so the paper's learning rate means what it meant there.
 KERAS_ADAGRAD = {"initial_accumulator_value": 0.1, "eps": 1e-7}
@@ -20,9 +20,10 @@ KERAS_ADAGRAD = {"initial_accumulator_value": 0.1, "eps": 1e-7}
 class CENNTask(L.LightningModule):
     """Trains a registered network to map observed patches (µK_CMB) to the CMB.
 
-    The loss is the MSE in normalised space (the paper's), plus ``l2 · Σ w²`` over convolution
-    kernels. Validation also reports the residual mean square in µK² and, as a yardstick, both
-    figures for a "network" that returns the target band's input map unchanged (``*_input``).
+    The loss is ``loss.name`` in normalised space (the paper's MSE by default, see
+    :mod:`cenn.train.losses`), plus ``l2 · Σ w²`` over convolution kernels. Validation also
+    reports the residual mean square in µK² and, as a yardstick, both figures for a "network"
+    that returns the target band's input map unchanged (``*_input``).
 
     Args:
         config: :meth:`TrainConfig.to_dict` of the run.
@@ -38,6 +39,7 @@ class CENNTask(L.LightningModule):
         self.normalization = build_normalization(self.cfg.normalization.name,
                                                  **self.cfg.normalization.params)
         self.reference_channel = reference_channel
+        self.loss = build_loss(self.cfg.loss.name)
         self._kernels = [p for n, p in self.net.named_parameters() if n.endswith("weight") and p.dim() == 4]
         # the callable the steps run: ``net`` itself or its compiled wrapper, kept out of the module
         # registry so the checkpoint holds each tensor once, under ``net.``, with or without compile
@@ -52,12 +54,23 @@ class CENNTask(L.LightningModule):
         if self.cfg.trainer.compile and self._forward is self.net:
             object.__setattr__(self, "_forward", torch.compile(self.net))
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
         o = self.cfg.optim
         if o.name == "adagrad":
-            return torch.optim.Adagrad(self.net.parameters(), lr=o.lr, **{**KERAS_ADAGRAD, **o.params})
-        optimizer = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[o.name]
-        return optimizer(self.net.parameters(), lr=o.lr, **o.params)
+            optimizer = torch.optim.Adagrad(self.net.parameters(), lr=o.lr, **{**KERAS_ADAGRAD, **o.params})
+        else:
+            kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[o.name]
+            optimizer = kind(self.net.parameters(), lr=o.lr, **o.params)
+        if o.schedule == "constant":
+            return optimizer
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        if o.schedule == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=o.lr, total_steps=steps, pct_start=o.warmup_fraction,
+                div_factor=25.0, final_div_factor=400.0, cycle_momentum=False)
+        else:
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # --- the network in µK ----------------------------------------------------------------
     def _prepare(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,14 +90,14 @@ class CENNTask(L.LightningModule):
         x, stats = self._prepare(inputs)
         y = self.normalization.normalize_target(target, stats)
         pred = self._forward(x).float()
-        return {"mse": F.mse_loss(pred, y), "pred": pred, "stats": stats, "y": y}
+        return {"loss": self.loss(pred, y), "pred": pred, "stats": stats, "y": y}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self._losses(batch)
         l2 = sum(k.pow(2).sum() for k in self._kernels) * self.cfg.optim.l2
-        loss = out["mse"] + l2
+        loss = out["loss"] + l2
         bs = batch["inputs"].shape[0]
-        self.log("train/loss", out["mse"], prog_bar=True, batch_size=bs)
+        self.log("train/loss", out["loss"], prog_bar=True, batch_size=bs)
         self.log("train/l2", l2, batch_size=bs)
         return loss
 
@@ -94,9 +107,9 @@ class CENNTask(L.LightningModule):
         ref = inputs[:, self.reference_channel:self.reference_channel + 1]
         pred_uk = self.normalization.denormalize_target(out["pred"], stats)
         bs = inputs.shape[0]
-        self.log("val/loss", out["mse"], prog_bar=True, sync_dist=True, batch_size=bs)
+        self.log("val/loss", out["loss"], prog_bar=True, sync_dist=True, batch_size=bs)
         self.log_dict({
             "val/mse_uk2": (pred_uk - target).pow(2).mean(),
-            "val/loss_input": F.mse_loss(self.normalization.normalize_target(ref, stats), out["y"]),
+            "val/loss_input": self.loss(self.normalization.normalize_target(ref, stats), out["y"]),
             "val/mse_input_uk2": (ref - target).pow(2).mean(),
         }, sync_dist=True, batch_size=bs)

@@ -1,0 +1,158 @@
+"""Networks that learn what a linear method leaves: the bands in µK_CMB in, the CMB in µK_CMB out.
+
+Both work on maps in physical units (use them with the ``identity`` normalisation) and carry the
+instrument's beams and pixel size as parameters, filled in from the training data.
+
+- ``hilc-unet`` (ILC-informed): a harmonic ILC (per-patch weights per Δℓ bin, bands brought to the
+  reference beam) removes the bulk of the foregrounds; a U-Net sees the ILC map and the CMB-free
+  differences of the beam-matched bands (each ``asinh``-compressed on one fixed µK scale) and
+  returns a correction. Output = ILC + correction. Not signal-preserving: the network sees the CMB
+  through the ILC map.
+- ``sp-unet`` (signal-preserving, after McCarthy, Hill, Coulton & Hogg 2024, arXiv:2404.03557): the
+  network sees only CMB-free differences ``D_j`` (each band minus the reference, smoothed to the
+  wider of their beams) and predicts the foregrounds and noise of the reference band as a local
+  linear combination of the differences plus a map, ``Σ_j A_j ⊙ D_j + s R``, with ``A_j`` and ``R``
+  its output maps. Output = reference band − that prediction. The output changes by exactly the CMB
+  added to the inputs, whatever the foregrounds: the CMB passes with unit response, as a
+  power-spectrum analysis needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from cenn.model.linear import beam_ratios, bins_by_count, cmb_free_differences, harmonic_ilc, to_maps
+from cenn.model.registry import build_model, register_model
+from cenn.sky.geometry import PatchGeometry
+
+#: Backbone and parameters used unless a model's ``backbone``/``backbone_params`` say otherwise.
+DEFAULT_BACKBONE = "unet"
+DEFAULT_BACKBONE_PARAMS: dict[str, Any] = {"zero_head": True}
+#: Instrument parameters :func:`instrument_params` fills in from the data.
+INSTRUMENT_PARAMS = ("beams_arcmin", "pixel_arcsec", "reference")
+
+
+class _LinearPlusNetwork(nn.Module):
+    """Shared set-up: instrument, compression scale, the multipole grid and the backbone."""
+
+    def __init__(self, in_channels: int, beams_arcmin: Sequence[float] | None, pixel_arcsec: float | None,
+                 reference: int, scale_uk: float, backbone: str, backbone_params: dict | None,
+                 backbone_in: int, backbone_out: int):
+        super().__init__()
+        if beams_arcmin is None or pixel_arcsec is None:
+            raise ValueError(f"{type(self).__name__} needs the bands' beams_arcmin and the pixel_arcsec "
+                             "(cenn train fills them in from the training data)")
+        if len(beams_arcmin) != in_channels or not 0 <= reference < in_channels:
+            raise ValueError(f"{in_channels} input bands need as many beams_arcmin (got {len(beams_arcmin)}) "
+                             f"and a reference band index in [0, {in_channels}) (got {reference})")
+        if in_channels < 2:
+            raise ValueError("a linear combination of bands needs at least two bands")
+        if not scale_uk > 0:
+            raise ValueError(f"scale_uk must be a positive number of µK, got {scale_uk!r}")
+        self.in_channels, self.reference, self.scale_uk = in_channels, reference, float(scale_uk)
+        self.beams_arcmin, self.pixel_arcsec = [float(b) for b in beams_arcmin], float(pixel_arcsec)
+        params = DEFAULT_BACKBONE_PARAMS if backbone_params is None else backbone_params
+        self.backbone = build_model(backbone, backbone_in, out_channels=backbone_out, **params)
+        self.multiple = self.backbone.multiple
+        self._ell: dict[tuple[int, str], torch.Tensor] = {}
+
+    def ell(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Multipole of every ``rfft2`` mode of a patch like ``inputs (N, C, n, n)``."""
+        n, m = inputs.shape[-2:]
+        if inputs.ndim != 4 or inputs.shape[1] != self.in_channels or n != m:
+            raise ValueError(f"{type(self).__name__} expects square patches (B, {self.in_channels}, n, n); "
+                             f"got {tuple(inputs.shape)}")
+        key = (int(n), str(inputs.device))
+        if key not in self._ell:
+            self._ell[key] = PatchGeometry(int(n), self.pixel_arcsec).ell(inputs.device)
+        return self._ell[key]
+
+    def compress(self, maps: torch.Tensor) -> torch.Tensor:
+        """``asinh(maps / scale_uk)`` as float32: linear below the scale, logarithmic above, sign kept,
+        one scale for every band so their ratios survive."""
+        return torch.asinh(maps / self.scale_uk).to(torch.float32)
+
+    def _backbone(self, features: torch.Tensor) -> torch.Tensor:
+        return self.backbone(features).to(torch.float64)
+
+
+class HILCNet(_LinearPlusNetwork):
+    """``hilc-unet``: harmonic ILC plus a learnt correction; ``(N, C, n, n)`` µK → ``(N, 1, n, n)`` µK.
+
+    Args:
+        in_channels: bands.
+        beams_arcmin: FWHM of every band's beam (the reference band's is the output's).
+        pixel_arcsec: pixel side.
+        reference: index of the output band (217 GHz in 143/217/353).
+        scale_uk: the µK scale of the ``asinh`` compression and of the correction.
+        bin_modes: Fourier modes in each of the harmonic ILC's bins (:func:`bins_by_count`: as many
+            for small training crops as for large patches).
+        max_gain: cap on the beam-matching factor B_ref/B_band.
+        backbone, backbone_params: the registered network that computes the correction.
+    """
+
+    def __init__(self, in_channels: int = 3, beams_arcmin: Sequence[float] | None = None,
+                 pixel_arcsec: float | None = None, reference: int = 1, scale_uk: float = 100.0,
+                 bin_modes: int = 128, max_gain: float = 100.0, backbone: str = DEFAULT_BACKBONE,
+                 backbone_params: dict | None = None):
+        super().__init__(in_channels, beams_arcmin, pixel_arcsec, reference, scale_uk, backbone,
+                         backbone_params, backbone_in=in_channels, backbone_out=1)
+        if bin_modes < 4:
+            raise ValueError(f"bin_modes must be at least 4 (ILC weights need modes), got {bin_modes}")
+        self.bin_modes, self.max_gain = int(bin_modes), float(max_gain)
+
+    def linear_parts(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The harmonic ILC ``(N, 1, n, n)`` and the beam-matched differences ``(N, C − 1, n, n)``,
+        float64 µK_CMB."""
+        ell, n = self.ell(inputs), inputs.shape[-1]
+        ratios = beam_ratios(ell, self.beams_arcmin, self.beams_arcmin[self.reference], self.max_gain)
+        fourier = torch.fft.rfft2(inputs.to(torch.float64)) * ratios
+        ilc = to_maps(harmonic_ilc(fourier, bins_by_count(ell, self.bin_modes)), n)[:, None]
+        maps = to_maps(fourier, n)
+        others = [j for j in range(self.in_channels) if j != self.reference]
+        return ilc, maps[:, others] - maps[:, self.reference : self.reference + 1]
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        ilc, differences = self.linear_parts(inputs)
+        features = torch.cat([self.compress(differences), (ilc / self.scale_uk).to(torch.float32)], dim=1)
+        return (ilc + self.scale_uk * self._backbone(features)).to(torch.float32)
+
+
+class SignalPreservingNet(_LinearPlusNetwork):
+    """``sp-unet``: reference band minus a prediction from CMB-free differences only;
+    ``(N, C, n, n)`` µK → ``(N, 1, n, n)`` µK. Arguments as :class:`HILCNet` (no ILC)."""
+
+    def __init__(self, in_channels: int = 3, beams_arcmin: Sequence[float] | None = None,
+                 pixel_arcsec: float | None = None, reference: int = 1, scale_uk: float = 100.0,
+                 backbone: str = DEFAULT_BACKBONE, backbone_params: dict | None = None):
+        super().__init__(in_channels, beams_arcmin, pixel_arcsec, reference, scale_uk, backbone,
+                         backbone_params, backbone_in=in_channels - 1, backbone_out=in_channels)
+
+    def foregrounds(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The predicted foregrounds and noise of the reference band ``(N, 1, n, n)``, float64 µK,
+        a function of the CMB-free differences alone."""
+        differences = cmb_free_differences(inputs, self.ell(inputs), self.beams_arcmin, self.reference)
+        out = self._backbone(self.compress(differences))
+        weights, residual = out[:, :-1], out[:, -1:]
+        return (weights * differences).sum(1, keepdim=True) + self.scale_uk * residual
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        reference = inputs[:, self.reference : self.reference + 1].to(torch.float64)
+        return (reference - self.foregrounds(inputs)).to(torch.float32)
+
+
+def instrument_params(factory_params: Sequence[str], beams_arcmin: Sequence[float], pixel_arcsec: float,
+                      reference: int) -> dict[str, Any]:
+    """The instrument parameters (:data:`INSTRUMENT_PARAMS`) a model with parameters
+    ``factory_params`` takes, from the data's beams, pixel size and reference band."""
+    values = {"beams_arcmin": [float(b) for b in beams_arcmin], "pixel_arcsec": float(pixel_arcsec),
+              "reference": int(reference)}
+    return {k: v for k, v in values.items() if k in factory_params}
+
+
+register_model("hilc-unet")(HILCNet)
+register_model("sp-unet")(SignalPreservingNet)

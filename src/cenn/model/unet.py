@@ -1,0 +1,108 @@
+"""A residual U-Net sized for CPU training, registered beside the paper's network.
+
+Registered variants:
+
+- ``unet``: widths 16, 32, 64, 128, 128, 256 (five halvings, 1,869,777 parameters for 3 inputs).
+- ``unet-small``: widths 8, 16, 32, 64, 64, 128, for tests and quick runs.
+
+Unlike ``cenn-paper`` (strided convolutions, LeakyReLU, no normalisation) every resolution has a
+pre-activation residual block (GroupNorm → SiLU → 3×3 convolution, twice, plus a shortcut), the
+decoder upsamples bilinearly, and the finest skip is at full resolution. The output layer is a
+linear 1×1 convolution, so the network can return any real value (µK maps are signed).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cenn.model.registry import register_model
+
+UNET_WIDTHS = (8, 16, 32, 64, 128, 256)
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with groups of at most 8 channels (at least one group)."""
+    return nn.GroupNorm(max(1, channels // 8), channels)
+
+
+class ResidualBlock(nn.Module):
+    """Pre-activation residual block: ``x + conv(act(norm(conv(act(norm(x))))))``, with a 1×1
+    shortcut when the channel count changes. Shape ``(B, c_in, H, W) → (B, c_out, H, W)``."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.norm1, self.conv1 = _norm(c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm2, self.conv2 = _norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.shortcut = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.shortcut(x) + h
+
+
+class ResUNet(nn.Module):
+    """Residual U-Net: ``(B, in_channels, H, W)`` → ``(B, out_channels, H, W)``, linear output.
+
+    Args:
+        in_channels: input maps.
+        widths: channels at each resolution, full resolution first; ``len(widths) - 1`` halvings,
+            so H and W must be multiples of ``2**(len(widths) - 1)``.
+        out_channels: output maps.
+        zero_head: start with a zero output layer (the network then returns 0 at first, which suits
+            networks that learn a correction to a linear estimate).
+    """
+
+    def __init__(self, in_channels: int = 3, widths: Sequence[int] = UNET_WIDTHS, out_channels: int = 1,
+                 zero_head: bool = False):
+        super().__init__()
+        if len(widths) < 2:
+            raise ValueError("a U-Net needs at least two resolutions (widths of length >= 2)")
+        widths = tuple(int(w) for w in widths)
+        self.in_channels, self.multiple = in_channels, 2 ** (len(widths) - 1)
+        self.stem = nn.Conv2d(in_channels, widths[0], 3, padding=1)
+        self.down_blocks = nn.ModuleList([ResidualBlock(widths[0], widths[0])])
+        self.downsample = nn.ModuleList()
+        for c_in, c_out in itertools.pairwise(widths):
+            self.downsample.append(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1))
+            self.down_blocks.append(ResidualBlock(c_out, c_out))
+        self.up_blocks = nn.ModuleList(
+            ResidualBlock(c_deep + c_skip, c_skip)
+            for c_deep, c_skip in zip(widths[:0:-1], widths[-2::-1], strict=True)
+        )
+        self.head_norm = _norm(widths[0])
+        self.head = nn.Conv2d(widths[0], out_channels, 1)
+        if zero_head:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"ResUNet expects input of shape (B, {self.in_channels}, H, W); "
+                             f"got {tuple(x.shape)}")
+        if x.shape[2] % self.multiple or x.shape[3] % self.multiple:
+            raise ValueError(f"ResUNet needs H and W divisible by {self.multiple}; got {tuple(x.shape)}: "
+                             f"crop or pad the patches to a multiple of {self.multiple} pixels")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, in_channels, H, W)`` → ``(B, out_channels, H, W)`` in network units."""
+        self._check_input(x)
+        h = self.down_blocks[0](self.stem(x))
+        skips = [h]
+        for down, block in zip(self.downsample, self.down_blocks[1:], strict=True):
+            h = block(down(h))
+            skips.append(h)
+        for block, skip in zip(self.up_blocks, reversed(skips[:-1]), strict=True):
+            h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            h = block(torch.cat([h, skip], dim=1))
+        return self.head(F.silu(self.head_norm(h)))
+
+
+register_model("unet")(ResUNet)
+register_model("unet-small")(partial(ResUNet, widths=tuple(w // 2 for w in UNET_WIDTHS)))

@@ -1,0 +1,89 @@
+"""The learning problem's options: losses, schedules, hybrid networks filled in from the data,
+smaller training crops, and latitude strata."""
+
+import math
+
+import pytest
+import torch
+
+from cenn.data.simulate import simulate
+from cenn.model import load_weights
+from cenn.sky.projection import draw_centres
+from cenn.sky.rng import SampleRandom
+from cenn.sky.simulator import GeometryConfig, RegionConfig, SimulationConfig
+from cenn.train import TrainConfig, train
+from cenn.train.losses import build_loss, mse, patch_log_mse
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_patch_log_mse_is_the_mean_log_of_each_patch_error():
+    pred = torch.zeros(2, 1, 4, 4)
+    target = torch.stack([torch.full((1, 4, 4), 1.0), torch.full((1, 4, 4), 100.0)])
+    assert mse(pred, target).item() == pytest.approx((1.0 + 1e4) / 2)
+    assert patch_log_mse(pred, target).item() == pytest.approx((math.log(1.0) + math.log(1e4)) / 2, rel=1e-6)
+    # scale-free balance: a 10 % smaller error counts the same in a faint and in a bright patch
+    faint = patch_log_mse(pred, target * torch.tensor([0.9, 1.0])[:, None, None, None])
+    bright = patch_log_mse(pred, target * torch.tensor([1.0, 0.9])[:, None, None, None])
+    assert faint.item() == pytest.approx(bright.item(), rel=1e-6)
+    with pytest.raises(ValueError, match=r"unknown loss 'l1'.*mse, patch-log-mse"):
+        build_loss("l1")
+
+
+def test_configuration_refuses_unknown_loss_and_schedule():
+    with pytest.raises(ValueError, match="loss name must be one of"):
+        TrainConfig.from_dict({"loss": {"name": "huber"}})
+    with pytest.raises(ValueError, match=r"optim\.schedule must be one of"):
+        TrainConfig.from_dict({"optim": {"schedule": "linear"}})
+
+
+def test_latitude_strata_give_each_band_its_fraction():
+    strata = ([0.0, 5.0, 30.0, 90.0], [0.5, 0.25, 0.25])
+    _, lat = draw_centres(SampleRandom(4, range(6000)), 0.0, 90.0, strata=strata)
+    b = lat.abs()
+    assert ((b < 5).float().mean().item()) == pytest.approx(0.5, abs=0.02)
+    assert (((b >= 5) & (b < 30)).float().mean().item()) == pytest.approx(0.25, abs=0.02)
+    # uniform in area inside a stratum: the median |b| of 30-90° is asin((sin30 + 1) / 2) = 48.6°
+    assert b[b >= 30].median().item() == pytest.approx(48.59, abs=1.5)
+    plain = draw_centres(SampleRandom(4, range(6000)), 0.0, 90.0)[1].abs()
+    assert (plain < 5).float().mean().item() == pytest.approx(math.sin(math.radians(5)), abs=0.01)
+    with pytest.raises(ValueError, match="increasing"):
+        RegionConfig(strata=[0.0, 30.0, 5.0])
+    with pytest.raises(ValueError, match="one per stratum"):
+        RegionConfig(strata=[0.0, 5.0, 90.0], strata_weights=[1.0])
+
+
+@pytest.fixture(scope="module")
+def val_store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("stores") / "val.zarr"
+    geometry = GeometryConfig(npix=64, pixel_arcsec=90.0, margin=16)
+    simulate(path, 8, SimulationConfig(seed=2, geometry=geometry), chunk_size=8, progress=False)
+    return path
+
+
+@pytest.mark.parametrize("model", ["hilc-unet", "sp-unet"])
+def test_hybrid_trains_on_smaller_crops_with_the_instrument_from_the_data(val_store, tmp_path, model):
+    """Streamed 32² crops, validated on 64² patches; beams, pixel size and reference band come from
+    the store; AdamW with a one-cycle schedule; the weights rebuild the same network."""
+    sim = tmp_path / "crops.toml"
+    sim.write_text('seed = 5\n[geometry]\nnpix = 32\nmargin = 16\n[region]\nstrata = [0.0, 5.0, 90.0]\n')
+    cfg = TrainConfig.from_dict({
+        "model": {"name": model, "params": {"backbone": "unet-small", "bin_modes": 16} if model == "hilc-unet"
+                  else {"backbone": "unet-small"}},
+        "normalization": {"name": "identity"}, "loss": {"name": "patch-log-mse"},
+        "optim": {"name": "adamw", "lr": 1e-3, "l2": 0.0, "schedule": "onecycle"},
+        "data": {"val": str(val_store), "stream": True, "simulation": str(sim), "samples_per_epoch": 16},
+        "trainer": {"epochs": 2, "batch_size": 8, "accelerator": "cpu", "devices": 1, "progress": False,
+                    "log_every_n_steps": 1},
+    })
+    weights = train(cfg, tmp_path / "run")
+    net, card = load_weights(weights)
+    assert card.architecture == model
+    assert card.architecture_params["beams_arcmin"] == pytest.approx([7.22, 4.90, 4.92], abs=0.2)
+    assert card.architecture_params["pixel_arcsec"] == 90.0 and card.architecture_params["reference"] == 1
+    assert TrainConfig.load(tmp_path / "run" / "config.toml").model.params["reference"] == 1
+    x = torch.randn(1, 3, 64, 64) * 50
+    with torch.no_grad():
+        assert torch.isfinite(net(x)).all()
+    rows = (tmp_path / "run" / "logs" / "csv" / "version_0" / "metrics.csv").read_text()
+    assert "train/loss" in rows
