@@ -70,8 +70,11 @@ def test_samples_are_pure_functions_of_seed_and_index(small_config):
     assert torch.equal(a.inputs[2], b.inputs[0]) and torch.equal(a.inputs[0], b.inputs[1])
     assert torch.equal(a.target[2], b.target[0])
     assert a.lon[2] == b.lon[0] and a.lat[0] == b.lat[1]
-    # different indices and different seeds are independent
-    r = np.corrcoef(a.target[0].flatten().numpy(), a.target[1].flatten().numpy())[0, 1]
+    # different indices and different seeds are independent; compared through second differences, as
+    # a 1.6° patch holds few independent large-scale modes: two independent patches' pixels correlate
+    # by chance with an RMS of 0.23, their second differences with 0.07
+    d = np.diff(a.target[:2, 0].numpy(), n=2, axis=-1)
+    r = np.corrcoef(d[0].ravel(), d[1].ravel())[0, 1]
     assert abs(r) < 0.2
     small_config.seed += 1
     c = PatchSimulator(small_config).simulate([5])
