@@ -167,11 +167,11 @@ def test_streaming_trains_on_fresh_patches_never_from_the_validation_seed(stores
 
 
 def test_train_and_validation_stores_must_match(stores, tmp_path):
-    simulate(tmp_path / "big.zarr", 4, SimulationConfig(seed=5, geometry=GeometryConfig(npix=128, margin=16)),
-             progress=False)
+    coarse = GeometryConfig(npix=64, pixel_arcsec=120.0, margin=16)  # another patch side is allowed
+    simulate(tmp_path / "coarse.zarr", 4, SimulationConfig(seed=5, geometry=coarse), progress=False)
     cfg = _config(stores)
-    cfg.data.val = str(tmp_path / "big.zarr")
-    with pytest.raises(ConfigError, match="64² patches"):
+    cfg.data.val = str(tmp_path / "coarse.zarr")
+    with pytest.raises(ConfigError, match="pixels of 90.0″ but .* has 120.0″"):
         train(cfg, tmp_path / "run")
     cfg.data.val = None
     with pytest.raises(ConfigError, match="validation dataset store is required"):
