@@ -169,7 +169,8 @@ _TRAIN_OPTIONS = {
     "devices": ("trainer", "devices"), "num_nodes": ("trainer", "num_nodes"),
     "strategy": ("trainer", "strategy"), "precision": ("trainer", "precision"),
     "compile": ("trainer", "compile"), "channels_last": ("trainer", "channels_last"),
-    "seed": ("trainer", "seed"),
+    "seed": ("trainer", "seed"), "init_weights": ("model", "init_weights"),
+    "max_time": ("trainer", "max_minutes"),
 }
 
 
@@ -211,11 +212,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples-per-epoch", type=int, help="streamed patches per epoch")
     p.add_argument("--simulate-on", choices=["workers", "device"], help="where --stream simulates")
     p.add_argument("--workers", type=int, help="DataLoader worker processes")
-    p.add_argument("--model", help="architecture name (cenn-paper, cenn-small, ...)")
+    p.add_argument("--model", help="architecture name (cenn-paper, unet, hilc-unet, sp-unet, ...)")
+    p.add_argument("--init-weights", help="start from these weights (e.g. the shipped model's, to train "
+                                          "it further); their architecture is the run's")
     p.add_argument("--optimizer", choices=["adagrad", "adam", "adamw", "sgd"])
     p.add_argument("--lr", type=float)
     p.add_argument("--epochs", type=int)
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--max-time", type=float, metavar="MINUTES",
+                   help="stop cleanly after this many minutes (checkpoint, weights and metrics written)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--accelerator", help="cpu, gpu or auto")
     p.add_argument("--devices", type=_devices, help="devices per node (a count or auto)")

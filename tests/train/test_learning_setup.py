@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from cenn.config import ConfigError
 from cenn.data.simulate import simulate
 from cenn.model import load_weights
 from cenn.sky.projection import draw_centres
@@ -87,3 +88,24 @@ def test_hybrid_trains_on_smaller_crops_with_the_instrument_from_the_data(val_st
         assert torch.isfinite(net(x)).all()
     rows = (tmp_path / "run" / "logs" / "csv" / "version_0" / "metrics.csv").read_text()
     assert "train/loss" in rows
+
+
+def test_init_weights_continues_a_model_and_max_minutes_stops_cleanly(val_store, tmp_path):
+    base = {"normalization": {"name": "identity"},
+            "data": {"val": str(val_store), "stream": True, "samples_per_epoch": 16},
+            "trainer": {"epochs": 1, "batch_size": 8, "accelerator": "cpu", "devices": 1, "progress": False}}
+    first = train(TrainConfig.from_dict({**base, "model": {"name": "unet-small"}}), tmp_path / "a")
+    cfg = TrainConfig.from_dict({**base, "model": {"init_weights": str(first)},
+                                 "optim": {"name": "adamw", "lr": 1e-12, "l2": 0.0},
+                                 "trainer": {**base["trainer"], "epochs": 50, "max_minutes": 1e-4}})
+    second = train(cfg, tmp_path / "b")
+    start, _ = load_weights(first)
+    after, card = load_weights(second)
+    assert card.architecture == "unet-small"  # taken from the initial weights
+    for (name, a), b in zip(start.state_dict().items(), after.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name  # started there (a learning rate of 1e-12 moves nothing)
+    metrics = (tmp_path / "b" / "metrics.json").read_text()
+    assert '"epochs": 1' in metrics or '"epochs": 0' in metrics  # stopped by the clock, far before 50 epochs
+    clash = TrainConfig.from_dict({**base, "model": {"name": "cenn-small", "init_weights": str(first)}})
+    with pytest.raises(ConfigError, match="hold a 'unet-small' model"):
+        train(clash, tmp_path / "c")

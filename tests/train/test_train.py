@@ -171,7 +171,7 @@ def test_train_and_validation_stores_must_match(stores, tmp_path):
     simulate(tmp_path / "coarse.zarr", 4, SimulationConfig(seed=5, geometry=coarse), progress=False)
     cfg = _config(stores)
     cfg.data.val = str(tmp_path / "coarse.zarr")
-    with pytest.raises(ConfigError, match="pixels of 90.0″ but .* has 120.0″"):
+    with pytest.raises(ConfigError, match=r"pixels of 90\.0″ but .* has 120\.0″"):
         train(cfg, tmp_path / "run")
     cfg.data.val = None
     with pytest.raises(ConfigError, match="validation dataset store is required"):

@@ -23,10 +23,13 @@ SIMULATE_ON = ("workers", "device")
 
 @dataclass
 class ModelConfig:
-    """A registered architecture (``cenn.model.available_models()``) and its parameters."""
+    """A registered architecture (``cenn.model.available_models()``) and its parameters;
+    ``init_weights``: a weights file to start from (its card sets the architecture and parameters,
+    which must agree with ``name``/``params`` where those are given)."""
 
     name: str = "cenn-paper"
     params: dict[str, Any] = field(default_factory=dict)
+    init_weights: str | None = None
 
 
 @dataclass
@@ -126,11 +129,14 @@ class TrainerConfig:
     ``devices``: a count or "auto"; ``strategy``: "auto", "ddp", "ddp_spawn", …;
     ``num_nodes`` > 1 for clusters (SLURM and torchrun are detected by Lightning).
     ``compile``: ``torch.compile`` the network; ``channels_last``: NHWC memory format.
-    ``max_steps`` > 0 stops early (smoke runs); ``limit_val_batches`` caps validation.
+    ``max_steps`` > 0 stops early (smoke runs); ``max_minutes`` > 0 stops cleanly after that wall
+    time (the last epoch's checkpoint, the best weights and the metrics are written as at any end);
+    ``limit_val_batches`` caps validation.
     """
 
     epochs: int = 500
     max_steps: int = -1
+    max_minutes: float = 0.0
     batch_size: int = 32
     accelerator: str = "auto"
     devices: int | str = "auto"
@@ -149,6 +155,8 @@ class TrainerConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.num_nodes < 1:
             raise ValueError("epochs, batch_size and num_nodes must be >= 1")
+        if not self.max_minutes >= 0:
+            raise ValueError(f"max_minutes must be >= 0 (0: no time limit), got {self.max_minutes!r}")
 
 
 @dataclass

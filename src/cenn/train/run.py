@@ -40,9 +40,9 @@ from cenn.data.normalization import build_normalization
 from cenn.data.store import DatasetStore, atomic_write_text
 from cenn.model.hybrid import instrument_params
 from cenn.model.registry import model_parameters
-from cenn.model.weights import WeightsCard, save_weights
+from cenn.model.weights import WeightsCard, load_weights, save_weights
 from cenn.runtime import tune_cpu_allocator
-from cenn.train.config import TrainConfig
+from cenn.train.config import ModelConfig, TrainConfig
 from cenn.train.data import PatchDataModule, stream_simulation
 from cenn.train.task import CENNTask
 
@@ -51,7 +51,7 @@ STREAM_CONFIG_FILE = "stream-simulation.toml"
 WEIGHTS_FILE = "weights.safetensors"
 METRICS_FILE = "metrics.json"
 #: Settings that may change when a run is resumed (to train longer, or on other hardware).
-RESUMABLE = {("trainer", k) for k in ("epochs", "max_steps", "progress", "log_every_n_steps",
+RESUMABLE = {("trainer", k) for k in ("epochs", "max_steps", "max_minutes", "progress", "log_every_n_steps",
                                       "accelerator", "devices", "num_nodes", "strategy")} | {
     ("data", "num_workers")}
 
@@ -126,8 +126,11 @@ def _target_channel(meta: dict[str, Any]) -> int:
 
 
 def resolve_model_params(cfg: TrainConfig, meta: dict[str, Any]) -> TrainConfig:
-    """``cfg`` with the instrument parameters its model takes (beams, pixel size, reference band;
+    """``cfg`` with the architecture of ``model.init_weights`` (if any) and the instrument
+    parameters its model takes (beams, pixel size, reference band;
     :func:`cenn.model.hybrid.instrument_params`) filled in from the data where not given."""
+    if cfg.model.init_weights:
+        cfg = _with_initial_architecture(cfg)
     found = instrument_params(model_parameters(cfg.model.name), meta["beam_fwhm_arcmin"],
                               meta["geometry"]["pixel_arcsec"], _target_channel(meta))
     missing = {k: v for k, v in found.items() if k not in cfg.model.params}
@@ -135,6 +138,27 @@ def resolve_model_params(cfg: TrainConfig, meta: dict[str, Any]) -> TrainConfig:
         return cfg
     model = dataclasses.replace(cfg.model, params={**cfg.model.params, **missing})
     return dataclasses.replace(cfg, model=model)
+
+
+def _with_initial_architecture(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` whose model is that of its ``init_weights``; refuses a contradicting name or parameter."""
+    _, card = load_weights(cfg.model.init_weights)
+    m = cfg.model
+    clash = {k: v for k, v in m.params.items() if card.architecture_params.get(k, v) != v}
+    if (m.name != card.architecture and m.name != ModelConfig.name) or clash:
+        raise ConfigError(f"model.init_weights {m.init_weights} hold a {card.architecture!r} model with "
+                          f"{card.architecture_params}, but the run asks for {m.name!r} with {m.params}: "
+                          "drop --model/model.params or use matching weights")
+    model = dataclasses.replace(m, name=card.architecture, params={**card.architecture_params, **m.params})
+    return dataclasses.replace(cfg, model=model)
+
+
+def _initialise(task: CENNTask, cfg: TrainConfig) -> None:
+    """Load ``model.init_weights`` into the task's network (a fresh run only: a resumed run continues
+    from its checkpoint)."""
+    if cfg.model.init_weights:
+        net, _ = load_weights(cfg.model.init_weights)
+        task.net.load_state_dict(net.state_dict())
 
 
 def _card(cfg: TrainConfig, data: PatchDataModule, metrics: dict[str, float],
@@ -195,6 +219,8 @@ def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False) -> Pat
     meta = data.val_meta
     task = CENNTask(cfg.to_dict(), in_channels=len(meta["frequencies_ghz"]),
                     reference_channel=_target_channel(meta))
+    if resume is None:
+        _initialise(task, cfg)
     t = cfg.trainer
     best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
                            mode="min", save_top_k=1, enable_version_counter=False)
@@ -203,7 +229,9 @@ def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False) -> Pat
     latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                              save_on_train_epoch_end=False, enable_version_counter=False)
     trainer = L.Trainer(
-        max_epochs=t.epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
+        max_epochs=t.epochs, max_steps=t.max_steps,
+        max_time={"minutes": t.max_minutes} if t.max_minutes else None,
+        accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
         callbacks=[best, latest], plugins=[AtomicCheckpointIO()],
         logger=[CSVLogger(run_dir / "logs", name="csv"),
