@@ -1,5 +1,5 @@
-"""The ``cenn`` command line: ``cenn simulate``, ``train``, ``predict``, ``evaluate``, ``experiment``
-and ``demo``."""
+"""The ``cenn`` command line: ``cenn simulate``, ``train``, ``predict``, ``evaluate``, ``experiment``,
+``demo`` and ``export-weights``."""
 
 from __future__ import annotations
 
@@ -234,6 +234,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _add_export_weights(sub: argparse._SubParsersAction) -> None:
+    from cenn.model.weights import DTYPES
+
+    p = sub.add_parser("export-weights", help="rewrite a weights file in another precision (fp16 or bf16: "
+                                              "half the size; loaded back as float32)")
+    p.add_argument("weights_in", help="weights file (cenn train's weights.safetensors)")
+    p.add_argument("weights_out", help="output weights file")
+    p.add_argument("--dtype", choices=list(DTYPES), default="fp16",
+                   help="storage precision of the floating-point tensors (default fp16)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cenn", description="CMB extraction with a fully convolutional neural network (CENN)."
@@ -246,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(sub)
     add_experiment_parser(sub)
     _add_demo(sub)
+    _add_export_weights(sub)
     return parser
 
 
@@ -282,6 +294,15 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_export_weights(args: argparse.Namespace) -> int:
+    from cenn.model.weights import DTYPES, export_weights
+
+    export_weights(args.weights_in, args.weights_out, DTYPES[args.dtype])
+    size_mb = Path(args.weights_out).stat().st_size / 1e6
+    print(f"{args.weights_out}: {args.dtype}, {size_mb:.1f} MB")
+    return 0
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     from cenn.demo import run_demo
     from cenn.evaluate.report import format_table, summary_table
@@ -299,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         runners = {"simulate": _run_simulate, "train": _run_train, "predict": run_predict,
-                   "evaluate": run_evaluate, "experiment": run_experiment_command, "demo": _run_demo}
+                   "evaluate": run_evaluate, "experiment": run_experiment_command, "demo": _run_demo,
+                   "export-weights": _run_export_weights}
         return runners[args.command](args)
     except (ConfigError, StoreError, FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"cenn {args.command}: error: {err}", file=sys.stderr)

@@ -2,7 +2,14 @@
 
 from cenn.model.cenn_paper import CENN
 from cenn.model.registry import available_models, build_model, register_model
-from cenn.model.weights import WeightsCard, WeightsMismatchError, check_inputs, load_weights, save_weights
+from cenn.model.weights import (
+    WeightsCard,
+    WeightsMismatchError,
+    check_inputs,
+    export_weights,
+    load_weights,
+    save_weights,
+)
 
 __all__ = [
     "CENN",
@@ -11,6 +18,7 @@ __all__ = [
     "available_models",
     "build_model",
     "check_inputs",
+    "export_weights",
     "load_weights",
     "register_model",
     "save_weights",

@@ -94,12 +94,20 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_weights(path: Path | str, model: nn.Module, card: WeightsCard) -> None:
+#: Storage precisions of :func:`save_weights` and ``cenn export-weights``, by name.
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def save_weights(
+    path: Path | str, model: nn.Module, card: WeightsCard, dtype: torch.dtype = torch.float32
+) -> None:
     """Write ``model``'s weights and ``card`` to ``path`` atomically (temporary file, then rename),
-    with the tensors' SHA-256 (:func:`tensors_sha256`), checked by :func:`load_weights`."""
+    with the tensors' SHA-256 (:func:`tensors_sha256`, of the tensors as stored), checked by
+    :func:`load_weights`. Floating-point tensors are stored as ``dtype`` (``torch.float16`` or
+    ``torch.bfloat16`` halve the file; :func:`load_weights` returns them as float32)."""
     path = Path(path)
     _check_card_matches(model, card)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: _stored(v, dtype) for k, v in model.state_dict().items()}
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         metadata = {"cenn": card.to_json(), "format": FORMAT, "sha256": tensors_sha256(tensors)}
@@ -110,10 +118,23 @@ def save_weights(path: Path | str, model: nn.Module, card: WeightsCard) -> None:
         raise
 
 
+def _stored(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor`` on the CPU, contiguous, in ``dtype`` if it is floating-point (integer buffers stay)."""
+    tensor = tensor.detach().cpu()
+    return (tensor.to(dtype) if tensor.is_floating_point() else tensor).contiguous()
+
+
+def export_weights(path_in: Path | str, path_out: Path | str, dtype: torch.dtype) -> None:
+    """Rewrite the weights file ``path_in`` as ``path_out`` with its floating-point tensors stored as
+    ``dtype`` (e.g. ``torch.bfloat16``: half the size); the card is kept unchanged."""
+    model, card = load_weights(path_in)
+    save_weights(path_out, model, card, dtype=dtype)
+
+
 def load_weights(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, WeightsCard]:
-    """The model (in eval mode, on ``device``) and card stored in ``path``; a file whose tensors no
-    longer match their recorded SHA-256 is refused as damaged (files saved without one are read
-    unchecked)."""
+    """The model (in eval mode, on ``device``, float32 whatever the stored precision) and card stored
+    in ``path``; a file whose tensors no longer match their recorded SHA-256 is refused as damaged
+    (files saved without one are read unchecked)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
@@ -138,7 +159,8 @@ def load_weights(path: Path | str, device: str | torch.device = "cpu") -> tuple[
         raise ValueError(f"{damaged} (its card cannot be read: {e})") from e
     model = build_model(card.architecture, card.in_channels, **card.architecture_params).to(device)
     try:
-        model.load_state_dict(tensors, strict=True)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()},
+                              strict=True)
     except RuntimeError as e:
         raise ValueError(f"{damaged} (its weights don't fit the architecture on its card: {e})") from e
     return model.eval(), card
