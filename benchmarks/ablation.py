@@ -27,10 +27,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
 from common import record
+
+from cenn.evaluate.report import headline_table
+from cenn.evaluate.summary import headline_figures
 
 HERE = Path(__file__).parent / "ablation"
 VARIANTS = ("paper", "uk-cenn-paper", "uk-unet", "sp-unet", "hilc-unet")
@@ -38,8 +39,6 @@ SETS = {"all": ("all", 9201), "inner": ("inner", 9202), "intermediate": ("interm
         "high": ("high", 9204)}
 WATCH_SEED, STREAM_SEED = 9200, 7001
 BASELINES = ("nilc", "wiener", "target-band")
-ELL_RANGE = (300.0, 2500.0)
-TRANSFER_ELLS = (500, 1500, 2500)
 
 
 def cenn(*args: str) -> None:
@@ -78,38 +77,6 @@ def evaluate(report: Path, stores: dict[str, Path], methods: str, weights: Path 
     return json.loads((report / "metrics.json").read_text())
 
 
-def summarise(result: dict) -> dict[str, float]:
-    """The ablation's figures for one method on one set."""
-    bins = result["per_bin"]
-    ell = np.asarray(bins["ell"], dtype=float)
-    keep = (ell >= ELL_RANGE[0]) & (ell < ELL_RANGE[1])
-    transfer = np.asarray([np.nan if t is None else t for t in bins["transfer"]], dtype=float)
-    out = {
-        "residual_rms_uk": result["pixel"]["residual_rms_mean_uk"],
-        "residual_dl_uk2": float(np.mean(np.asarray(bins["residual_dl_mean"], dtype=float)[keep])),
-        "delta_dl_uk2": float(np.mean(np.asarray(bins["delta_dl_mean"], dtype=float)[keep])),
-    }
-    for target in TRANSFER_ELLS:
-        out[f"t_{target}"] = float(transfer[np.argmin(np.abs(ell - target))])
-    return out
-
-
-def table(rows: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Markdown tables: residual RMS, residual D_ℓ, ΔD_ℓ and t_ℓ per method and set."""
-    sets = list(SETS)
-    lines = ["| method | " + " | ".join(f"RMS {s} (µK)" for s in sets) + " | "
-             + " | ".join(f"res. D_ℓ {s}" for s in sets) + " | ΔD_ℓ all | t₅₀₀ / t₁₅₀₀ / t₂₅₀₀ (all) |",
-             "|---" * (2 + 2 * len(sets) + 1) + "|"]
-    for method, per_set in rows.items():
-        a = per_set["all"]
-        lines.append(
-            f"| {method} | " + " | ".join(f"{per_set[s]['residual_rms_uk']:.1f}" for s in sets) + " | "
-            + " | ".join(f"{per_set[s]['residual_dl_uk2']:.1f}" for s in sets)
-            + f" | {a['delta_dl_uk2']:+.1f} | "
-            + " / ".join(f"{a[f't_{t}']:.3f}" for t in TRANSFER_ELLS) + " |")
-    return "\n".join(lines)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=24_000, help="streamed training samples per variant")
@@ -130,17 +97,17 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     stores = simulate_sets(args.out, args.val_patches, args.watch_patches)
     baselines = evaluate(args.out / "report-baselines", stores, ",".join(BASELINES))
-    rows = {m: {s: summarise(baselines["results"][m][s]) for s in SETS} for m in BASELINES}
+    rows = {m: {s: headline_figures(baselines["results"][m][s]) for s in SETS} for m in BASELINES}
     timing = {}
     for variant in variants:
         run = args.out / variant
         seconds = train(variant, run, stores["watch"], args.samples, args.samples_per_epoch, args.batch_size)
         metrics = evaluate(run / "report", stores, "cenn", run / "weights.safetensors")
-        rows[variant] = {s: summarise(metrics["results"]["cenn"][s]) for s in SETS}
+        rows[variant] = {s: headline_figures(metrics["results"]["cenn"][s]) for s in SETS}
         timing[variant] = seconds
-        print(table(rows), flush=True)
+        print(headline_table(rows), flush=True)
     text = (f"Ablation: {args.samples} streamed samples per variant (128² crops, batch {args.batch_size}), "
-            f"evaluated on {args.val_patches} patches per set.\n\n{table(rows)}\n")
+            f"evaluated on {args.val_patches} patches per set.\n\n{headline_table(rows)}\n")
     (args.out / "ablation.md").write_text(text)
     (args.out / "ablation.json").write_text(json.dumps({"rows": rows, "train_s": timing}, indent=2) + "\n")
     print(text)

@@ -3,9 +3,11 @@
     python scripts/ship_weights.py RUN_DIR REPORT_DIR --hardware "2-core AMD EPYC (CPU)" \
         --minutes 86 [--preview]
 
-Copies ``RUN_DIR/weights.safetensors`` to ``src/cenn/pretrained/cenn-paper-preview.safetensors``
-and writes ``src/cenn/pretrained/MODEL_CARD.md`` from the run's configuration, its validation
-metrics and the evaluation report's summary (``REPORT_DIR/metrics.json``, from cenn evaluate).
+Copies ``RUN_DIR/weights.safetensors`` to ``src/cenn/pretrained/`` under the reference model's name
+(:data:`cenn.pretrained.DEFAULT`) and writes ``src/cenn/pretrained/MODEL_CARD.md`` from the run's
+configuration, its validation metrics, the runs it continued (``--init-weights``, followed back to
+the first) and the evaluation report's summary (``REPORT_DIR/metrics.json``, from cenn evaluate).
+``--minutes`` is the wall time of all those runs together.
 """
 
 from __future__ import annotations
@@ -17,9 +19,23 @@ import shutil
 import sys
 from pathlib import Path
 
-from cenn.evaluate.report import format_table, summary_table
+from cenn.evaluate.report import format_table, headline_table, summary_table
+from cenn.evaluate.summary import HEADLINE_ELL_RANGE, headline_figures
 from cenn.model import load_weights
+from cenn.model.weights import WeightsCard
 from cenn.pretrained import CHECKSUMS, DEFAULT
+
+#: What each architecture is, for the card.
+ARCHITECTURES = {
+    "cenn-paper": "the paper's CENN: 6 stride-2 convolutions and 6 transposed convolutions with skip "
+                  "connections",
+    "unet": "a residual U-Net (GroupNorm, SiLU, bilinear upsampling, a full-resolution skip, linear output)",
+    "hilc-unet": "ILC-informed: a harmonic ILC (per-patch weights in bins of equal mode count) plus a "
+                 "correction from a residual U-Net that sees the ILC map and the beam-matched CMB-free band "
+                 "differences, asinh-compressed on one µK scale; output = ILC + correction",
+    "sp-unet": "signal-preserving: the 217 GHz map minus foregrounds predicted by a residual U-Net from "
+               "the CMB-free band differences alone (the CMB passes with unit response)",
+}
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "cenn" / "pretrained"
 MAX_BYTES = 25_000_000
@@ -29,19 +45,47 @@ def _join(values: list[float]) -> str:
     return ", ".join(f"{v:g}" for v in values)
 
 
+def training_chain(card: WeightsCard) -> list[WeightsCard]:
+    """The cards of the runs that led to ``card``, first run first (``model.init_weights`` links)."""
+    chain = [card]
+    while (start := chain[0].training["config"]["model"].get("init_weights")):
+        chain.insert(0, load_weights(start)[1])
+    return chain
+
+
+def _stage(card: WeightsCard) -> str:
+    """One line per training run: data, optimiser, length."""
+    t, c = card.training, card.training["config"]
+    samples = t["global_step"] * c["trainer"]["batch_size"]
+    train, val, o = t["train"], t["val"], c["optim"]
+    if train.get("stream"):
+        source = c["data"].get("simulation") or "the validation store's simulation"
+        data = f"{samples:,} streamed patches (seed {train['seed']}, {source})"
+    else:
+        data = (f"{samples:,} samples from a store of {train.get('n_patches')} patches "
+                f"(seed {train.get('seed')})")
+    loss = c.get("loss", {}).get("name", "mse")
+    return (f"  - {data}; {o['name']} at learning rate {o['lr']} ({o.get('schedule', 'constant')} "
+            f"schedule), L2 {o['l2']}, loss {loss}, batch {c['trainer']['batch_size']}, "
+            f"{t['epochs']} epochs; validation on {val.get('n_patches')} patches (seed {val.get('seed')})")
+
+
 def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: bool) -> str:
     """The model card's Markdown."""
-    _, card = load_weights(run / "weights.safetensors")
+    model, card = load_weights(run / "weights.safetensors")
     metrics = json.loads((report / "metrics.json").read_text())
-    t = card.training
-    config = t["config"]
-    steps, epochs = t["global_step"], t["epochs"]
-    samples = steps * config["trainer"]["batch_size"]
+    chain = training_chain(card)
+    samples = sum(c.training["global_step"] * c.training["config"]["trainer"]["batch_size"] for c in chain)
+    n_parameters = sum(p.numel() for p in model.parameters())
+    m = card.metrics
     header, rows = summary_table(metrics)
+    headline = headline_table({method: {d: headline_figures(r) for d, r in per.items()}
+                               for method, per in metrics["results"].items()})
+    lo, hi = HEADLINE_ELL_RANGE
     sets = "; ".join(f"{d}: {i['n_patches']} patches, seed {i['seed']}"
                      for d, i in metrics["datasets"].items())
-    status = ("**Preview.** Trained on a CPU for a short time, far from the paper's 3 × 10⁷ samples; "
-              "expect large residuals in the Galactic plane. A GPU-trained model will replace it."
+    status = (f"**Preview.** Trained on a CPU for {minutes:g} minutes ({samples:,} samples), far from the "
+              "paper's 3 × 10⁷; a GPU-trained model will replace it. Its evaluation is below."
               if preview else "Reference model.")
     return f"""# cenn reference model: `{DEFAULT}`
 
@@ -49,25 +93,25 @@ def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: 
 
 ## What it is
 
-- Architecture: `{card.architecture}` (the paper's CENN: 6 stride-2 convolutions and 6 transposed
-  convolutions with skip connections, 6,207,449 parameters).
+- Architecture: `{card.architecture}` ({ARCHITECTURES.get(card.architecture, "see cenn.model")},
+  {n_parameters:,} parameters); parameters {json.dumps(card.architecture_params)}.
 - Input: {len(card.frequencies_ghz)} patches of {card.npix}×{card.npix} pixels of {card.pixel_arcsec:g}″ at
   {_join(card.frequencies_ghz)} GHz (beams {_join(card.beams_arcmin)}′),
   in {card.units}. Output: the CMB at the {card.target_frequency_ghz:g} GHz beam, in {card.units}.
-- Normalisation: `{card.normalization}` {json.dumps(card.normalization_params)} (per patch; output mapped
-  back to µK exactly).
+- Normalisation: `{card.normalization}` {json.dumps(card.normalization_params)} (output mapped back to
+  µK exactly).
 
 ## Training
 
-- Data: {t["train"].get("n_patches")} simulated patches over the whole sky (seed {t["train"].get("seed")}),
-  all components ({", ".join(t["train"].get("sky_components") or [])}) and Planck noise; validation
-  {t["val"].get("n_patches")} patches (seed {t["val"].get("seed")}).
-- Optimiser: {config["optim"]["name"]}, learning rate {config["optim"]["lr"]}, L2 {config["optim"]["l2"]},
-  batch {config["trainer"]["batch_size"]}, precision {config["trainer"]["precision"]}.
-- Length: {epochs} epochs, {steps} steps, {samples:,} samples.
-- Hardware and time: {hardware}, {minutes:g} minutes ({samples / (60 * minutes):.1f} samples/s).
-- Best validation loss {card.metrics.get("loss", float("nan")):.5f} (predicting the 217 GHz input:
-  {card.metrics.get("loss_input", float("nan")):.5f}).
+Simulated patches with every component ({", ".join(card.training["train"].get("sky_components") or [])})
+and Planck noise, in {len(chain)} run(s), each starting from the previous one's weights:
+
+{chr(10).join(_stage(c) for c in chain)}
+
+- In all: {samples:,} samples; {hardware}, {minutes:g} minutes ({samples / (60 * minutes):.1f} samples/s).
+- Best validation loss of the last run {m.get("loss", float("nan")):.5f} (the 217 GHz input
+  itself: {m.get("loss_input", float("nan")):.5f}); residual RMS {m.get("rms_uk", float("nan")):.1f} µK
+  (input: {m.get("rms_input_uk", float("nan")):.1f} µK).
 
 ## Evaluation
 
@@ -79,6 +123,11 @@ averaged over all ℓ (µK²).
 ```
 {format_table(header, rows)}
 ```
+
+The same evaluation with the residual D_ℓ and ΔD_ℓ = D_ℓ(CMB) − D_ℓ(output) averaged over
+{lo:g} ≤ ℓ < {hi:g} (µK²) and the transfer function t_ℓ = ⟨C_ℓ(out × CMB)⟩ / ⟨C_ℓ(CMB)⟩ on the all-sky set:
+
+{headline}
 """
 
 

@@ -209,6 +209,24 @@ def summary_table(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def headline_table(rows: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Markdown table of :func:`cenn.evaluate.summary.headline_figures`, ``rows[method][dataset]``:
+    residual RMS and residual D_ℓ per dataset, then ΔD_ℓ and t_ℓ on the first dataset."""
+    datasets = list(next(iter(rows.values())))
+    first = datasets[0]
+    ells = [int(k[2:]) for k in rows[next(iter(rows))][first] if k.startswith("t_")]
+    header = (["method"] + [f"RMS {d} [µK]" for d in datasets] + [f"res. D_ℓ {d} [µK²]" for d in datasets]
+              + [f"ΔD_ℓ {first} [µK²]", f"t_ℓ {first} at ℓ = " + " / ".join(map(str, ells))])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method, per in rows.items():
+        cells = ([method] + [f"{per[d]['residual_rms_uk']:.1f}" for d in datasets]
+                 + [f"{per[d]['residual_dl_uk2']:.1f}" for d in datasets]
+                 + [f"{per[first]['delta_dl_uk2']:+.1f}",
+                    " / ".join(f"{per[first][f't_{ell}']:.3f}" for ell in ells)])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Plain-text table for the terminal."""
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]

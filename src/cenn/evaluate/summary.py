@@ -18,6 +18,7 @@ from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.metrics import (
     correlation,
     ensemble,
+    in_range,
     map_stats,
     percentiles,
     range_summary,
@@ -174,3 +175,29 @@ def dataset_summary(ev: DatasetEvaluation) -> dict[str, Any]:
         "foreground_dl_mean": fg_mean, "foreground_dl_std": fg_std,
         "component_dl": comps,
     }
+
+
+#: The multipole range and the transfer-function multipoles of :func:`headline_figures`.
+HEADLINE_ELL_RANGE = (300.0, 2500.0)
+HEADLINE_TRANSFER_ELLS = (500, 1500, 2500)
+
+
+def headline_figures(result: dict[str, Any]) -> dict[str, float]:
+    """The figures a comparison of methods reads first, from one ``results.<method>.<dataset>``
+    entry of ``metrics.json``: the mean per-patch residual RMS (µK), the residual D_ℓ and ΔD_ℓ =
+    D_ℓ(CMB) − D_ℓ(output) averaged over the bins in :data:`HEADLINE_ELL_RANGE` (µK²), and the
+    transfer function t_ℓ in the bins nearest :data:`HEADLINE_TRANSFER_ELLS` (keys ``t_500``, ...)."""
+    bins = result["per_bin"]
+    ell = np.asarray(bins["ell"], dtype=float)
+    keep = in_range(ell, *HEADLINE_ELL_RANGE)
+
+    def line(key: str) -> np.ndarray:
+        return np.asarray([np.nan if v is None else v for v in bins[key]], dtype=float)
+
+    out = {"residual_rms_uk": float(result["pixel"]["residual_rms_mean_uk"]),
+           "residual_dl_uk2": float(np.mean(line("residual_dl_mean")[keep])),
+           "delta_dl_uk2": float(np.mean(line("delta_dl_mean")[keep]))}
+    transfer = line("transfer")
+    for target in HEADLINE_TRANSFER_ELLS:
+        out[f"t_{target}"] = float(transfer[np.argmin(np.abs(ell - target))])
+    return out
