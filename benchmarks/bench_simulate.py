@@ -1,6 +1,6 @@
 """Simulation throughput: patches per second of the simulator alone and of `cenn simulate`.
 
-    python benchmarks/bench_simulate.py [--device cpu|cuda] [--patches 512] [--batch 64]
+    python benchmarks/bench_simulate.py [--device cpu|cuda] [--patches 512] [--batch 64] [--npix 256]
         [--components cmb,dust]   # default: every registered component
 
 Appends its figures to benchmarks/results.jsonl with the machine's description.
@@ -21,7 +21,7 @@ from common import record
 
 from cenn.data.simulate import simulate
 from cenn.sky.components import COMPONENTS
-from cenn.sky.simulator import PatchSimulator, SimulationConfig
+from cenn.sky.simulator import GeometryConfig, PatchSimulator, SimulationConfig
 
 
 def _sync(device: str) -> None:
@@ -34,11 +34,13 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--patches", type=int, default=512)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--npix", type=int, default=256, help="patch side, pixels of 90 arcsec")
     p.add_argument("--components", default=",".join(COMPONENTS))
     p.add_argument("--no-record", action="store_true")
     args = p.parse_args()
     wanted = set(args.components.split(","))
-    config = SimulationConfig(components={n: {"enabled": n in wanted} for n in COMPONENTS})
+    config = SimulationConfig(geometry=GeometryConfig(npix=args.npix),
+                              components={n: {"enabled": n in wanted} for n in COMPONENTS})
     sim = PatchSimulator(config, args.device)
     sim.simulate(range(args.batch))  # warm-up
     _sync(args.device)
@@ -54,7 +56,7 @@ def main() -> None:
                  chunk_size=args.batch, batch_size=args.batch, progress=False)
         to_store = args.patches / (time.perf_counter() - start)
 
-    figures = {"components": sorted(wanted & set(COMPONENTS)), "patches": args.patches,
+    figures = {"components": sorted(wanted & set(COMPONENTS)), "npix": args.npix, "patches": args.patches,
                "batch": args.batch, "simulator_patches_per_s": round(in_memory, 1),
                "cenn_simulate_patches_per_s": round(to_store, 1)}
     print(f"simulator: {in_memory:.1f} patches/s; cenn simulate to a store: {to_store:.1f} patches/s "

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).parent / "results.jsonl"
+#: Where results are appended: benchmarks/results.jsonl, or the file named by $CENN_BENCH_RESULTS
+#: (scripts/gpu_round.sh collects a round's rows there).
+RESULTS = Path(os.environ.get("CENN_BENCH_RESULTS") or Path(__file__).parent / "results.jsonl")
 
 
 def machine(device: str) -> dict:
