@@ -5,7 +5,7 @@
 #
 # Steps (each one's failure is reported and the rest still run where they can):
 #   install   cenn from this checkout and its missing dependencies from the wheelhouse
-#             ($CENN_WHEELHOUSE, default ./wheelhouse; scripts/wheelhouse.sh), only if cenn is not
+#             ($CENN_WHEELHOUSE, default wheelhouse/ here; scripts/wheelhouse.sh), only if cenn is not
 #             importable; every installed package is pinned, so the node's torch is never replaced
 #   smoke     simulate a batch on the device and take five training steps (scripts/round_tools.py)
 #   bench     benchmarks/bench_simulate.py, bench_network.py (with and without on-device simulation),
@@ -19,19 +19,26 @@
 # step statuses, smoke check, training and evaluation figures), benchmarks.jsonl (rows as in
 # benchmarks/results.jsonl) and round.log. The exit status is 1 if any step failed.
 #
-# Sizes come from environment variables; CENN_ROUND_TINY=1 gives CPU-sized defaults (64² patches, a
-# tiny network, a few steps, no full sky) for tests. CENN_ROUND_STEPS (default
-# "install,smoke,bench,train,evaluate") chooses the steps; PYTHON (default python3) the interpreter.
+# Sizes come from environment variables (CENN_ROUND_*, below); CENN_ROUND_TINY=1 gives CPU-sized
+# defaults (64² patches, two training steps, no full sky; CENN_ROUND_INIT then names small weights) for
+# tests. CENN_ROUND_STEPS (default "install,smoke,bench,train,evaluate"; the export always runs)
+# chooses the steps; PYTHON (default python3) the interpreter.
 set -u
 
-if [ $# -ne 2 ]; then
-    echo "usage: $0 MINUTES OUT_DIR" >&2
+if [ $# -ne 2 ] || ! [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+    echo "usage: $0 MINUTES OUT_DIR   (e.g. $0 9 out)" >&2
     exit 2
 fi
 minutes=$1
 out=$(realpath -m "$2")
+wheelhouse=$(realpath -m "${CENN_WHEELHOUSE:-$(dirname "$0")/../wheelhouse}")
+work=$(realpath -m "${CENN_ROUND_WORK:-$(mktemp -d)}")
+if [ -n "${CENN_ROUND_INIT:-}" ]; then
+    CENN_ROUND_INIT=$(realpath -m "$CENN_ROUND_INIT")
+    export CENN_ROUND_INIT
+fi
 cd "$(dirname "$0")/.." || exit 2
-mkdir -p "$out"
+mkdir -p "$out" "$work"
 
 py=${PYTHON:-python3}
 if [ "${CENN_ROUND_TINY:-0}" = 1 ]; then  # CPU-sized defaults
@@ -39,7 +46,8 @@ if [ "${CENN_ROUND_TINY:-0}" = 1 ]; then  # CPU-sized defaults
     : "${CENN_ROUND_NPIX:=64}" "${CENN_ROUND_CROP:=64}" "${CENN_ROUND_VAL_PATCHES:=8}"
     : "${CENN_ROUND_EVAL_PATCHES:=4}" "${CENN_ROUND_SMOKE_NPIX:=64}" "${CENN_ROUND_SMOKE_BATCH:=4}"
     : "${CENN_ROUND_NSIDE:=0}"
-    : "${CENN_ROUND_TRAIN_ARGS=--max-steps 2 --samples-per-epoch 8 --batch-size 4}" "${CENN_ROUND_RESERVE_S:=10}"
+    : "${CENN_ROUND_TRAIN_ARGS=--max-steps 2 --samples-per-epoch 8 --batch-size 4}"
+    : "${CENN_ROUND_RESERVE_S:=10}"
 fi
 device=${CENN_ROUND_DEVICE:-cuda}                  # torch device of every step
 accelerator=${CENN_ROUND_ACCELERATOR:-gpu}         # Lightning accelerator of the training
@@ -53,10 +61,8 @@ smoke_batch=${CENN_ROUND_SMOKE_BATCH:-64}          # smoke check batch, patches
 nside=${CENN_ROUND_NSIDE:-2048}                    # full-sky benchmark; 0: skipped
 train_args=${CENN_ROUND_TRAIN_ARGS-}               # extra `cenn train` options
 reserve_s=${CENN_ROUND_RESERVE_S:-150}             # seconds kept after training for evaluation and export
+bench_s=${CENN_ROUND_BENCH_S:-300}                 # the benchmarks' time limit, seconds
 wanted=${CENN_ROUND_STEPS:-install,smoke,bench,train,evaluate}
-wheelhouse=${CENN_WHEELHOUSE:-wheelhouse}
-work=${CENN_ROUND_WORK:-$(mktemp -d)}
-mkdir -p "$work"
 deadline=$(( $(date +%s) + $(awk "BEGIN { printf \"%d\", $minutes * 60 }") ))
 
 wants() { [[ ",$wanted," == *",$1,"* ]]; }
@@ -79,7 +85,8 @@ install() {
     "$py" -m pip list --format=freeze > "$work/installed.txt"
     "$py" -m pip install --no-index --find-links "$wheelhouse" --constraint "$work/installed.txt" \
         --no-build-isolation . || return 1
-    echo "torch before: $(grep -i '^torch==' "$work/installed.txt"); after: $("$py" -c 'import torch; print(torch.__version__)')"
+    echo "torch before: $(grep -i '^torch==' "$work/installed.txt")," \
+        "after: $("$py" -c 'import torch; print(torch.__version__)')"
 }
 
 bench() {
@@ -90,7 +97,7 @@ bench() {
         "$py" benchmarks/bench_network.py --device "$device" --model unet-small --npix 64 --batch 4 \
             --steps 2 --warmup 1 --modes fp32 --simulator || rc=1
     else
-        "$py" benchmarks/bench_simulate.py --device "$device" --patches 2048 --batch 256 || rc=1
+        "$py" benchmarks/bench_simulate.py --device "$device" --patches 1024 --batch 256 || rc=1
         "$py" benchmarks/bench_network.py --device "$device" --model unet --npix "$crop" \
             --modes fp32,bf16,bf16_channels_last --simulator --simulator-mode bf16 || rc=1
     fi
@@ -100,10 +107,18 @@ bench() {
     return "$rc"
 }
 
+# initial_weights: $CENN_ROUND_INIT, else the shipped reference weights.
+initial_weights() {
+    if [ -n "${CENN_ROUND_INIT:-}" ]; then
+        echo "$CENN_ROUND_INIT"
+    else
+        "$py" -c "from cenn.pretrained import default_weights; print(default_weights())"
+    fi
+}
+
 train() {
     local init train_minutes
-    init=${CENN_ROUND_INIT:-$("$py" -c "from cenn.pretrained import default_weights; print(default_weights())")} \
-        || return 1
+    init=$(initial_weights) || return 1
     train_minutes=$(awk "BEGIN { printf \"%.2f\", ($deadline - $(date +%s) - $reserve_s) / 60 }")
     if awk "BEGIN { exit !($train_minutes < 0.1) }"; then
         echo "no time left to train ($train_minutes min)"
@@ -124,7 +139,7 @@ final_weights() {
     if [ -f "$work/run/weights.safetensors" ]; then
         echo "$work/run/weights.safetensors"
     else
-        echo "${CENN_ROUND_INIT:-$("$py" -c "from cenn.pretrained import default_weights; print(default_weights())")}"
+        initial_weights
     fi
 }
 
@@ -145,17 +160,18 @@ round() {
     printf '{"minutes": %s, "device": "%s", "accelerator": "%s", "precision": "%s", "npix": %s, "crop": %s, '\
 '"val_patches": %s, "eval_patches": %s, "nside": %s, "train_args": "%s", "commit": "%s"}\n' \
         "$minutes" "$device" "$accelerator" "$precision" "$npix" "$crop" "$val_patches" "$eval_patches" \
-        "$nside" "$train_args" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" > "$work/settings.json"
+        "$nside" "$train_args" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+        > "$work/settings.json"
     echo "round: $minutes min, out $out, work $work, $(cat "$work/settings.json")"
     if wants install && ! "$py" -c "import cenn" 2>/dev/null; then
         run_step install 600 install || failed=$((failed + 1))
     fi
     if wants smoke; then
-        run_step smoke 120 "$py" scripts/round_tools.py smoke "$device" "$work/smoke.json" --npix "$smoke_npix" \
-            --batch "$smoke_batch" || failed=$((failed + 1))
+        run_step smoke 120 "$py" scripts/round_tools.py smoke "$device" "$work/smoke.json" \
+            --npix "$smoke_npix" --batch "$smoke_batch" || failed=$((failed + 1))
     fi
     if wants bench; then
-        run_step bench "$(remaining)" bench || failed=$((failed + 1))
+        run_step bench "$bench_s" bench || failed=$((failed + 1))
     fi
     if wants train || wants evaluate; then
         run_step simulate "$(remaining)" "$py" scripts/round_tools.py sets "$work" "$device" --npix "$npix" \
@@ -173,7 +189,7 @@ round() {
     [ "$failed" = 0 ]
 }
 
-export -f install bench train final_weights evaluate export_weights
+export -f install bench initial_weights train final_weights evaluate export_weights
 export py out work device accelerator precision npix crop val_patches eval_patches nside train_args \
     reserve_s deadline wheelhouse
 round 2>&1 | tee -a "$out/round.log"

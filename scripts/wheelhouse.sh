@@ -3,13 +3,13 @@
 #
 #   scripts/wheelhouse.sh PYVER DIR        e.g. scripts/wheelhouse.sh 3.12 wheelhouse
 #
-# Run on a machine that reaches a package index. DIR receives cenn's own
-# wheel and manylinux x86_64 binary wheels, for CPython PYVER, of every dependency of cenn (with
-# theirs) except the packages such a node already has: torch and the rest of NODE_HAS below
-# (override with CENN_NODE_HAS="name name ..."; names as pip writes them in wheel file names).
-# Versions are pinned to those of the environment that runs this script (where cenn's tests pass);
-# CENN_WHEELHOUSE_PIN=0 takes the newest instead. CENN_WHEELHOUSE_SELF=0 leaves cenn's wheel out (where the checkout travels with the wheels, as
-# with scripts/gpu_round.sh, which installs cenn from the checkout).
+# Run on a machine that reaches a package index. DIR receives cenn's own wheel and manylinux x86_64
+# binary wheels, for CPython PYVER, of every dependency of cenn (with theirs) except the packages such
+# a node already has: torch and the rest of NODE_HAS below (override with CENN_NODE_HAS="name ...";
+# names as pip writes them in wheel file names). Versions are pinned to those of the environment that
+# runs this script (where cenn's tests pass); CENN_WHEELHOUSE_PIN=0 takes the newest instead.
+# CENN_WHEELHOUSE_SELF=0 leaves cenn's wheel out, where the checkout travels with the wheels (as with
+# scripts/gpu_round.sh, which installs cenn from the checkout).
 #
 # On the node, with no network, install without touching its torch (every installed package is
 # pinned to its installed version, so pip can add packages but never replace one):

@@ -41,7 +41,7 @@ def test_round_on_cpu_writes_four_small_files_with_finite_metrics(tmp_path):
     env = {**os.environ, "CENN_ROUND_TINY": "1", "PYTHON": sys.executable,
            "CENN_ROUND_WORK": str(tmp_path / "work"),
            "CENN_ROUND_INIT": str(_tiny_unet(tmp_path / "init.safetensors"))}
-    result = subprocess.run(["bash", "scripts/gpu_round.sh", "3", str(out)], cwd=ROOT, env=env,
+    result = subprocess.run(["bash", "scripts/gpu_round.sh", "10", str(out)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
