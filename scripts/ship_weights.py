@@ -53,13 +53,24 @@ def training_chain(card: WeightsCard) -> list[WeightsCard]:
     return chain
 
 
+def _in_repository(path: str) -> str:
+    """``path`` from the repository's top folders on (``benchmarks/…``, ``src/…``), so the card names
+    no machine's folders."""
+    parts = Path(path).parts
+    for top in ("benchmarks", "src", "scripts"):
+        if top in parts:
+            return "/".join(parts[parts.index(top):])
+    return Path(path).name
+
+
 def _stage(card: WeightsCard) -> str:
     """One line per training run: data, optimiser, length."""
     t, c = card.training, card.training["config"]
     samples = t["global_step"] * c["trainer"]["batch_size"]
     train, val, o = t["train"], t["val"], c["optim"]
     if train.get("stream"):
-        source = c["data"].get("simulation") or "the validation store's simulation"
+        simulation = c["data"].get("simulation")
+        source = _in_repository(simulation) if simulation else "the validation store's simulation"
         data = f"{samples:,} streamed patches (seed {train['seed']}, {source})"
     else:
         data = (f"{samples:,} samples from a store of {train.get('n_patches')} patches "
@@ -128,6 +139,10 @@ The same evaluation with the residual D_ℓ and ΔD_ℓ = D_ℓ(CMB) − D_ℓ(o
 {lo:g} ≤ ℓ < {hi:g} (µK²) and the transfer function t_ℓ = ⟨C_ℓ(out × CMB)⟩ / ⟨C_ℓ(CMB)⟩ on the all-sky set:
 
 {headline}
+
+Reading it: where t_ℓ is below 1 the network suppresses the CMB together with what it cannot tell from
+it (noise at high ℓ), as the Wiener filter does: it minimises the residual, it is not unbiased. For
+power spectra divide by t_ℓ, or use a signal-preserving model (`sp-unet`, docs/learning.md).
 """
 
 

@@ -177,5 +177,5 @@ def test_cli_uses_the_shipped_weights_by_default(stores, tmp_path):
     assert main(["evaluate", str(stores["noisy"]), "--out", str(out), "--max-patches", "2",
                  "--noise-factors", "none", "--no-progress"]) == 0
     described = _strict_json(out / "metrics.json")["methods"]["cenn"]
-    assert described["weights"].endswith("cenn-paper-preview.safetensors")
-    assert described["architecture"] == "cenn-paper"
+    assert described["weights"].endswith("cenn-unet-cpu.safetensors")
+    assert described["architecture"] == "unet"

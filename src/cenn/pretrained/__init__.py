@@ -9,7 +9,7 @@ from pathlib import Path
 from cenn.checksums import file_sha256
 
 #: The reference model's file name.
-DEFAULT = "cenn-paper-preview.safetensors"
+DEFAULT = "cenn-unet-cpu.safetensors"
 
 #: ``sha256sum`` listing of the shipped files (written by ``scripts/ship_weights.py``), checked before use.
 CHECKSUMS = "SHA256SUMS"
