@@ -118,8 +118,10 @@ class OptimConfig:
             raise ValueError(f"optimizer name must be one of {OPTIMIZERS}, got {self.name!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.lr <= 0 or self.l2 < 0 or not 0 < self.warmup_fraction < 1:
-            raise ValueError("lr must be > 0, l2 >= 0 and 0 < warmup_fraction < 1")
+        if self.lr <= 0 or self.l2 < 0:
+            raise ValueError("lr must be > 0 and l2 >= 0")
+        if not 0 < self.warmup_fraction < 1:
+            raise ValueError(f"optim.warmup_fraction must lie in (0, 1), got {self.warmup_fraction!r}")
 
 
 @dataclass
