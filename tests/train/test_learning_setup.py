@@ -36,6 +36,8 @@ def test_configuration_refuses_unknown_loss_and_schedule():
         TrainConfig.from_dict({"loss": {"name": "huber"}})
     with pytest.raises(ValueError, match=r"optim\.schedule must be one of"):
         TrainConfig.from_dict({"optim": {"schedule": "linear"}})
+    with pytest.raises(ValueError, match=r"warmup_fraction must lie in \(0, 1\), got 1\.5"):
+        TrainConfig.from_dict({"optim": {"schedule": "onecycle", "warmup_fraction": 1.5}})
 
 
 def test_latitude_strata_give_each_band_its_fraction():
