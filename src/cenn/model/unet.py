@@ -2,8 +2,9 @@
 
 Registered variants:
 
-- ``unet``: widths 16, 32, 64, 128, 128, 256 (five halvings, 1,869,777 parameters for 3 inputs).
-- ``unet-small``: widths 8, 16, 32, 64, 64, 128, for tests and quick runs.
+- ``unet``: widths 8, 16, 32, 64, 128, 256 (five halvings, 2,822,945 parameters for 3 inputs; the
+  shipped reference model).
+- ``unet-small``: widths 4, 8, 16, 32, 64, 128 (707,361 parameters), for tests and quick runs.
 
 Unlike ``cenn-paper`` (strided convolutions, LeakyReLU, no normalisation) every resolution has a
 pre-activation residual block (GroupNorm → SiLU → 3×3 convolution, twice, plus a shortcut), the
