@@ -11,7 +11,14 @@ import torch
 from cenn.data.store import DatasetStore
 from cenn.evaluate.analysis import dataset_name, evaluate_dataset
 from cenn.evaluate.config import EvaluationConfig
-from cenn.evaluate.metrics import correlation, map_stats, pixel_metrics, range_summary, transfer_function
+from cenn.evaluate.metrics import (
+    correlation,
+    map_stats,
+    pixel_metrics,
+    range_summary,
+    transfer_error,
+    transfer_function,
+)
 from cenn.evaluate.summary import method_summary
 from cenn.separators import InputInfo, Separator, TargetBandSeparator, build_separator
 
@@ -63,6 +70,41 @@ def test_transfer_and_correlation_of_constructed_spectra():
     # output = input + independent noise of equal power: t = 1, r = 1/√2
     assert np.allclose(transfer_function(cin, cin), 1.0)
     assert np.allclose(correlation(cin, 2 * cin, cin), 1 / math.sqrt(2))
+
+
+def test_transfer_error_is_the_delta_method_standard_error():
+    cross, cmb = np.array([[1.0], [2.0], [3.0]]), np.full((3, 1), 2.0)
+    # t = 1; C_i(out×in) − t C_i(in) = −1, 0, 1: std √(2/3), over √3 patches and ⟨C(in)⟩ = 2
+    assert transfer_error(cross, cmb) == pytest.approx([math.sqrt(2 / 3) / (math.sqrt(3) * 2)])
+    assert transfer_error(0.5 * cmb, cmb) == pytest.approx([0.0])
+
+
+def test_response_to_an_injected_cmb_has_no_chance_correlation(stores):
+    """The target band passes any CMB: its response to an injected CMB is 1 to rounding, while the
+    cross-spectrum transfer function scatters about 1 with the noise; a scaled output's is the scale."""
+    ev = evaluate_dataset(stores["noisy"], {"target-band": TargetBandSeparator(), "scaled": Scaled(0.5)},
+                          CONFIG, progress=False)
+    t = method_summary(ev, "target-band", CONFIG)["per_bin"]
+    ok = np.isfinite(t["cmb_dl_mean"])
+    assert np.allclose(t["response_transfer"][ok], 1.0, atol=1e-5)
+    assert np.abs(t["transfer"][ok] - 1).max() > 1e-3  # the noise's chance correlation
+    assert np.all(np.abs(t["transfer"][ok] - 1) < 5 * t["transfer_error"][ok])
+    half = method_summary(ev, "scaled", CONFIG)
+    assert np.allclose(half["per_bin"]["response_transfer"][ok], 0.5, atol=1e-5)
+    assert half["spectra"]["response_transfer"]["all"]["mean"] == pytest.approx(0.5, abs=1e-5)
+    # an independent realisation of the same spectrum, not the stored CMB
+    injected, stored = np.nanmean(ev.injected[:, ok], axis=0), np.nanmean(ev.cmb[:, ok], axis=0)
+    assert not np.allclose(injected, stored, rtol=1e-3)
+    assert np.mean(injected) / np.mean(stored) == pytest.approx(1.0, abs=0.2)
+
+
+def test_injection_refuses_the_store_seed_and_can_be_switched_off(stores):
+    with pytest.raises(ValueError, match="injection seed 5 is the store's own seed"):
+        evaluate_dataset(stores["noisy"], {"target-band": TargetBandSeparator()},
+                         EvaluationConfig(injection_seed=5), progress=False)
+    off = EvaluationConfig(batch_size=5, injection=False)
+    ev = evaluate_dataset(stores["noisy"], {"target-band": TargetBandSeparator()}, off, progress=False)
+    assert np.isnan(method_summary(ev, "target-band", off)["per_bin"]["response_transfer"]).all()
 
 
 def test_perfect_output_gives_zero_residual(stores):

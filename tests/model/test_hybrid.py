@@ -5,9 +5,17 @@ import pytest
 import torch
 
 from cenn.model import build_model
-from cenn.model.linear import bins_by_count, bins_by_width, cmb_free_differences, harmonic_ilc
+from cenn.model.linear import (
+    bins_by_count,
+    bins_by_width,
+    cmb_free_differences,
+    harmonic_ilc,
+    mirror_border,
+    smoothing_reach_px,
+)
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import gaussian_beam_window
+from cenn.sky.simulator import PatchSimulator, SimulationConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -60,6 +68,45 @@ def test_signal_preserving_output_moves_by_exactly_the_added_cmb(sp_net):
         assert error.item() < 1e-3
         with torch.no_grad():  # and the network is not trivially the identity on the foregrounds
             assert (sp_net(x) - x[:, 1:2]).abs().max().item() > 1.0
+
+
+def test_signal_preserving_output_is_exact_for_patches_cut_from_a_larger_sky():
+    """Simulated patches are cut from a beam-convolved padded grid, as real patches are cut from a
+    sky map: the CMB then leaks into periodic beam-matched differences near the border, and the
+    mirrored border keeps the response exact there too."""
+    config = SimulationConfig.from_dict({"seed": 11, "geometry": {"npix": NPIX, "margin": 32},
+                                         "region": {"lat_min": 0.0, "lat_max": 5.0}})
+    simulator = PatchSimulator(config)
+    batch = simulator.simulate(range(3), with_components=True)
+    beams = [band.beam_fwhm_arcmin for band in simulator.instrument.bands]
+    torch.manual_seed(0)
+    sp_net = build_model("sp-unet", 3, beams_arcmin=beams, pixel_arcsec=90.0, reference=1,
+                         backbone="unet-small", backbone_params={"zero_head": False}).eval()
+    cmb = batch.components["cmb"]
+    leak = cmb_free_differences(cmb, GEOMETRY.ell(), beams, reference=1)
+    assert leak.abs().max().item() > 1e-2 * cmb.std().item()  # without the mirror it would fail
+    with torch.no_grad():
+        change = sp_net(batch.inputs) - sp_net(batch.inputs - cmb)
+    error = (change - batch.target).pow(2).mean().sqrt() / batch.target.pow(2).mean().sqrt()
+    assert error.item() < 1e-3
+
+
+def test_mirror_border_reflects_the_interior_into_the_strip():
+    maps = torch.arange(100.0).reshape(1, 1, 10, 10)
+    out = mirror_border(maps, 2)
+    assert torch.equal(out[..., 2:-2, 2:-2], maps[..., 2:-2, 2:-2])
+    assert torch.equal(out[..., 0, 2:-2], maps[..., 4, 2:-2]) and torch.equal(out[..., 1, :], out[..., 3, :])
+    assert torch.equal(out[..., :, 0], out[..., :, 4]) and torch.equal(out[..., -1, :], out[..., -5, :])
+    assert torch.equal(mirror_border(maps, 0), maps)
+    with pytest.raises(ValueError, match="border of 4 pixels"):
+        mirror_border(maps, 4)
+
+
+def test_smoothing_reach_is_five_sigma_of_the_widest_matching_kernel():
+    # 143 vs 217 GHz: √(7.3² − 5.02²) = 5.30′ FWHM = 1.50 pixels of 90″ σ → 5σ = 7.5 → 8 pixels
+    assert smoothing_reach_px(BEAMS, 1, 90.0) == 8
+    assert smoothing_reach_px([5.0, 5.0], 0, 90.0) == 0
+    assert smoothing_reach_px(BEAMS, 1, 45.0) == 16  # 15.005 rounded up
 
 
 def test_signal_preserving_output_is_not_unit_response_for_a_non_cmb_sed(sp_net):

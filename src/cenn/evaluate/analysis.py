@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from cenn.data.store import DatasetStore
 from cenn.evaluate.config import EvaluationConfig
+from cenn.evaluate.injection import injected_cmb, injection_simulator
 from cenn.evaluate.metrics import in_range, pixel_metrics
 from cenn.evaluate.spectra import SpectrumEstimator, cl_to_dl
 from cenn.separators import InputInfo, Separator
@@ -38,12 +39,14 @@ class ResidualStats:
 
     Attributes (D_ℓ in µK², metrics in µK; one row per patch):
         output, cross, residual: D_ℓ of the output, of output × target, of target − output.
+        response: D_ℓ of (output with an injected CMB − output) × that CMB (NaN without injection).
         pixel: :func:`pixel_metrics` per patch.
         residual_sum: Σ over patches of the residual map (µK), for the mean residual patch.
     """
 
     def __init__(self, n: int, n_bins: int, shape: tuple[int, int]):
         self.output, self.cross, self.residual = _nan(n, n_bins), _nan(n, n_bins), _nan(n, n_bins)
+        self.response = _nan(n, n_bins)
         self.pixel = {k: _nan(n) for k in PIXEL_METRICS}
         self.residual_sum = np.zeros(shape)
         self.filled = 0
@@ -61,6 +64,12 @@ class ResidualStats:
             self.pixel[k][rows] = v.cpu().numpy()
         self.residual_sum += (target.double() - output.double()).sum(0).cpu().numpy()
         self.filled += target.shape[0]
+
+    def add_response(self, rows: slice, estimator: SpectrumEstimator, f_injected: torch.Tensor,
+                     change: torch.Tensor) -> None:
+        """Record the output's ``change (B, H, W)`` µK when the CMB with Fourier modes ``f_injected``
+        (at the target band) was added to the inputs of patches ``rows``."""
+        self.response[rows] = _dl(estimator)(estimator.binned(estimator.fourier(change), f_injected))
 
     @property
     def mean_residual_patch(self) -> np.ndarray:
@@ -86,6 +95,7 @@ class DatasetEvaluation:
 
     Attributes (per patch, D_ℓ in µK² at the target band):
         cmb: D_ℓ of the CMB label.
+        injected: D_ℓ of the injected CMB at the target band (NaN without injection).
         foregrounds: D_ℓ of all foregrounds (input − CMB − noise; without stored components,
             input − label, which includes the noise: see ``foreground_source``).
         components: D_ℓ of each stored component (and group, e.g. point sources).
@@ -104,6 +114,7 @@ class DatasetEvaluation:
     info: InputInfo
     estimator: SpectrumEstimator
     cmb: np.ndarray
+    injected: np.ndarray
     foregrounds: np.ndarray
     components: dict[str, np.ndarray]
     contamination: np.ndarray
@@ -198,13 +209,15 @@ def evaluate_dataset(
 
     ev = DatasetEvaluation(
         name=name or dataset_name(store), path=str(path), meta=meta, info=info, estimator=estimator,
-        cmb=_nan(n, nb), foregrounds=_nan(n, nb),
+        cmb=_nan(n, nb), injected=_nan(n, nb), foregrounds=_nan(n, nb),
         components={c: _nan(n, nb) for c in [*names, *groups]}, contamination=_nan(n),
         dust_brightness_uk=_nan(n), lat=store.read("lat", slice(n)), lon=store.read("lon", slice(n)),
         foreground_source=foreground_source, dust_source=dust_source,
         methods={m: ResidualStats(n, nb, geometry.shape) for m in separators},
         noise={m: {f: ResidualStats(n_noise, nb, geometry.shape) for f in factors} for m in separators},
     )
+    injector = (injection_simulator(meta, config.injection_seed, device)
+                if config.injection and separators else None)
     dl = _dl(estimator)
     contamination_bins = in_range(estimator.ell, *config.contamination_ell)
     bar = tqdm(total=n, unit="patch", desc=f"evaluate {ev.name}", disable=not progress)
@@ -229,8 +242,16 @@ def evaluate_dataset(
         ev.contamination[rows] = np.nanmean(compact_dl[:, contamination_bins], axis=1)
         dust = comps["dust"][:, d] if "dust" in has else inputs[:, d]
         ev.dust_brightness_uk[rows] = dust.double().flatten(1).std(1, correction=0).cpu().numpy()
-        for m, sep in separators.items():
-            ev.methods[m].add(rows, estimator, f_target, target, sep.separate(inputs, info)[:, 0])
+        outputs = {m: sep.separate(inputs, info)[:, 0] for m, sep in separators.items()}
+        for m, output in outputs.items():
+            ev.methods[m].add(rows, estimator, f_target, target, output)
+        if injector is not None:
+            injected = injected_cmb(injector, rows)
+            f_injected = estimator.fourier(injected.target[:, 0])
+            ev.injected[rows] = dl(estimator.binned(f_injected))
+            for m, sep in separators.items():
+                change = sep.separate(inputs + injected.inputs, info)[:, 0] - outputs[m]
+                ev.methods[m].add_response(rows, estimator, f_injected, change)
         if start < n_noise:
             keep = slice(0, min(rows.stop, n_noise) - start)
             sub = slice(start, start + keep.stop)

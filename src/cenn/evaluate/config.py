@@ -47,6 +47,9 @@ class EvaluationConfig:
         example_patch: patch shown for each dataset in the paper's Fig. 1.
         max_patches: evaluate only the first patches of each dataset (0: all).
         batch_size: patches read and separated at once.
+        injection: also measure each method's response to an independent CMB realisation added to
+            the inputs (:mod:`cenn.evaluate.injection`; one more separation per patch).
+        injection_seed: seed of the injected CMB (must differ from every store's seed).
     """
 
     bin_edges: list[float] = field(default_factory=list)
@@ -63,6 +66,8 @@ class EvaluationConfig:
     example_patch: int = 0
     max_patches: int = 0
     batch_size: int = 64
+    injection: bool = True
+    injection_seed: int = 104729
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.taper_fraction <= 0.5:

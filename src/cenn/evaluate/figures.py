@@ -20,6 +20,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from cenn.evaluate.metrics import as_line
+
 if TYPE_CHECKING:
     from cenn.evaluate.analysis import PatchMaps
 
@@ -322,7 +324,8 @@ def fig_contaminated_patch(
 
 
 def fig_transfer(results: Results, datasets: Sequence[str], path: Path | str) -> Path:
-    """Transfer function t_ℓ (top) and correlation r_ℓ (bottom) per dataset and method."""
+    """Transfer function t_ℓ with its standard error (top; dotted: the response to an injected CMB)
+    and correlation r_ℓ (bottom) per dataset and method."""
     fig, axes = _column_pairs(len(datasets), (1, 1))
     for c, d in enumerate(datasets):
         for row, (key, label) in enumerate((("transfer", r"$t_\ell$"), ("correlation", r"$r_\ell$"))):
@@ -330,6 +333,10 @@ def fig_transfer(results: Results, datasets: Sequence[str], path: Path | str) ->
             for m, colour, res in _method_runs(results, d):
                 pb = res["per_bin"]
                 ax.plot(pb["ell"], pb[key], color=colour, label=m, lw=1.4)
+                if key == "transfer" and pb.get("transfer_error") is not None:
+                    line, err = as_line(pb["transfer"]), as_line(pb["transfer_error"])
+                    ax.fill_between(pb["ell"], line - err, line + err, color=colour, alpha=0.2, lw=0)
+                    ax.plot(pb["ell"], as_line(pb["response_transfer"]), color=colour, ls=":", lw=1.2)
             ax.axhline(1.0, color="grey", ls="--", lw=0.8)
             ax.set_ylabel(label)
         axes[0, c].set_title(dataset_label(d))

@@ -46,6 +46,11 @@ def ensemble(per_patch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             _quiet(lambda a: np.nanstd(a, axis=0), per_patch))
 
 
+def as_line(values: Any) -> np.ndarray:
+    """A per-bin line as read back from ``metrics.json`` (None for an empty bin) as floats with NaN."""
+    return np.asarray([np.nan if v is None else v for v in values], dtype=float)
+
+
 def in_range(centres: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Mask of the bins whose centres lie in ``[lo, hi)``."""
     return (centres >= lo) & (centres < hi)
@@ -68,6 +73,18 @@ def range_summary(centres: np.ndarray, line: np.ndarray, band: np.ndarray | None
 def transfer_function(cross: np.ndarray, cmb: np.ndarray) -> np.ndarray:
     """t_ℓ = ⟨C_ℓ(out×in)⟩ / ⟨C_ℓ(in)⟩ from per-patch spectra ``(N, n_bins)``."""
     return _quiet(lambda a, b: np.nanmean(a, axis=0) / np.nanmean(b, axis=0), cross, cmb)
+
+
+def transfer_error(cross: np.ndarray, cmb: np.ndarray) -> np.ndarray:
+    """Standard error of :func:`transfer_function` from the scatter over patches (delta method):
+    σ_t = std_i(C_i(out×in) − t C_i(in)) / (√N ⟨C_ℓ(in)⟩), ``(n_bins,)``."""
+    def err(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        mean_b = np.nanmean(b, axis=0)
+        t = np.nanmean(a, axis=0) / mean_b
+        n = np.sum(np.isfinite(a - b), axis=0)
+        return np.nanstd(a - t * b, axis=0) / (np.sqrt(n) * mean_b)
+
+    return _quiet(err, cross, cmb)
 
 
 def correlation(cross: np.ndarray, out: np.ndarray, cmb: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ from cenn.evaluate.summary import SCHEMA, dataset_summary, method_summary
 PER_BIN_COLUMNS = (
     "ell", "cmb_dl_mean", "cmb_dl_std", "output_dl_mean", "output_dl_std", "delta_dl_mean",
     "delta_dl_std", "residual_dl_mean", "residual_dl_std", "mean_residual_patch_dl",
-    "mean_residual_patch_dl_std", "transfer", "correlation",
+    "mean_residual_patch_dl_std", "transfer", "transfer_error", "response_transfer", "correlation",
 )
 
 
@@ -354,7 +354,11 @@ def build_document(metrics: dict[str, Any], captions: dict[str, str]) -> Documen
         if "fig6_" in name:
             doc.figure(name, caption)
     doc.heading("Beyond the paper")
-    doc.table(*_range_table(metrics, ("spectra", "transfer"), None, ranges), "Transfer function t_ℓ")
+    doc.table(*_range_table(metrics, ("spectra", "transfer"), None, ranges),
+              "Transfer function t_ℓ = ⟨C_ℓ(output × CMB)⟩ / ⟨C_ℓ(CMB)⟩")
+    doc.table(*_range_table(metrics, ("spectra", "response_transfer"), None, ranges),
+              "Response to an independent CMB added to the inputs, ⟨C_ℓ(Δoutput × added)⟩ / ⟨C_ℓ(added)⟩: "
+              "the transfer function without the residual's chance correlation with the CMB")
     doc.table(*_range_table(metrics, ("spectra", "correlation"), None, ranges),
               "Correlation coefficient r_ℓ")
     doc.figure("figures/transfer.png", captions["figures/transfer.png"])

@@ -16,12 +16,14 @@ import torch
 from cenn.evaluate.analysis import DatasetEvaluation, ResidualStats
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.metrics import (
+    as_line,
     correlation,
     ensemble,
     in_range,
     map_stats,
     percentiles,
     range_summary,
+    transfer_error,
     transfer_function,
 )
 from cenn.evaluate.spectra import cl_to_dl
@@ -32,7 +34,8 @@ SCHEMA = "cenn-evaluation/1"
 def spectra_table(ev: DatasetEvaluation, stats: ResidualStats) -> dict[str, np.ndarray]:
     """Per-bin lines (D_ℓ in µK²): label, output, ΔD = label − output and residual, each mean and
     standard deviation over patches; the mean residual patch's D_ℓ with its mode scatter; the
-    transfer function and correlation coefficient."""
+    transfer function with its standard error, the response to an injected CMB
+    (:mod:`cenn.evaluate.injection`; NaN without injection) and the correlation coefficient."""
     est = ev.estimator
     cmb_mean, cmb_std = ensemble(ev.cmb)
     out_mean, out_std = ensemble(stats.output)
@@ -46,6 +49,8 @@ def spectra_table(ev: DatasetEvaluation, stats: ResidualStats) -> dict[str, np.n
         "residual_dl_mean": res_mean, "residual_dl_std": res_std,
         "mean_residual_patch_dl": mrp, "mean_residual_patch_dl_std": mrp_std,
         "transfer": transfer_function(stats.cross, ev.cmb),
+        "transfer_error": transfer_error(stats.cross, ev.cmb),
+        "response_transfer": transfer_function(stats.response, ev.injected),
         "correlation": correlation(stats.cross, stats.output, ev.cmb),
     }
 
@@ -151,7 +156,9 @@ def method_summary(ev: DatasetEvaluation, method: str, config: EvaluationConfig)
             "dl": range_summary(ev.ell, table["mean_residual_patch_dl"],
                                 table["mean_residual_patch_dl_std"], config.ell_ranges),
         },
-        "spectra": _spectra_summary(ev, ev.cmb, stats, config.ell_ranges),
+        "spectra": {**_spectra_summary(ev, ev.cmb, stats, config.ell_ranges),
+                    "response_transfer": range_summary(ev.ell, table["response_transfer"], None,
+                                                       config.ell_ranges)},
         "per_bin": table,
         "by_dust": _dust_bins(ev, stats, config),
         "noise": _noise(ev, method, config),
@@ -192,8 +199,7 @@ def headline_figures(result: dict[str, Any]) -> dict[str, float]:
     keep = in_range(ell, *HEADLINE_ELL_RANGE)
 
     def line(key: str) -> np.ndarray:
-        return np.asarray([np.nan if v is None else v for v in bins[key]], dtype=float)
-
+        return as_line(bins[key])
     out = {"residual_rms_uk": float(result["pixel"]["residual_rms_mean_uk"]),
            "residual_dl_uk2": float(np.mean(line("residual_dl_mean")[keep])),
            "delta_dl_uk2": float(np.mean(line("delta_dl_mean")[keep]))}

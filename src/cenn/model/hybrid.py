@@ -10,11 +10,12 @@ instrument's beams and pixel size as parameters, filled in from the training dat
   through the ILC map.
 - ``sp-unet`` (signal-preserving, after McCarthy, Hill, Coulton & Hogg 2024, arXiv:2404.03557): the
   network sees only CMB-free differences ``D_j`` (each band minus the reference, smoothed to the
-  wider of their beams) and predicts the foregrounds and noise of the reference band as a local
+  wider of their beams, the border strip where that smoothing wraps round the patch replaced by the
+  mirror image of the interior) and predicts the foregrounds and noise of the reference band as a local
   linear combination of the differences plus a map, ``Σ_j A_j ⊙ D_j + s R``, with ``A_j`` and ``R``
   its output maps. Output = reference band − that prediction. The output changes by exactly the CMB
-  added to the inputs, whatever the foregrounds: the CMB passes with unit response, as a
-  power-spectrum analysis needs.
+  added to the inputs, whatever the foregrounds, also for patches cut from a larger sky: the CMB
+  passes with unit response, as a power-spectrum analysis needs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from cenn.model.linear import beam_ratios, bins_by_count, cmb_free_differences, harmonic_ilc, to_maps
+from cenn.model.linear import (
+    beam_ratios,
+    bins_by_count,
+    cmb_free_differences,
+    harmonic_ilc,
+    mirror_border,
+    smoothing_reach_px,
+    to_maps,
+)
 from cenn.model.registry import build_model, register_model
 from cenn.sky.geometry import PatchGeometry
 
@@ -131,11 +140,14 @@ class SignalPreservingNet(_LinearPlusNetwork):
                  backbone: str = DEFAULT_BACKBONE, backbone_params: dict | None = None):
         super().__init__(in_channels, beams_arcmin, pixel_arcsec, reference, scale_uk, backbone,
                          backbone_params, backbone_in=in_channels - 1, backbone_out=in_channels)
+        self.border_px = smoothing_reach_px(self.beams_arcmin, reference, self.pixel_arcsec)
 
     def foregrounds(self, inputs: torch.Tensor) -> torch.Tensor:
         """The predicted foregrounds and noise of the reference band ``(N, 1, n, n)``, float64 µK,
-        a function of the CMB-free differences alone."""
+        a function of the CMB-free differences alone (mirrored into the border strip
+        ``border_px`` wide where they can hold CMB)."""
         differences = cmb_free_differences(inputs, self.ell(inputs), self.beams_arcmin, self.reference)
+        differences = mirror_border(differences, self.border_px)
         out = self._backbone(self.compress(differences))
         weights, residual = out[:, :-1], out[:, -1:]
         return (weights * differences).sum(1, keepdim=True) + self.scale_uk * residual

@@ -13,11 +13,17 @@ Gaussian FWHM in arcmin.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
-from cenn.sky.instrument import gaussian_beam_window
+from cenn.sky.instrument import FWHM_TO_SIGMA, gaussian_beam_window
+
+#: Kernel widths (σ) of beam smoothing beyond which a periodic convolution on a patch equals the true
+#: one: the Gaussian's weight there is exp(−5²/2) ≈ 4e-6.
+KERNEL_REACH_SIGMAS = 5.0
 
 
 def beam_ratios(ell: torch.Tensor, beams_arcmin: Sequence[float], target_arcmin: float,
@@ -89,9 +95,10 @@ def cmb_free_differences(inputs: torch.Tensor, ell: torch.Tensor, beams_arcmin: 
     ``(N, C − 1, n, n)`` µK_CMB, bands in input order without the reference.
 
     A map that is the same in every band in K_CMB, convolved with each band's beam, cancels exactly
-    (to rounding) when the beams were applied as periodic convolutions on the patch; for patches
-    cut from a beam-convolved sky the cancellation is exact away from the border, where the
-    smoothing kernel (a few pixels) reaches past the patch.
+    (to rounding) when the beams were applied as periodic convolutions on the patch. For patches
+    cut from a beam-convolved sky (simulations on a padded grid, real data) the smoothing wraps
+    round the patch, so the cancellation is exact only beyond :func:`smoothing_reach_px` of the
+    border; :func:`mirror_border` makes the whole map CMB-free.
     """
     n = inputs.shape[-1]
     fourier = torch.fft.rfft2(inputs.to(torch.float64))
@@ -105,3 +112,27 @@ def cmb_free_differences(inputs: torch.Tensor, ell: torch.Tensor, beams_arcmin: 
         ref_part = fourier[:, reference] * (common / windows[reference])
         out.append(fourier[:, j] * (common / windows[j]) - ref_part)
     return to_maps(torch.stack(out, dim=1), n)
+
+
+def smoothing_reach_px(beams_arcmin: Sequence[float], reference: int, pixel_arcsec: float) -> int:
+    """Pixels from the border within which :func:`cmb_free_differences` of a patch cut from a larger
+    sky can hold CMB: :data:`KERNEL_REACH_SIGMAS` σ of the widest kernel it smooths with
+    (FWHM √(max(θ_j, θ_ref)² − θ²) for each band θ of each pair), rounded up."""
+    ref = beams_arcmin[reference]
+    widest = max(math.sqrt(abs(fwhm**2 - ref**2)) for fwhm in beams_arcmin)
+    return math.ceil(KERNEL_REACH_SIGMAS * widest * FWHM_TO_SIGMA * 60.0 / pixel_arcsec)
+
+
+def mirror_border(maps: torch.Tensor, width: int) -> torch.Tensor:
+    """``maps (..., n, n)`` with a border strip ``width`` pixels wide replaced by the mirror image
+    of the pixels inside it (reflection about the strip's inner edge): whatever held only in the
+    strip is gone, and the map stays continuous."""
+    if width == 0:
+        return maps
+    n = maps.shape[-1]
+    if not 0 < width < (n - 2 * width):
+        raise ValueError(f"a border of {width} pixels leaves too little of a {n}-pixel patch to mirror; "
+                         f"patches need more than {3 * width} pixels on a side")
+    inner = maps[..., width:-width, width:-width]
+    flat = inner.reshape(-1, 1, *inner.shape[-2:])
+    return F.pad(flat, (width,) * 4, mode="reflect").reshape(*maps.shape)
