@@ -25,7 +25,8 @@ from importlib import resources
 import numpy as np
 
 from cenn.sky.cmb_spectrum import PLANCK2018_BESTFIT
-from cenn.sky.components.tsz import RHO_CRIT_H2, Background, HaloCounts
+from cenn.sky.cosmology import Background
+from cenn.sky.halo_counts import HaloCounts
 
 TINKER_DELTA = np.array([200, 300, 400, 600, 800, 1200, 1600, 2400, 3200], dtype=float)
 TINKER_A0 = np.array([0.186, 0.200, 0.212, 0.218, 0.248, 0.255, 0.260, 0.260, 0.260])
@@ -97,7 +98,7 @@ def main(out_path: str | None = None) -> None:
     )
     k = np.geomspace(1e-5, 1e3, 6000)
     lnk = np.log(k)
-    rho_cb0 = RHO_CRIT_H2 * h**2 * omega_cb  # comoving M☉ / Mpc³
+    rho_cb0 = bg.rho_crit0 * omega_cb  # comoving M☉ / Mpc³
     # σ on a mass grid wider than the nodes, for the derivative
     lm_grid = np.linspace(13.0, 16.5, 281)
     radius = (3.0 * 10.0**lm_grid / (4.0 * np.pi * rho_cb0)) ** (1 / 3)

@@ -12,7 +12,10 @@ truncation radius follows the Planck 2015 XXIV scaling relation,
 and its shape is the Arnaud+2010 universal pressure profile truncated at 5 R500 and projected
 along the line of sight, scaled by θ500 = R500 / D_A. The map in a band is ΔT = y × the band's
 K_CMB per unit y (``Band.tsz_kcmb_per_y``: decrement at 143 GHz, ≈ null at 217, increment at
-353). Parameters and their sources: ``data/tsz.toml``.
+353). Parameters and their sources: ``data/tsz.toml``. The pieces live beside this module: the
+halo table (:mod:`cenn.sky.halo_counts`), its background cosmology (:mod:`cenn.sky.cosmology`,
+astropy), the profile (:mod:`cenn.sky.pressure_profile`) and the bin sampler
+(:mod:`cenn.sky.alias_sampler`).
 
 Painting (batched over every cluster of the batch, the same code on CPU and GPU):
 
@@ -33,34 +36,26 @@ the simulator crops a margin.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from cenn.sky import alias_sampler
 from cenn.sky.components.base import Component, SkyContext, register
 from cenn.sky.geometry import PatchGeometry
+from cenn.sky.halo_counts import HaloCounts
 from cenn.sky.instrument import Instrument
+from cenn.sky.pressure_profile import TABLE_DENSITY, PressureProfile, profile_transform, stamp_table
 
 PARAMS_FILE = "tsz.toml"
-RHO_CRIT_H2 = 2.775366e11
-"""Critical density today over h², M☉ Mpc⁻³ (3 (100 km/s/Mpc)² / 8πG, G = 4.30092e-9 Mpc
-(km/s)² M☉⁻¹)."""
-C_KMS = 299792.458
 STAMP_HALF_WIDTHS = (*range(1, 33), 36, 40, 44, 48, 56, 64, 72, 80, 96, 112, 128, 160, 192, 256,
                      320, 384, 512)
 """Stamp half-widths (pixels) clusters are grouped into; capped at (n − 1) // 2 on a grid."""
-_TABLE_DENSITY = 8192  # profile-table entries per x_max θ500 of radius
-_Q_MAX = 120.0  # largest ℓ θ500 of the profile's Fourier transform (P is ~1e-4 there)
 _ALIASES = 3  # aliases per axis summed in the kernels of the Fourier groups
-PIXEL_SIGMA = 1.0 / math.sqrt(12.0)
-"""σ (pixels) of the Gaussian standing for the pixel's top hat (same variance) on stamps."""
 _STAMP_ROW_DLN = 0.1  # spacing in ln θ500 of the rows of the stamp profile table
 _STAMP_ROW_MAX = 64.0  # θ500 (pixels) of its last row, used for all larger clusters
 _CHUNK = 1 << 20  # pixels processed at once on the CPU (small buffers are reused by malloc)
@@ -72,236 +67,6 @@ def _load_defaults() -> dict:
 
 
 _D = _load_defaults()
-
-
-# ---------------------------------------------------------------------------------------------
-# Background cosmology
-
-
-@dataclass(frozen=True)
-class Background:
-    """Flat ΛCDM background: ``h``, matter (incl. massive ν) and radiation density parameters.
-
-    Distances in Mpc (not h⁻¹ Mpc); densities in M☉ Mpc⁻³.
-    """
-
-    h: float
-    omega_m: float
-    omega_r: float = 0.0
-
-    def e_of_z(self, z):
-        """E(z) = H(z)/H0."""
-        zp = 1.0 + np.asarray(z, dtype=np.float64)
-        return np.sqrt(self.omega_m * zp**3 + self.omega_r * zp**4
-                       + (1.0 - self.omega_m - self.omega_r))
-
-    @functools.cached_property
-    def _chi_table(self) -> tuple[np.ndarray, np.ndarray]:
-        z = np.linspace(0.0, 12.0, 24001)
-        inv_e = 1.0 / self.e_of_z(z)
-        chi = np.concatenate([[0.0], np.cumsum(0.5 * (inv_e[1:] + inv_e[:-1]) * np.diff(z))])
-        return z, chi * C_KMS / (100.0 * self.h)
-
-    def comoving_distance(self, z):
-        """Line-of-sight comoving distance, Mpc."""
-        zt, chi = self._chi_table
-        return np.interp(np.asarray(z, dtype=np.float64), zt, chi)
-
-    def angular_diameter_distance(self, z):
-        """D_A = χ / (1 + z), Mpc."""
-        z = np.asarray(z, dtype=np.float64)
-        return self.comoving_distance(z) / (1.0 + z)
-
-    def rho_crit(self, z):
-        """Critical density at z, M☉ Mpc⁻³ (physical)."""
-        return RHO_CRIT_H2 * self.h**2 * self.e_of_z(z) ** 2
-
-    def r500(self, m500, z):
-        """R500 in physical Mpc for M500 in M☉."""
-        return (3.0 * np.asarray(m500) / (4.0 * math.pi * 500.0 * self.rho_crit(z))) ** (1 / 3)
-
-
-# ---------------------------------------------------------------------------------------------
-# Halo counts table
-
-
-@dataclass(frozen=True)
-class HaloCounts:
-    """Expected halos per sr in bins: ``counts[i, j]`` for z in [z_edges[i], z_edges[i+1]) and
-    log10 M500/M☉ in [log10m_edges[j], log10m_edges[j+1]).
-
-    ``meta`` holds the header's JSON (cosmology, background, mass function).
-    """
-
-    z_edges: np.ndarray
-    log10m_edges: np.ndarray
-    counts: np.ndarray
-    meta: dict
-
-    @classmethod
-    def read(cls, path: Path | str | None = None) -> HaloCounts:
-        """Read a table written by ``scripts/make_tsz_counts.py`` (default: the shipped one)."""
-        return _read_counts(str(path) if path is not None else _D["counts_file"])
-
-    @classmethod
-    def _parse(cls, path: str) -> HaloCounts:
-        if path == _D["counts_file"]:
-            text = (resources.files("cenn.sky") / "data" / _D["counts_file"]).read_text()
-        else:
-            text = Path(path).read_text()
-        meta = {}
-        for line in text.splitlines():
-            if line.startswith("# meta: "):
-                meta = json.loads(line.removeprefix("# meta: "))
-        data = np.loadtxt(text.splitlines(), delimiter=",", comments="#", ndmin=2)
-        z_edges = np.append(data[:, 0], data[-1, 1])
-        return cls(z_edges, np.asarray(meta["log10m_edges"], dtype=np.float64),
-                   data[:, 2:].copy(), meta)
-
-    def write(self, path: Path | str, description: str) -> None:
-        """Write the table as CSV: one row per z bin (z_lo, z_hi, then halos per sr in each
-        log10 M500 bin), with ``description`` and the JSON ``meta`` in the comment header."""
-        meta = {**self.meta, "log10m_edges": [round(float(e), 6) for e in self.log10m_edges]}
-        names = ",".join(f"n_{lo:.3f}_{hi:.3f}" for lo, hi in
-                         zip(self.log10m_edges[:-1], self.log10m_edges[1:], strict=True))
-        header = "\n".join([*description.strip().splitlines(), "meta: " + json.dumps(meta),
-                             "z_lo,z_hi," + names])
-        rows = np.column_stack([self.z_edges[:-1], self.z_edges[1:], self.counts])
-        fmt = ["%.6f", "%.6f"] + ["%.5e"] * self.counts.shape[1]
-        np.savetxt(path, rows, delimiter=",", fmt=fmt, header=header)
-
-    @property
-    def background(self) -> Background:
-        b = self.meta["background"]
-        return Background(b["h"], b["omega_m"], b["omega_r"])
-
-    def restricted(self, log10_m_min: float, log10_m_max: float, z_min: float, z_max: float):
-        """Per-bin expected counts per sr and the bins' edges clipped to the ranges, taking a
-        fraction of a partly covered bin proportional to the covered width (uniform within
-        bins). Returns (rates (nz, nm), z_lo, z_hi, m_lo, m_hi) with edges per bin."""
-        ze, me = self.z_edges, self.log10m_edges
-        if not (ze[0] - 1e-9 <= z_min < z_max <= ze[-1] + 1e-9):
-            raise ValueError(f"z range [{z_min}, {z_max}] is outside the table [{ze[0]}, {ze[-1]}]")
-        if not (me[0] - 1e-9 <= log10_m_min < log10_m_max <= me[-1] + 1e-9):
-            raise ValueError(
-                f"log10 M500 range [{log10_m_min}, {log10_m_max}] is outside the table "
-                f"[{me[0]}, {me[-1]}]"
-            )
-        z_lo, z_hi = np.clip(ze[:-1], z_min, z_max), np.clip(ze[1:], z_min, z_max)
-        m_lo, m_hi = np.clip(me[:-1], log10_m_min, log10_m_max), np.clip(me[1:], log10_m_min,
-                                                                         log10_m_max)
-        fz = (z_hi - z_lo) / np.diff(ze)
-        fm = (m_hi - m_lo) / np.diff(me)
-        return self.counts * fz[:, None] * fm[None, :], z_lo, z_hi, m_lo, m_hi
-
-    def number_per_sr(self, log10_m_min: float, log10_m_max: float, z_min: float,
-                      z_max: float) -> float:
-        """Expected halos per sr within the ranges."""
-        return float(self.restricted(log10_m_min, log10_m_max, z_min, z_max)[0].sum())
-
-
-@functools.lru_cache(maxsize=4)
-def _read_counts(path: str) -> HaloCounts:
-    return HaloCounts._parse(path)
-
-
-# ---------------------------------------------------------------------------------------------
-# Pressure profile
-
-
-@dataclass(frozen=True)
-class PressureProfile:
-    """Generalised NFW pressure shape p(x) = (c x)^−γ [1 + (c x)^α]^−(β−γ)/α, x = r/R500,
-    truncated at ``x_max``; normalisation (P0 P500) is set by the Y–M relation instead."""
-
-    c500: float
-    gamma: float
-    alpha: float
-    beta: float
-    x_max: float = 5.0
-
-    def shape(self, x):
-        cx = self.c500 * np.asarray(x, dtype=np.float64)
-        return cx ** (-self.gamma) * (1.0 + cx**self.alpha) ** (-(self.beta - self.gamma) / self.alpha)
-
-    def y_sphere(self, x: float) -> float:
-        """∫₀ˣ p(u) u² du (Y_sph(x R500) up to a constant)."""
-        from scipy.integrate import quad
-
-        return float(quad(lambda u: float(self.shape(u)) * u * u, 0.0, x, limit=200,
-                          epsrel=1e-10)[0])
-
-    @functools.cached_property
-    def j_ratio(self) -> float:
-        """J = Y_sph(x_max R500) / Y_sph(R500), the factor from Y500 to the truncated total."""
-        return self.y_sphere(self.x_max) / self.y_sphere(1.0)
-
-    def projected(self, big_x: np.ndarray) -> np.ndarray:
-        """Line-of-sight integral ∫ p(√(X² + l²)) dl of the truncated profile at projected radii
-        X (units of R500); zero for X ≥ x_max."""
-        big_x = np.asarray(big_x, dtype=np.float64)
-        t, w = np.polynomial.legendre.leggauss(96)
-        t, w = 0.5 * (t + 1.0), 0.5 * w  # on [0, 1]
-        half = np.sqrt(np.clip(self.x_max**2 - big_x**2, 0.0, None))
-        lsub = half[:, None] * t[None, :] ** 2  # l = L t², dl = 2 L t dt
-        r = np.sqrt(big_x[:, None] ** 2 + lsub**2)
-        integrand = self.shape(np.maximum(r, 1e-12)) * 2.0 * half[:, None] * t[None, :]
-        return 2.0 * np.sum(w * integrand, axis=1)
-
-
-@functools.lru_cache(maxsize=8)
-def _stamp_table(profile: PressureProfile, extent: float, rows: tuple[float, ...]) -> np.ndarray:
-    """Projected profiles of unit Y averaged over a pixel, for lookup by truncation, one row per
-    θ500 in ``rows`` (pixels).
-
-    Row k, entry i: fraction of Y per θ500² at radius X = x_max (i + ½) / _TABLE_DENSITY (units of
-    θ500), for the projected profile g (∫ g 2πX dX = 1, truncated at x_max) convolved with a
-    Gaussian of σ = PIXEL_SIGMA pixels standing for the pixel's top hat; entries run to X = x_max
-    × ``extent`` (0 beyond the truncation radius). Only the core (X < 12 σ) is smoothed: the
-    outskirts are smooth on the pixel scale."""
-    from scipy.special import i0e
-
-    step = profile.x_max / _TABLE_DENSITY
-    x = (np.arange(math.ceil(extent * _TABLE_DENSITY) + 1) + 0.5) * step
-    inside = x < profile.x_max
-    g = np.zeros(x.size)
-    g[inside] = profile.projected(x[inside])
-    # normalise on a grid refined near the centre, where the profile has a cusp
-    xf = np.concatenate([np.geomspace(1e-6, 0.05, 300), np.linspace(0.05, profile.x_max, 6000)])
-    gf = profile.projected(xf)
-    g /= 2.0 * math.pi * np.sum(0.5 * (gf[1:] * xf[1:] + gf[:-1] * xf[:-1]) * np.diff(xf))
-    table = np.tile(g, (len(rows), 1))
-    for k, s in enumerate(rows):
-        sig = PIXEL_SIGMA / s  # in θ500
-        # smooth where the profile bends on the scale of σ: the core (the outskirts are smooth,
-        # and g → 0 continuously at the truncation radius)
-        near = x < 12.0 * sig
-        xp = np.linspace(0.0, 18.0 * sig, 601)[1:]
-        fp = np.interp(xp, x, g, left=g[0])
-        xs = x[near][:, None]
-        kern = np.exp(-((xs - xp[None, :]) ** 2) / (2 * sig**2)) * i0e(xs * xp[None, :] / sig**2)
-        table[k, near] = (kern * (fp * xp)[None, :]).sum(1) * (xp[1] - xp[0]) / sig**2
-    return table
-
-
-@functools.lru_cache(maxsize=8)
-def _profile_transform(profile: PressureProfile) -> tuple[np.ndarray, np.ndarray]:
-    """The 2-D Fourier transform of the unit-Y projected profile, P(q) = 2π ∫ g(X) J0(qX) X dX,
-    with q = ℓ θ500; returns (q, P) with P(0) = 1 and P = 0 beyond the last q."""
-    from scipy.special import j0
-
-    x = np.concatenate([np.geomspace(1e-6, 0.05, 300), np.linspace(0.05, profile.x_max, 4000)])
-    g = profile.projected(x)
-    g[-1] = 0.0
-    wx = np.zeros_like(x)  # trapezoid weights
-    dx = np.diff(x)
-    wx[:-1] += 0.5 * dx
-    wx[1:] += 0.5 * dx
-    q = np.concatenate([np.linspace(0.0, 10.0, 401), np.linspace(10.05, _Q_MAX, 900)])
-    p = np.empty_like(q)
-    for i in range(0, q.size, 100):
-        p[i:i + 100] = 2.0 * math.pi * (j0(q[i:i + 100, None] * x[None, :]) @ (g * x * wx))
-    return q, p / p[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +213,7 @@ class TSZ(Component):
         """Expected Poisson (one-halo) C_ℓ of Compton y, sr, for the configured population, as a
         continuous sky (no pixel window): Σ_bins dN/dΩ ⟨Y²⟩ P²(ℓ θ500), ⟨Y²⟩ including the
         log-normal scatter."""
-        q, p = _profile_transform(self.profile)
+        q, p = profile_transform(self.profile)
         ell = np.atleast_1d(np.asarray(ell, dtype=np.float64))
         scatter = math.exp(2.0 * (self.y_scatter_dex * math.log(10.0)) ** 2)
         pq = np.interp(ell[:, None] * self._bin_theta[None, :], q, p, right=0.0)
@@ -478,14 +243,10 @@ class TSZ(Component):
         z = bins["z_lo"][k] + u[1] * bins["dz"][k]
         da = bins["da_lo"][k] + u[1] * bins["dda"][k]
         log10_m = bins["m_lo"][k] + u[2] * bins["dm"][k]
-        bg = self.background
-        zp = 1.0 + z
-        zp3 = zp * zp * zp
-        e2 = bg.omega_m * zp3 + bg.omega_r * zp3 * zp + (1.0 - bg.omega_m - bg.omega_r)
-        ln_e2, ln_da = np.log(e2), np.log(da)
+        ln_e2, ln_da = 2.0 * np.log(self.background.e_of_z(z)), np.log(da)
         ln_m = log10_m * math.log(10.0)
         # R500 = [3 M / (4π 500 ρ_c(z))]^(1/3);  Y = norm E^β M^α 10^(σ N) / D_A²
-        ln_c = math.log(3.0 / (4.0 * math.pi * 500.0 * RHO_CRIT_H2 * bg.h**2))
+        ln_c = math.log(3.0 / (4.0 * math.pi * 500.0 * self.background.rho_crit0))
         theta = np.exp((ln_c + ln_m - ln_e2) / 3.0 - ln_da)
         ln_y = (math.log(self._y_norm) + 0.5 * self.y_redshift_slope * ln_e2
                 + self.y_mass_slope * ln_m - 2.0 * ln_da
@@ -495,14 +256,10 @@ class TSZ(Component):
 
     def _bin_of(self, u: np.ndarray) -> np.ndarray:
         """The halo bin of each uniform deviate u ∈ [0, 1), drawn with the bins' probabilities
-        by Walker's alias method (one uniform each: its integer part picks a column, its
-        fractional part chooses between the column and its alias)."""
+        by Walker's alias method."""
         if "alias" not in self._state:
-            self._state["alias"] = _alias_table(self._prob)
-        keep, alias = self._state["alias"]
-        scaled = u * keep.size
-        col = np.minimum(scaled.astype(np.int64), keep.size - 1)
-        return np.where(scaled - col < keep[col], col, alias[col])
+            self._state["alias"] = alias_sampler.alias_table(self._prob)
+        return alias_sampler.draw(self._state["alias"], u)
 
     # -- painting --------------------------------------------------------------------------
 
@@ -523,7 +280,7 @@ class TSZ(Component):
         s_lo = min(s_lo, 0.5 * s_stamp)
         edges = np.geomspace(s_lo, s_stamp, self.kernel_groups + 1)
         group = np.searchsorted(edges[1:-1], s_bins, side="right")
-        q, p = _profile_transform(self.profile)
+        q, p = profile_transform(self.profile)
         # A_g(ℓ) = Σ_j w_j P²(ℓ θ_j) / Σ_j w_j over the (z, M) bins of the group, weighted by the
         # expected number times Y², on a 1-D ℓ grid reaching the last alias used below.
         ell_max = (2 * _ALIASES + 1) * geometry.ell_nyquist * math.sqrt(2.0) * 1.01
@@ -552,7 +309,7 @@ class TSZ(Component):
             prev = h
         n_rows = max(1, math.ceil(math.log(max(_STAMP_ROW_MAX / s_stamp, 1.0)) / _STAMP_ROW_DLN))
         rows = tuple(float(r) for r in s_stamp * np.exp(_STAMP_ROW_DLN * np.arange(n_rows + 1)))
-        table = torch.from_numpy(_stamp_table(self.profile, extent, rows)).to(torch.float32)
+        table = torch.from_numpy(stamp_table(self.profile, extent, rows)).to(torch.float32)
         return {
             "edges": torch.tensor(edges[1:-1], dtype=torch.float32, device=device),
             "kernels": torch.stack(kernels).to(torch.float32).to(device),
@@ -666,7 +423,7 @@ class TSZ(Component):
                 row = torch.round((torch.log(si) - ln_s0) / dln).clamp(0, n_rows - 1)
                 ix0, iy0 = torch.floor(x[idx]), torch.floor(y[idx])
                 # distance from the cluster in table entries, (m, S, S), then the row offset
-                c2 = ((_TABLE_DENSITY / (self.truncation_r500 * si)) ** 2)[:, None]
+                c2 = ((TABLE_DENSITY / (self.truncation_r500 * si)) ** 2)[:, None]
                 dx2 = (offf[None, :] - (x[idx] - ix0).to(torch.float32)[:, None]) ** 2 * c2
                 dy2 = (offf[None, :] - (y[idx] - iy0).to(torch.float32)[:, None]) ** 2 * c2
                 pos = (dy2[:, :, None] + dx2[:, None, :]).sqrt_()
@@ -713,22 +470,6 @@ class TSZ(Component):
         for b0, maps in self._paint_chunks(*self._catalogue_tensors(ctx)):
             torch.mul(maps[:, None], kcmb, out=out[b0:b0 + maps.shape[0]])
         return out
-
-
-def _alias_table(prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Walker/Vose alias table of a discrete distribution: (keep probability, alias) per column."""
-    size = prob.size
-    scaled = prob * (size / prob.sum())
-    keep = np.ones(size)
-    alias = np.arange(size)
-    small = [i for i in range(size) if scaled[i] < 1.0]
-    large = [i for i in range(size) if scaled[i] >= 1.0]
-    while small and large:
-        s, g = small.pop(), large.pop()
-        keep[s], alias[s] = scaled[s], g
-        scaled[g] -= 1.0 - scaled[s]
-        (small if scaled[g] < 1.0 else large).append(g)
-    return keep, alias
 
 
 def _alias_kernel(ell_1d: np.ndarray, a_ell: np.ndarray, geometry: PatchGeometry) -> torch.Tensor:
