@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from cenn.data.normalization import available_normalizations, build_normalization
-from cenn.evaluate.spectra import Binning, SpectrumEstimator, power_spectrum
 from cenn.healpix.projection import forward_gnomonic, patch_position, pixel_directions, unit_vectors
 from cenn.sky import units
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.projection import draw_centres, pixel_coordinates
 from cenn.sky.rng import SampleRandom
+from cenn.sky.spectra import Binning, SpectrumEstimator, power_spectrum
 
 
 def fixed(max_examples: int) -> settings:
@@ -215,7 +215,7 @@ def test_drawn_centres_lie_in_the_band(seed, first, batch, band):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Spectra: cenn.evaluate.spectra
+# Spectra: cenn.sky.spectra
 # ---------------------------------------------------------------------------------------------------
 
 SPECTRUM_GEOMETRIES = st.builds(PatchGeometry, npix=st.integers(16, 64), pixel_arcsec=st.floats(30.0, 600.0))

@@ -11,9 +11,9 @@ import torch
 from cenn.baselines.common import beam_transfer, ilc_weights
 from cenn.baselines.nilc import cosine_needlets, crop_modes, gaussian_needlets, pad_modes
 from cenn.baselines.wiener import WienerModel, WienerSeparator
-from cenn.evaluate.spectra import gaussian_beam_window
 from cenn.separators import InputInfo, build_separator
 from cenn.sky.geometry import PatchGeometry
+from cenn.sky.instrument import gaussian_beam_window
 
 BEAMS = (7.22, 4.90, 4.92)  # Planck HFI 143, 217, 353 GHz (arcmin)
 NOISE = (22.0, 30.0, 100.0)  # µK per pixel, for the tests

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from cenn.evaluate.spectra import Binning, cl_to_dl, expected_spectrum, power_spectrum
 from cenn.sky import fields, units
 from cenn.sky.components import SkyContext
 from cenn.sky.components.cib import (
@@ -23,6 +22,7 @@ from cenn.sky.components.infrared_galaxies import InfraredGalaxies
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import Band, Instrument, load_instrument
 from cenn.sky.rng import SampleRandom
+from cenn.sky.spectra import Binning, cl_to_dl, expected_spectrum, power_spectrum
 
 INSTRUMENT = load_instrument("planck_hfi")
 PATCH = PatchGeometry(256)

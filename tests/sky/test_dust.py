@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from cenn.config import ConfigError
-from cenn.evaluate.spectra import Binning, cl_to_dl, expected_spectrum, power_spectrum
 from cenn.sky import fields
 from cenn.sky.components import COMPONENTS, SkyContext
 from cenn.sky.components.dust import Dust, load_defaults
@@ -20,6 +19,7 @@ from cenn.sky.instrument import load_instrument
 from cenn.sky.projection import draw_centres
 from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
+from cenn.sky.spectra import Binning, cl_to_dl, expected_spectrum, power_spectrum
 
 GEOM = PatchGeometry(128, 90.0)
 MARGIN = 32

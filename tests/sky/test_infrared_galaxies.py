@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from cenn.evaluate.spectra import Binning, power_spectrum
 from cenn.sky.components import COMPONENTS, SkyContext
 from cenn.sky.components.infrared_galaxies import COUNTS_FREQUENCY_GHZ, InfraredGalaxies, source_counts
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import load_instrument
 from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import GeometryConfig, InstrumentConfig, PatchSimulator, SimulationConfig
+from cenn.sky.spectra import Binning, power_spectrum
 
 INSTRUMENT = load_instrument("planck_hfi")
 

@@ -10,7 +10,6 @@ from numpy.polynomial import legendre
 from scipy.special import eval_legendre
 
 from cenn.config import ConfigError
-from cenn.evaluate.spectra import Binning, expected_spectrum, power_spectrum
 from cenn.sky.cmb_spectrum import lensed_tt
 from cenn.sky.components import COMPONENTS
 from cenn.sky.geometry import PatchGeometry
@@ -18,6 +17,7 @@ from cenn.sky.large_scales import LargeScaleField, harmonic_degrees, low_weight,
 from cenn.sky.projection import pixel_coordinates
 from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
+from cenn.sky.spectra import Binning, expected_spectrum, power_spectrum
 
 PATCHES = 512
 """CMB-only targets simulated with the large-scale modes: the RMS of their means is known to 3 %, of

@@ -20,10 +20,10 @@ from cenn.data.store import DatasetStore
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.injection import injected_cmb, injection_simulator
 from cenn.evaluate.metrics import in_range, pixel_metrics
-from cenn.evaluate.spectra import SpectrumEstimator, cl_to_dl
 from cenn.separators import InputInfo, Separator
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.simulator import LATITUDE_BANDS
+from cenn.sky.spectra import SpectrumEstimator, cl_to_dl
 
 #: Stored components summed into one curve of the paper's Fig. 5 ("PS": radio and IR galaxies).
 COMPONENT_GROUPS = {"point_sources": ("radio", "infrared_galaxies")}

@@ -26,7 +26,7 @@ from cenn.evaluate.metrics import (
     transfer_error,
     transfer_function,
 )
-from cenn.evaluate.spectra import cl_to_dl
+from cenn.sky.spectra import cl_to_dl
 
 SCHEMA = "cenn-evaluation/1"
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from cenn.evaluate.spectra import (
+from cenn.sky.geometry import PatchGeometry
+from cenn.sky.spectra import (
     Binning,
     SpectrumEstimator,
     _full_ell,
@@ -20,7 +21,6 @@ from cenn.evaluate.spectra import (
     pixel_window_function,
     power_spectrum,
 )
-from cenn.sky.geometry import PatchGeometry
 
 GEOM = PatchGeometry(128, 90.0)
 BINS = Binning.linear(100, 4000, 300)
