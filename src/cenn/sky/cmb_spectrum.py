@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from cenn.sky.shipped import shipped_path
 
 PLANCK2018_BESTFIT = {
     "ombh2": 0.0223828,
@@ -81,7 +82,7 @@ def _cache_dir() -> Path:
 def lensed_tt(params: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(ℓ, C_ℓ µK²): the shipped Planck 2018 spectrum, or CAMB for ``params`` (cached)."""
     if params is None or params == PLANCK2018_BESTFIT:
-        with resources.as_file(resources.files("cenn.sky") / "data" / "cmb" / SHIPPED_FILE) as p:
+        with shipped_path(f"cmb/{SHIPPED_FILE}") as p:
             return read_spectrum(p)
     full = {**PLANCK2018_BESTFIT, **params}
     key = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:16]

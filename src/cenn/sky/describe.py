@@ -4,13 +4,12 @@ from simulated patches on the sky (before the beam), beside the literature value
 from __future__ import annotations
 
 import dataclasses
-import tomllib
-from importlib import resources
 from typing import Any
 
 import numpy as np
 import torch
 
+from cenn.sky.shipped import shipped_toml
 from cenn.sky.simulator import LATITUDE_BANDS, PatchSimulator, RegionConfig, SimulationConfig
 from cenn.sky.spectra import Binning, power_spectrum
 
@@ -21,9 +20,8 @@ HALF_WIDTH = 25  # bins [ℓ − 25, ℓ + 25)
 def reference_spectra() -> dict[str, dict[str, Any]]:
     """Literature D_ℓ (µK²) from ``data/reference_spectra.toml``:
     ``{component: {"region": latitude region they describe, "bands": {band: {ℓ: D_ℓ}}}}``."""
-    text = (resources.files("cenn.sky") / "data" / "reference_spectra.toml").read_text()
     out = {}
-    for comp, table in tomllib.loads(text).items():
+    for comp, table in shipped_toml("reference_spectra.toml").items():
         region = table.pop("region", "all")
         bands = {band: {int(ell): float(v) for ell, v in vals.items()} for band, vals in table.items()}
         out[comp] = {"region": region, "bands": bands}

@@ -7,12 +7,12 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from cenn.sky.cosmology import Background
+from cenn.sky.shipped import is_shipped, shipped_text
 
 SHIPPED_TABLE = "tsz_halo_counts.csv"
 """The shipped table (Tinker+2008, Δ = 500 ρ_c, Planck 2018), in ``cenn/sky/data``."""
@@ -39,9 +39,8 @@ class HaloCounts:
 
     @classmethod
     def _parse(cls, path: str) -> HaloCounts:
-        shipped = resources.files("cenn.sky") / "data" / path
-        use_shipped = shipped.is_file() and not Path(path).is_file()
-        text = shipped.read_text() if use_shipped else Path(path).read_text()
+        use_shipped = is_shipped(path) and not Path(path).is_file()
+        text = shipped_text(path) if use_shipped else Path(path).read_text()
         meta = {}
         for line in text.splitlines():
             if line.startswith("# meta: "):

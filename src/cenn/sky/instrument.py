@@ -9,13 +9,13 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 
 import torch
 
 from cenn.sky import units
 from cenn.sky.geometry import PatchGeometry
+from cenn.sky.shipped import DATA, shipped_text
 
 FWHM_TO_SIGMA = 1.0 / math.sqrt(8.0 * math.log(2.0))
 _BAND_KEYS = {
@@ -177,7 +177,7 @@ def instrument_from_dict(data: dict, where: str = "instrument") -> Instrument:
 
 def preset_names() -> list[str]:
     """Names of the instrument presets shipped with cenn."""
-    folder = resources.files("cenn.sky") / "data" / "instruments"
+    folder = DATA / "instruments"
     return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -187,7 +187,7 @@ def load_instrument(name_or_path: str | Path) -> Instrument:
     if path.suffix == ".toml" and path.exists():
         text = path.read_text()
     elif str(name_or_path) in preset_names():
-        text = (resources.files("cenn.sky") / "data" / "instruments" / f"{name_or_path}.toml").read_text()
+        text = shipped_text(f"instruments/{name_or_path}.toml")
     else:
         raise FileNotFoundError(
             f"no instrument {str(name_or_path)!r}: give a preset name ({', '.join(preset_names())}) "

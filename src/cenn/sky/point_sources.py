@@ -17,6 +17,43 @@ from cenn.sky.instrument import Instrument
 
 
 @dataclass(frozen=True)
+class SourceCatalogue:
+    """The point sources of one batch (torch tensors on the batch's device).
+
+    Attributes:
+        sample: (N,) long, which patch of the batch each source lies in.
+        row, col: (N,) long pixel indices on the padded generation grid.
+        flux_jy: (N, n_bands) float64, flux in every band of the instrument, Jy.
+        flux_ref_jy: (N,) float64, flux at the frequency where the flux range applies, Jy.
+        alpha: (N,) float64 spectral index (S ∝ ν^α), or (N, n_segments) one per segment of a
+            broken power law.
+        flux_counts_jy: (N,) float64, flux at the counts table's frequency where that is not the
+            flux range's (radio), Jy; None otherwise.
+    """
+
+    sample: torch.Tensor
+    row: torch.Tensor
+    col: torch.Tensor
+    flux_jy: torch.Tensor
+    flux_ref_jy: torch.Tensor
+    alpha: torch.Tensor
+    flux_counts_jy: torch.Tensor | None = None
+
+    @classmethod
+    def from_arrays(cls, device: torch.device, sample: np.ndarray, row: np.ndarray, col: np.ndarray,
+                    **floats: np.ndarray) -> SourceCatalogue:
+        """From NumPy arrays: indices as int64 and ``floats`` (the other attributes by name) as
+        float64, on ``device``."""
+        longs = {k: torch.from_numpy(v.astype(np.int64)).to(device)
+                 for k, v in (("sample", sample), ("row", row), ("col", col))}
+        return cls(**longs, **{k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)).to(device)
+                               for k, v in floats.items()})
+
+    def __len__(self) -> int:
+        return int(self.sample.shape[0])
+
+
+@dataclass(frozen=True)
 class SourceCounts:
     """Differential counts dN/dS (sources Jy⁻¹ sr⁻¹) tabulated at fluxes S (Jy), interpolated
     log-log."""

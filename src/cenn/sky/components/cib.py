@@ -31,12 +31,10 @@ Numbers and sources: ``cenn/sky/data/cib.toml`` and ``cib_clustered_planck2013.c
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -48,12 +46,12 @@ from cenn.sky.components.infrared_galaxies import InfraredGalaxies
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
 from cenn.sky.rng import SampleRandom
+from cenn.sky.shipped import shipped_path, shipped_toml
 
 STREAM = "cib"
 """Name of the random stream the white modes are drawn from."""
 
-_DATA = resources.files("cenn.sky") / "data"
-_TOML = tomllib.loads((_DATA / "cib.toml").read_text())
+_TOML = shipped_toml("cib.toml")
 _SED = _TOML["sed"]
 CORRELATION_FLOOR: float = float(_TOML["numerics"]["correlation_floor"])
 
@@ -65,7 +63,7 @@ CORRELATION_FLOOR: float = float(_TOML["numerics"]["correlation_floor"])
 def clustered_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The shipped clustered spectra: ℓ (L,), channel frequencies (3,) in GHz and the symmetric
     C_ℓ matrix (3, 3, L) in Jy² sr⁻¹."""
-    with resources.as_file(_DATA / _TOML["clustered"]["file"]) as path:
+    with shipped_path(_TOML["clustered"]["file"]) as path:
         data = np.loadtxt(path, delimiter=",", comments="#")
     ell = data[:, 0]
     pairs = [(0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2)]  # the CSV's column order

@@ -26,24 +26,22 @@ Numbers and sources: ``cenn/sky/data/infrared_galaxies.toml``.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 import torch
 
 from cenn.sky.components.base import Component, SkyContext, register
 from cenn.sky.instrument import Instrument
-from cenn.sky.point_sources import SourceCounts, paint, uniform_positions
+from cenn.sky.point_sources import SourceCatalogue, SourceCounts, paint, uniform_positions
+from cenn.sky.shipped import shipped_path, shipped_toml
 
 STREAM = "infrared_galaxies"
 """Name of the random stream (one NumPy generator per sample) every draw comes from."""
 
-_DATA = resources.files("cenn.sky") / "data"
-_TOML = tomllib.loads((_DATA / "infrared_galaxies.toml").read_text())
+_TOML = shipped_toml("infrared_galaxies.toml")
 _P = _TOML["parameters"]
 COUNTS_FREQUENCY_GHZ: float = float(_TOML["counts"]["frequency_ghz"])
 """Frequency of the counts table (217 GHz): the reference of the flux range and of Eq. 1."""
@@ -52,31 +50,8 @@ COUNTS_FREQUENCY_GHZ: float = float(_TOML["counts"]["frequency_ghz"])
 @lru_cache(maxsize=1)
 def source_counts() -> SourceCounts:
     """The shipped differential counts dN/dS at :data:`COUNTS_FREQUENCY_GHZ`."""
-    with resources.as_file(_DATA / _TOML["counts"]["file"]) as path:
+    with shipped_path(_TOML["counts"]["file"]) as path:
         return SourceCounts.from_csv(path)
-
-
-@dataclass(frozen=True)
-class GalaxyCatalogue:
-    """The galaxies of one batch (torch tensors on the batch's device).
-
-    Attributes:
-        sample: (N,) long, which patch of the batch each galaxy lies in.
-        row, col: (N,) long pixel indices on the padded generation grid.
-        flux_jy: (N, n_bands) float64, flux at every band of the instrument, Jy.
-        flux_ref_jy: (N,) float64, flux at 217 GHz (the counts' frequency), Jy.
-        alpha: (N,) float64, spectral index (S ∝ ν^α).
-    """
-
-    sample: torch.Tensor
-    row: torch.Tensor
-    col: torch.Tensor
-    flux_jy: torch.Tensor
-    flux_ref_jy: torch.Tensor
-    alpha: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.sample.shape[0])
 
 
 @register
@@ -143,7 +118,7 @@ class InfraredGalaxies(Component):
 
     # --------------------------------------------------------------------------- simulation
 
-    def catalogue(self, ctx: SkyContext) -> GalaxyCatalogue:
+    def catalogue(self, ctx: SkyContext) -> SourceCatalogue:
         """Draw the galaxies of every patch of the batch (positions on ``ctx.geometry``).
 
         Per sample, from its own generator of stream ``"infrared_galaxies"``, in this order: the
@@ -161,11 +136,8 @@ class InfraredGalaxies(Component):
             parts.append((np.full(s.size, i), row, col, s, alpha))
         sample, row, col, s, alpha = (np.concatenate(p) for p in zip(*parts, strict=True))
         flux = s[:, None] * np.exp(alpha[:, None] * log_nu[None, :])
-        dev = ctx.device
-        longs = [torch.from_numpy(a.astype(np.int64)).to(dev) for a in (sample, row, col)]
-        floats = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).to(dev)
-                  for a in (flux, s, alpha)]
-        return GalaxyCatalogue(*longs, *floats)
+        return SourceCatalogue.from_arrays(ctx.device, sample, row, col, flux_jy=flux, flux_ref_jy=s,
+                                           alpha=alpha)
 
     def sky(self, ctx: SkyContext) -> torch.Tensor:
         """IR galaxies in µK_CMB before the beam, (batch, n_bands, n, n) float32."""

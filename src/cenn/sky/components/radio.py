@@ -33,10 +33,8 @@ from __future__ import annotations
 
 import itertools
 import math
-import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -44,41 +42,16 @@ import torch
 from numpy.polynomial.hermite_e import hermegauss
 
 from cenn.sky.components.base import Component, SkyContext, register
-from cenn.sky.point_sources import SourceCounts, paint, uniform_positions
+from cenn.sky.point_sources import SourceCatalogue, SourceCounts, paint, uniform_positions
+from cenn.sky.shipped import shipped_path, shipped_toml
 
 STREAM = "radio"
 """Name of the random stream (one NumPy generator per sample) every draw comes from."""
 
-_DATA = resources.files("cenn.sky") / "data"
-_TOML = tomllib.loads((_DATA / "radio.toml").read_text())
+_TOML = shipped_toml("radio.toml")
 _P = _TOML["parameters"]
 TABLES: dict[str, dict] = _TOML["tables"]
 """Count tables shipped with cenn: name → {file, frequency_ghz}."""
-
-
-@dataclass(frozen=True)
-class RadioCatalogue:
-    """The radio sources of one batch (torch tensors on the batch's device).
-
-    Attributes:
-        sample: (N,) long, which patch of the batch each source lies in.
-        row, col: (N,) long pixel indices on the padded generation grid.
-        flux_jy: (N, n_bands) float64, flux in every band of the instrument, Jy.
-        flux_ref_jy: (N,) float64, flux at the reference frequency, Jy.
-        flux_counts_jy: (N,) float64, flux at the counts table's frequency, Jy.
-        alpha: (N, n_segments) float64, spectral index on each segment between anchors.
-    """
-
-    sample: torch.Tensor
-    row: torch.Tensor
-    col: torch.Tensor
-    flux_jy: torch.Tensor
-    flux_ref_jy: torch.Tensor
-    flux_counts_jy: torch.Tensor
-    alpha: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.sample.shape[0])
 
 
 @register
@@ -150,7 +123,7 @@ class Radio(Component):
     @cached_property
     def _table(self) -> SourceCounts:
         if self.counts in TABLES:
-            with resources.as_file(_DATA / TABLES[self.counts]["file"]) as path:
+            with shipped_path(TABLES[self.counts]["file"]) as path:
                 return SourceCounts.from_csv(path)
         return SourceCounts.from_csv(Path(self.counts))
 
@@ -230,7 +203,7 @@ class Radio(Component):
     def setup(self, instrument, geometry, device) -> None:
         _ = self.source_counts  # read and carry the table once
 
-    def catalogue(self, ctx: SkyContext) -> RadioCatalogue:
+    def catalogue(self, ctx: SkyContext) -> SourceCatalogue:
         """Draw the sources of every patch of the batch (positions on ``ctx.geometry``).
 
         Per sample, from its own generator of stream ``"radio"``, in this order: the Poisson
@@ -248,12 +221,9 @@ class Radio(Component):
             flux = s_ref[:, None] * np.exp(alpha @ band_shift.T)
             s_table = s_ref * np.exp(alpha @ table_shift)
             parts.append((np.full(s_ref.size, i), row, col, flux, s_ref, s_table, alpha))
-        cat = [np.concatenate(p) for p in zip(*parts, strict=True)]
-        dev = ctx.device
-        longs = [torch.from_numpy(a.astype(np.int64)).to(dev) for a in cat[:3]]
-        floats = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).to(dev)
-                  for a in cat[3:]]
-        return RadioCatalogue(*longs, *floats)
+        sample, row, col, flux, s_ref, s_table, alpha = (np.concatenate(p) for p in zip(*parts, strict=True))
+        return SourceCatalogue.from_arrays(ctx.device, sample, row, col, flux_jy=flux, flux_ref_jy=s_ref,
+                                           alpha=alpha, flux_counts_jy=s_table)
 
     def sky(self, ctx: SkyContext) -> torch.Tensor:
         """Radio sources in µK_CMB before the beam, (batch, n_bands, n, n) float32."""

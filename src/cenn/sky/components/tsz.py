@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 
 import numpy as np
 import torch
@@ -50,6 +48,7 @@ from cenn.sky.geometry import PatchGeometry
 from cenn.sky.halo_counts import HaloCounts
 from cenn.sky.instrument import Instrument
 from cenn.sky.pressure_profile import TABLE_DENSITY, PressureProfile, profile_transform, stamp_table
+from cenn.sky.shipped import shipped_toml
 
 PARAMS_FILE = "tsz.toml"
 STAMP_HALF_WIDTHS = (*range(1, 33), 36, 40, 44, 48, 56, 64, 72, 80, 96, 112, 128, 160, 192, 256,
@@ -61,12 +60,7 @@ _STAMP_ROW_MAX = 64.0  # θ500 (pixels) of its last row, used for all larger clu
 _CHUNK = 1 << 20  # pixels processed at once on the CPU (small buffers are reused by malloc)
 
 
-def _load_defaults() -> dict:
-    text = (resources.files("cenn.sky") / "data" / PARAMS_FILE).read_text()
-    return tomllib.loads(text)["defaults"]
-
-
-_D = _load_defaults()
+_D = shipped_toml(PARAMS_FILE)["defaults"]
 
 
 # ---------------------------------------------------------------------------------------------
