@@ -8,7 +8,14 @@ import torch
 
 from cenn.data.normalization import build_normalization
 from cenn.model.apply import apply_network
-from cenn.predict import Predictor, add_predict_parser, read_input, run_predict, write_output
+from cenn.predict import (
+    Predictor,
+    add_predict_parser,
+    channel_order_warning,
+    read_input,
+    run_predict,
+    write_output,
+)
 
 FREQS = [143.0, 217.0, 353.0]
 META = {"frequencies_ghz": FREQS, "pixel_arcsec": 90.0, "units": "uK_CMB"}
@@ -212,3 +219,192 @@ def test_cli_predicts_npy_to_npy(tmp_path, weights, maps, capsys):
                             "--frequencies", "100,217,353", "--pixel-arcsec", "90", "--overwrite"]))
     with pytest.raises(SystemExit):
         _parse(["predict", "--weights", str(weights), "in.npy", "out.npy", "--frequencies", "143,x"])
+
+
+# --- refusals before the work, and no silent wrong answers (issue 17) -------------------------------
+
+def _main_error(argv: list[str], capsys) -> str:
+    """Run ``cenn`` expecting exit 2 and return its one-line error (no traceback)."""
+    from cenn.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cenn predict: error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize(("spread_uk", "scale", "words"), [
+    (31.0, 1e-3, r"look like mK_CMB, not uK_CMB.*217 GHz maps vary by 0\.03\d* µK.*multiply the maps by "
+                 r"1e3, or label them mK_CMB \(--units mK_CMB\)"),  # noise-only patches in mK
+    (1500.0, 1e-3, r"look like mK_CMB, not uK_CMB.*by 1\.\d* µK.*multiply the maps by 1e3"),  # Galactic plane
+    (1500.0, 1e-6, r"look like K_CMB, not uK_CMB.*0\.001\d* µK.*multiply the maps by 1e6"),
+    (31.0, 1e-6, r"look like K_CMB, not uK_CMB.*3\.\d*e-05 µK.*multiply the maps by 1e6"),
+])
+def test_maps_in_mk_or_k_labelled_microkelvin_are_refused(predictor, spread_uk, scale, words):
+    """Simulated 217 GHz patches vary by 85-1550 µK (median per-patch standard deviation, high
+    latitudes to the Galactic plane) and their noise alone by 31 µK: both pass in µK, and are refused
+    in mK or K, with the factor that fixes them."""
+    sky = (spread_uk * np.random.default_rng(2).standard_normal((3, 3, 64, 64))).astype(np.float32)
+    assert predictor.predict(sky, **META).shape == (3, 1, 64, 64)
+    with pytest.raises(ValueError, match=words):
+        predictor.predict(sky * np.float32(scale), **META)
+
+
+def test_maps_labelled_millikelvin_are_converted(predictor, maps):
+    in_mk = maps * np.float32(1e-3)
+    np.testing.assert_array_equal(predictor.predict(in_mk, **{**META, "units": "mK_CMB"}),
+                                  predictor.predict(in_mk * np.float32(1e3), **META))
+    with pytest.raises(ValueError, match=r"look like µK_CMB labelled mK_CMB.*--units uK_CMB"):
+        predictor.predict(maps * np.float32(1e5), **{**META, "units": "mK_CMB"})
+
+
+def test_empty_constant_complex_and_boolean_inputs_are_refused(predictor, maps):
+    with pytest.raises(ValueError, match=r"inputs are empty \(shape \(0, 3, 64, 64\)\): give at least one"):
+        predictor.predict(maps[:0], **META)
+    with pytest.raises(ValueError, match=r"217 GHz maps are constant in most patches.*hold no sky"):
+        predictor.predict(np.zeros((2, 3, 64, 64), np.float32), **META)
+    with pytest.raises(ValueError, match=r"holds complex64 values, not real numbers.*imaginary part"):
+        predictor.predict(maps.astype(np.complex64), **META)
+    with pytest.raises(ValueError, match=r"holds complex64 values"):
+        predictor.predict(torch.from_numpy(maps.astype(np.complex64)), **META)
+    with pytest.raises(ValueError, match=r"holds bool values, not real numbers"):
+        predictor.predict(maps > 0, **META)
+    one = predictor.predict(maps.astype(np.int32), **META)  # integers are numbers
+    np.testing.assert_array_equal(one, predictor.predict(maps.astype(np.int32).astype(np.float32), **META))
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (b"", r"empty\.npy is not a readable \.npy array \(No data left in file\): it is empty, truncated"),
+    (b"hello world" * 10, r"empty\.npy is not a readable \.npy array"),
+    ("truncated", r"empty\.npy is not a readable \.npy array \(Failed to read all data.*write it again"),
+    ("no patches", r"empty\.npy holds an empty array \(shape \(0, 3, 64, 64\)\): it has no patches"),
+    ("complex", r"empty\.npy holds complex128 values, not real numbers.*numpy\.real"),
+])
+def test_bad_npy_files_are_refused_naming_them(tmp_path, maps, capsys, content, words):
+    path = tmp_path / "empty.npy"
+    if content == "truncated":
+        np.save(path, maps)
+        path.write_bytes(path.read_bytes()[:1000])
+    elif content == "no patches":
+        np.save(path, maps[:0])
+    elif content == "complex":
+        np.save(path, maps.astype(np.complex128))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=words):
+        read_input(path, FREQS, 90.0)
+    err = _main_error(["predict", str(path), str(tmp_path / "cmb.npy"), "--frequencies", "143,217,353",
+                       "--pixel-arcsec", "90"], capsys)
+    assert "empty.npy" in err and not (tmp_path / "cmb.npy").exists()
+
+
+def _fits_patches(path, maps, **cards):
+    from astropy.io import fits
+
+    fits.PrimaryHDU(maps, header=fits.Header({"PIXSIZE": 90.0, "BUNIT": "uK_CMB", **cards})).writeto(path)
+    return path
+
+
+def test_fits_frequencies_are_parsed_in_any_spelling(tmp_path, maps):
+    path = _fits_patches(tmp_path / "maps.fits", maps, FREQ1="143GHz", FREQ2=" 217 GHz", FREQ3=3.53e11)
+    assert read_input(path)[1] == META
+    with pytest.raises(ValueError, match=r"bad\.fits: cannot read a frequency from FREQ2 = 'HFI' \(not a "
+                                         r"number.*fix the header \(e\.g\. FREQ2 = '143 GHz'\)"):
+        read_input(_fits_patches(tmp_path / "bad.fits", maps, FREQ1=143, FREQ2="HFI", FREQ3=353))
+
+
+def test_bands_in_another_order_are_refused_with_the_order(tmp_path, predictor, maps):
+    path = _fits_patches(tmp_path / "maps.fits", maps, FREQ1="353 GHz", FREQ2="217 GHz", FREQ3="143 GHz")
+    read, meta = read_input(path)
+    with pytest.raises(ValueError, match=r"\[143, 217, 353\] GHz but the inputs have \[353, 217, 143\] GHz, "
+                                         r"the same bands in another order: put the channels \(axis 1"):
+        predictor.predict(read, **meta)
+
+
+def test_garbage_or_truncated_fits_is_refused_naming_it(tmp_path, maps):
+    path = tmp_path / "maps.fits"
+    path.write_bytes(b"not a FITS file" * 100)
+    with pytest.raises(ValueError, match=r"maps\.fits is not a readable FITS file \(No SIMPLE card"):
+        read_input(path)
+    whole = _fits_patches(tmp_path / "whole.fits", maps, FREQ1=143, FREQ2=217, FREQ3=353).read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"maps\.fits is not a readable FITS file \(.*\): download or"):
+        read_input(path)
+    np.savez(tmp_path / "z.npz", maps=maps)
+    (tmp_path / "z.npz").rename(tmp_path / "z.npy")
+    with pytest.raises(ValueError, match=r"z\.npy is a \.npz archive, not a \.npy array"):
+        read_input(tmp_path / "z.npy", FREQS, 90.0)
+
+
+def test_channel_order_warning_on_realistic_spreads():
+    """Median per-patch spreads (µK) of simulated 143/217/353 GHz patches of 256 × 90″."""
+    freqs = [143.0, 217.0, 353.0]
+    plane, middle, high = [462.8, 1552.6, 11883.4], [99.4, 112.1, 355.2], [101.1, 106.7, 180.5]
+    assert all(channel_order_warning(s, freqs, "x") is None for s in (plane, middle, high))
+    reversed_plane = channel_order_warning(plane[::-1], freqs, "median per-patch standard deviation")
+    assert reversed_plane == (
+        "the map given as 353 GHz varies by 463 µK but the one given as 143 GHz by 1.19e+04 µK (median "
+        "per-patch standard deviation): above 100 GHz dust and noise make the highest band vary most, so "
+        "the maps are probably not in the order [143, 217, 353] GHz; check their order")
+    assert channel_order_warning(middle[::-1], freqs, "x") is not None
+    assert channel_order_warning(high[::-1], freqs, "x") is None  # CMB-dominated: cannot tell
+    assert channel_order_warning([3000.0, 100.0, 100.0], [30.0, 44.0, 70.0], "x") is None  # synchrotron
+
+
+def test_cli_warns_about_npy_channels_that_look_reversed(tmp_path, weights):
+    rng = np.random.default_rng(4)
+    spreads = np.array([11883.0, 1552.0, 463.0], np.float32)[None, :, None, None]  # 353, 217, 143 GHz
+    np.save(tmp_path / "maps.npy", (spreads * rng.standard_normal((2, 3, 64, 64))).astype(np.float32))
+    args = _parse(["predict", "--weights", str(weights), str(tmp_path / "maps.npy"),
+                   str(tmp_path / "cmb.npy"), "--frequencies", "143,217,353", "--pixel-arcsec", "90"])
+    with pytest.warns(UserWarning, match=r"given as 353 GHz varies by 4\d\d µK but the one given as 143 GHz "
+                                         r"by 1\.\d+e\+04 µK.*probably not in the order"):
+        assert run_predict(args) == 0
+
+
+def _writable_only_by_root(folder, monkeypatch) -> None:
+    """Make ``folder`` read-only, also for root (who ignores permissions), as ``os.access`` sees it."""
+    import os
+
+    folder.chmod(0o500)
+    if os.geteuid() == 0:
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode: real(p, mode) and not (
+            mode & os.W_OK and os.path.samefile(p, folder)))
+
+
+def test_cli_outputs_are_checked_before_any_work(tmp_path, maps, capsys, monkeypatch):
+    """A missing input would be the first thing read: the output is refused before it."""
+    absent = str(tmp_path / "absent.npy")
+    common = ["--frequencies", "143,217,353", "--pixel-arcsec", "90"]
+    err = _main_error(["predict", absent, str(tmp_path / "nodir" / "cmb.npy"), *common], capsys)
+    assert f"the folder {tmp_path / 'nodir'} of the output cmb.npy does not exist: create it" in err
+    assert not (tmp_path / "nodir").exists()
+    (tmp_path / "cmb.npy").mkdir()
+    err = _main_error(["predict", absent, str(tmp_path / "cmb.npy"), *common], capsys)
+    assert f"{tmp_path / 'cmb.npy'} is a folder: name the output file in it" in err
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _writable_only_by_root(locked, monkeypatch)
+    err = _main_error(["predict", absent, str(locked / "cmb.npy"), *common], capsys)
+    assert f"{locked} is not writable (no permission to create files there)" in err
+
+
+def test_nonfinite_outputs_are_not_written(tmp_path, weights, predictor, maps, monkeypatch):
+    cmb = predictor.predict(maps, **META)
+    cmb[1, 0, 2, 2] = np.nan
+    with pytest.raises(ValueError, match=r"refusing to write .*cmb\.npy: the CMB would hold 1 NaN or inf"):
+        write_output(tmp_path / "cmb.npy", cmb, predictor.card, source="maps.npy")
+    np.save(tmp_path / "maps.npy", maps)
+    monkeypatch.setattr(Predictor, "predict", lambda self, inputs, **kw: np.full((5, 1, 64, 64), np.inf))
+    with pytest.raises(ValueError, match=r"20480 NaN or infinite values \(100 % of them\)"):
+        run_predict(_parse(["predict", "--weights", str(weights), str(tmp_path / "maps.npy"),
+                            str(tmp_path / "cmb.fits"), "--frequencies", "143,217,353",
+                            "--pixel-arcsec", "90"]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["maps.npy"]
+
+
+def test_maps_varying_more_than_any_sky_are_refused(predictor, maps):
+    with pytest.raises(ValueError, match=r"do not look like sky maps: the 217 GHz maps vary by 9\.\d+e\+07 "
+                                         r"µK .*more than any sky; check their units and values"):
+        predictor.predict(maps * np.float32(1e6), **META)

@@ -123,11 +123,13 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                    help="fraction of the sky held out for validation by --sky-split (default 0.2)")
     p.add_argument("--components", action="store_true", help="also store each component's maps")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (0: in this process)")
+    p.add_argument("--workers", type=int, default=0, help="worker processes, one thread each (0: in this "
+                   "process); the store's bytes are the same for any number")
     p.add_argument("--chunk-size", type=int, default=64, help="patches per stored chunk")
     p.add_argument("--batch-size", type=int, default=32, help="patches simulated at once")
     p.add_argument("--shard", type=_parse_shard, default=(0, 1), help="write only shard i of N")
-    p.add_argument("--compression", choices=["none", "zstd"], default="none")
+    p.add_argument("--compression", choices=["none", "zstd"], default="none",
+                   help="chunk compression (default none); a store keeps its own: give the same to resume")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     p.add_argument("--no-progress", action="store_true")
 
@@ -230,7 +232,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_const", const=True, help="torch.compile the network")
     p.add_argument("--channels-last", action="store_const", const=True)
     p.add_argument("--seed", type=int)
-    p.add_argument("--overwrite", action="store_true", help="start over in an existing run folder")
+    p.add_argument("--overwrite", action="store_true", help="start over: remove the run folder (only ever a "
+                   "cenn run folder that holds no input) and train again")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -288,7 +291,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
 def _run_train(args: argparse.Namespace) -> int:
     from cenn.train import train
 
-    weights = train(train_config_from_args(args), args.run_dir, overwrite=args.overwrite)
+    weights = train(train_config_from_args(args), args.run_dir, overwrite=args.overwrite,
+                    inputs=[("--config", args.config)])
     if weights.exists():
         print(f"{args.run_dir}: weights {weights}")
     return 0

@@ -5,8 +5,11 @@ The paper's protocol ships as ``paper`` (``src/cenn/configs/paper.toml``): 60,00
 (latitude bands), 500 epochs of Adagrad at 0.05 with batch 32, then the evaluation against the
 classical methods. ``paper-smoke`` is the same pipeline in miniature (CI runs it).
 
-Every step resumes: stores keep their finished chunks, training restarts from ``last.ckpt``, and a
-report folder, written atomically, is only written once. Output folder::
+Every step's settings are checked before the first store is simulated. Every step resumes: stores
+keep their finished chunks, training restarts from ``last.ckpt``, and a report folder, written
+atomically, is only written once. A folder holding another experiment keeps the outputs the change
+leaves as they were; those made with changed settings are refused, or redone with ``--overwrite``
+(which removes only them, and only what cenn wrote: :mod:`cenn.outputs`). Output folder::
 
     experiment.toml     the resolved experiment (refused if it changes, unless --overwrite)
     data/<name>.zarr    one store per dataset
@@ -18,7 +21,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
+import inspect
+import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,7 +30,9 @@ from typing import Any
 
 from cenn.config import ConfigError, dumps_toml, from_dict, read_toml
 from cenn.data.simulate import simulate
-from cenn.data.store import atomic_write_text
+from cenn.data.store import DatasetStore, atomic_write_text
+from cenn.outputs import Inputs, check_apart, remove_output
+from cenn.runtime import check_device
 from cenn.sky.simulator import LATITUDE_BANDS, SimulationConfig
 
 STEPS = ("simulate", "train", "evaluate")
@@ -134,17 +140,100 @@ def _store(out: Path, name: str) -> Path:
     return out / "data" / f"{name}.zarr"
 
 
-def _prepare_out(out: Path, config: ExperimentConfig, overwrite: bool) -> None:
-    """Create ``out`` with the resolved configuration, or check it matches the one already there."""
+def _prepare_out(out: Path, config: ExperimentConfig, overwrite: bool, inputs: Inputs = ()) -> None:
+    """Create ``out`` with the resolved configuration. Where it holds another experiment, the
+    outputs made with settings that changed (:func:`_stale_outputs`) are refused, or removed with
+    ``overwrite``; the others are kept and reused."""
     text = dumps_toml(config.to_dict())
     saved = out / CONFIG_FILE
     if saved.exists() and saved.read_text() != text:
-        if not overwrite:
-            raise ConfigError(f"{out} holds a different experiment ({saved}): use another folder, or "
-                              "--overwrite to start over")
-        shutil.rmtree(out)
+        stale = _stale_outputs(read_toml(saved), tomllib.loads(text), out)
+        if stale and not overwrite:
+            names = ", ".join(str(p.relative_to(out)) for p in stale)
+            raise ConfigError(f"{out} holds a different experiment ({saved}): {names} were made with other "
+                              "settings; use another folder, or --overwrite to redo them (only they are "
+                              "removed)")
+        for path in stale:
+            _remove_output(path, inputs)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(saved, text)
+
+
+def _stale_outputs(old: dict[str, Any], new: dict[str, Any], out: Path) -> list[Path]:
+    """The outputs in ``out`` that the experiment ``new`` would make otherwise than ``old`` did
+    (both as read from TOML): the stores of changed datasets (or of all, when the shared simulation
+    changed), the run when its settings or stores changed, the report when anything it shows did."""
+    shared = any(old.get(k) != new.get(k) for k in ("simulation", "chunk_size"))
+    datasets = {n for n, spec in new["datasets"].items() if shared or old.get("datasets", {}).get(n) != spec}
+    run = (any(old.get(k) != new.get(k) for k in ("train", "train_dataset", "val_dataset"))
+           or bool({new["train_dataset"], new["val_dataset"]} & datasets))
+    shown = set(new["evaluate"]["datasets"])
+    report = run or old.get("evaluate") != new.get("evaluate") or bool(shown & datasets)
+    outputs = [_store(out, n) for n in sorted(datasets)] + [out / "run"] * run + [out / "report"] * report
+    return [p for p in outputs if p.exists()]
+
+
+def _remove_output(path: Path, inputs: Inputs) -> None:
+    """Remove a store, the run or the report of an experiment (only if cenn wrote it and it holds no
+    input)."""
+    if path.parent.name == "data":
+        check_apart(path, inputs, "store")
+        DatasetStore.open(path)  # a cenn store, nothing else
+        DatasetStore.remove(path)
+    else:
+        remove_output(path, path.name, inputs)
+
+
+def input_files(config: ExperimentConfig, config_file: str | Path | None = None) -> list[tuple[str, Any]]:
+    """(role, path) of the files the experiment reads, which no output may hold: its configuration
+    file, the maps of its simulation, and the weights and simulation files of its steps."""
+    found: list[tuple[str, Any]] = [("the experiment's configuration", config_file)]
+    for name, entry in config.simulation.get("components", {}).items():
+        maps = entry.get("maps") if isinstance(entry, dict) else None
+        for path in (maps.values() if isinstance(maps, dict) else [maps]):
+            found.append((f"simulation.components.{name}.maps", path))
+    found.append(("train.model.init_weights", config.train.get("model", {}).get("init_weights")))
+    found.append(("train.data.simulation", config.train.get("data", {}).get("simulation")))
+    for method, options in config.evaluate.options.items():
+        found.append((f"evaluate.options.{method}.weights", options.get("weights")))
+    return [(role, path) for role, path in found if isinstance(path, str | Path)]
+
+
+def check_steps(config: ExperimentConfig, out: Path, device: str) -> None:
+    """Build every step's settings, so that a mistake in any step is refused before the first store
+    is simulated: the device, each dataset's simulation, the training configuration (its model's
+    name and parameters, its accelerator), the evaluation settings and each method's options."""
+    from cenn.evaluate.config import EvaluationConfig
+    from cenn.model.registry import model_parameters
+
+    check_device(device, "--device")
+    for name in config.datasets:
+        config.simulation_config(name).resolved_components()
+    train = train_config(config, out, progress=False)
+    accepted = model_parameters(train.model.name)
+    unknown = sorted(set(train.model.params) - set(accepted))
+    if unknown:
+        raise ConfigError(f"train.model.params: model {train.model.name!r} has no parameter(s) "
+                          f"{', '.join(unknown)}; its parameters are: {', '.join(accepted)}")
+    check_device(train.trainer.accelerator, "[train.trainer] accelerator", accelerator=True)
+    EvaluationConfig.from_dict(config.evaluate.settings)
+    _check_methods(config.evaluate)
+
+
+def _check_methods(spec: EvaluateSpec) -> None:
+    """Refuse an unknown method (among the methods or the options) or options a method does not take
+    (the network's weights are those trained, so they are only checked once they exist)."""
+    from cenn.separators import NetworkSeparator, build_separator
+
+    for name in [*spec.methods, *sorted(set(spec.options) - set(spec.methods))]:
+        options = dict(spec.options.get(name, {}))
+        if name != "cenn" or "weights" in options:
+            build_separator(name, **options)
+            continue
+        try:
+            inspect.signature(NetworkSeparator).bind(weights="", **options)
+        except TypeError as err:
+            raise ValueError(f"method 'cenn': bad options {sorted(options)}: {err}") from err
 
 
 def run_simulate(config: ExperimentConfig, out: Path, device: str, workers: int, progress: bool) -> None:
@@ -154,17 +243,24 @@ def run_simulate(config: ExperimentConfig, out: Path, device: str, workers: int,
                  progress=progress)
 
 
-def run_train(config: ExperimentConfig, out: Path, progress: bool) -> Path:
-    from cenn.train import TrainConfig, train
+def train_config(config: ExperimentConfig, out: Path, progress: bool) -> Any:
+    """The ``cenn train`` configuration of the experiment's training step."""
+    from cenn.train import TrainConfig
 
-    weights = out / "run" / "weights.safetensors"
-    if weights.exists():  # exported once training has finished
-        return weights
     tables = {k: dict(v) if isinstance(v, dict) else v for k, v in config.train.items()}
     tables.setdefault("data", {}).update(train=str(_store(out, config.train_dataset)),
                                          val=str(_store(out, config.val_dataset)), stream=False)
     tables.setdefault("trainer", {}).setdefault("progress", progress)
-    return train(TrainConfig.from_dict(tables, "experiment.train"), out / "run")
+    return TrainConfig.from_dict(tables, "experiment.train")
+
+
+def run_train(config: ExperimentConfig, out: Path, progress: bool) -> Path:
+    from cenn.train import train
+
+    weights = out / "run" / "weights.safetensors"
+    if weights.exists():  # exported once training has finished
+        return weights
+    return train(train_config(config, out, progress), out / "run")
 
 
 def run_evaluate(config: ExperimentConfig, out: Path, device: str, progress: bool) -> Path:
@@ -191,13 +287,16 @@ def run_evaluate(config: ExperimentConfig, out: Path, device: str, progress: boo
 
 def run_experiment(config: ExperimentConfig, out: Path | str, steps: tuple[str, ...] = STEPS,
                    device: str = "cpu", workers: int = 0, progress: bool = True,
-                   overwrite: bool = False) -> Path:
-    """Run (or resume) the ``steps`` of the experiment into ``out``; returns ``out``."""
+                   overwrite: bool = False, config_file: str | Path | None = None) -> Path:
+    """Run (or resume) the ``steps`` of the experiment into ``out``; returns ``out``. Every step's
+    settings are checked first (:func:`check_steps`); ``config_file``, the experiment's TOML, is
+    never removed with ``overwrite``."""
     out = Path(out)
     unknown = set(steps) - set(STEPS)
     if unknown:
         raise ValueError(f"unknown step(s) {sorted(unknown)}; steps are {', '.join(STEPS)}")
-    _prepare_out(out, config, overwrite)
+    check_steps(config, out, device)
+    _prepare_out(out, config, overwrite, input_files(config, config_file))
     if "simulate" in steps:
         run_simulate(config, out, device, workers, progress)
     if "train" in steps:
@@ -217,8 +316,8 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="simulation and evaluation device (training: "
                    "[train.trainer] accelerator)")
     p.add_argument("--workers", type=int, default=0, help="simulation worker processes")
-    p.add_argument("--overwrite", action="store_true", help="start over if the folder holds another "
-                   "experiment")
+    p.add_argument("--overwrite", action="store_true", help="if the folder holds another experiment, redo "
+                   "the stores, run and report its changes concern (only they are removed)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -226,7 +325,8 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     config = ExperimentConfig.load(args.config)
     steps = tuple(s.strip() for s in args.steps.split(",") if s.strip())
     out = run_experiment(config, args.out, steps, device=args.device, workers=args.workers,
-                         progress=not args.no_progress, overwrite=args.overwrite)
+                         progress=not args.no_progress, overwrite=args.overwrite,
+                         config_file=resolve_config(args.config))
     if (out / "report" / "report.md").exists():
         print(f"report: {out / 'report' / 'report.html'}")
     return 0

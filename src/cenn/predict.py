@@ -13,6 +13,8 @@ import math
 import os
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +23,32 @@ import torch
 
 from cenn import __version__
 from cenn.data.normalization import build_normalization
-from cenn.data.store import DatasetStore, StoreError
+from cenn.data.store import open_finished
 from cenn.model.apply import apply_network
-from cenn.model.weights import UNITS, WeightsCard, check_inputs, is_kelvin, load_weights
+from cenn.model.weights import (
+    UNITS,
+    WeightsCard,
+    check_inputs,
+    fmt_list,
+    load_weights,
+    misread_units,
+    power_of_ten,
+    uk_per_unit,
+)
+from cenn.outputs import check_writable
 from cenn.pretrained import resolve_weights
 
 PRECISIONS = ("32", "bf16")
-#: Below this median per-patch standard deviation (µK) of the target band, maps are taken to be in
-#: K_CMB: sky patches of CMB and foregrounds in µK_CMB vary by tens of µK or more.
-_KELVIN_STD_UK = 1e-2
-#: Above this median per-patch standard deviation (µK), maps are taken to be µK_CMB labelled K_CMB:
-#: even the Galactic centre at 353 GHz varies by less than 1 K.
-_MICROKELVIN_AS_KELVIN_STD_UK = 1e7
 _NPY = (".npy",)
 _FITS = (".fits", ".fits.gz")
 SUPPORTED_FILES = (*_NPY, *_FITS)
+#: Bands at or above this frequency (GHz) vary more the higher they are (in µK_CMB: dust and noise
+#: rise, the CMB stays), which :func:`channel_order_warning` relies on.
+_DUST_GHZ = 100.0
+#: How many times more than the highest band another band of at least ``_DUST_GHZ`` must vary for
+#: :func:`channel_order_warning` to doubt the order (synchrotron alone gives at most ~2 between
+#: 143 and 353 GHz).
+_ORDER_SPREAD_RATIO = 3.0
 
 
 class Predictor:
@@ -75,23 +88,24 @@ class Predictor:
         from one patch ``(C, H, W)``.
 
         ``inputs`` are maps at ``frequencies_ghz`` (GHz, one per channel) with pixels of side
-        ``pixel_arcsec`` (arcsec) in ``units`` (µK_CMB, or K_CMB converted here). Raises ``ValueError``
-        when they don't suit the weights (see :meth:`check`); NaN or infinite pixels are refused
-        unless ``fill_nonfinite``, which fills them (:func:`fill_nonfinite_pixels`) and warns with the
-        fraction filled.
+        ``pixel_arcsec`` (arcsec) in ``units`` (µK_CMB, or K_CMB and mK_CMB converted here). Raises
+        ``ValueError`` when they don't suit the weights (see :meth:`check`); NaN or infinite pixels
+        are refused unless ``fill_nonfinite``, which fills them (:func:`fill_nonfinite_pixels`) and
+        warns with the fraction filled.
         """
         maps = _as_float32_tensor(inputs)
         single = maps.ndim == 3
         if single:
             maps = maps[None]
-        if is_kelvin(units):  # converted here; the amplitude check below catches a wrong label
-            maps, units = maps * 1e6, UNITS
+        factor = uk_per_unit(units)  # converted here; the spread check below catches a wrong label
+        if factor != 1.0:
+            maps = maps * factor
         if fill_nonfinite and maps.ndim == 4:
             maps, fraction = fill_nonfinite_pixels(maps)
             if fraction > 0:
                 warnings.warn(f"{100 * fraction:.4g} % of the input pixels were NaN or infinite and were "
                               "filled with their patch and channel median", stacklevel=2)
-        self.check(maps, frequencies_ghz, pixel_arcsec, units)
+        self.check(maps, frequencies_ghz, pixel_arcsec, UNITS, given_units=units)
         out = np.empty((maps.shape[0], 1, *maps.shape[2:]), dtype=np.float32)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         with torch.inference_mode(), autocast:
@@ -102,14 +116,17 @@ class Predictor:
         return out[0] if single else out
 
     def check(self, maps: torch.Tensor, frequencies_ghz: list[float], pixel_arcsec: float,
-              units: str) -> None:
+              units: str, given_units: str | None = None) -> None:
         """Raise ``ValueError`` unless ``maps (N, C, H, W)`` suit the weights: frequencies, pixel
-        size and units as on the card; one channel per frequency; square patches whose side is a
-        multiple of the network's; finite values; magnitudes of µK rather than K."""
+        size and units as on the card; at least one patch; one channel per frequency; square patches
+        whose side is a multiple of the network's; finite values; a spread of sky maps in µK rather
+        than K or mK (``given_units``: the units the maps came in before conversion to ``units``)."""
         card = self.card
         if maps.ndim != 4:
             raise ValueError(f"inputs must be (N, C, H, W) or one patch (C, H, W); got shape "
                              f"{tuple(maps.shape)}")
+        if maps.numel() == 0:
+            raise ValueError(f"the inputs are empty (shape {tuple(maps.shape)}): give at least one patch")
         _, channels, height, width = maps.shape
         if height != width:
             multiple = getattr(self.model, "multiple", 64)
@@ -119,25 +136,41 @@ class Predictor:
         if channels != card.in_channels:
             raise ValueError(
                 f"the inputs have {channels} channels but these weights take {card.in_channels}, one per "
-                f"frequency {_fmt(card.frequencies_ghz)} GHz: give one map per frequency, in that order, "
+                f"frequency {fmt_list(card.frequencies_ghz)} GHz: give one map per frequency, in that order, "
                 "along axis 1 of (N, C, H, W)"
             )
         _check_finite(maps)
-        _check_microkelvin(maps, card_target_channel(card), card)
+        _check_spread(maps, card_target_channel(card), card, given_units or units)
 
 
 def _as_float32_tensor(inputs: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """``inputs`` as a float32 CPU tensor (float64 and big-endian arrays converted)."""
+    """``inputs`` as a float32 CPU tensor (float64, integer and big-endian arrays converted; complex,
+    boolean and other non-numeric ones refused)."""
     if isinstance(inputs, torch.Tensor):
+        check_real(inputs.dtype, "the inputs")
         return inputs.detach().to("cpu", torch.float32)
-    array = np.asarray(inputs, dtype=np.float32)
+    array = np.asarray(inputs)
+    check_real(array.dtype, "the inputs")
+    array = array.astype(np.float32, copy=False)
     if not array.flags.writeable:  # torch.from_numpy warns on read-only memory
         array = array.copy()
     return torch.from_numpy(array)
 
 
-def _fmt(values: list[float]) -> str:
-    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
+def check_real(dtype: np.dtype | torch.dtype, source: str) -> None:
+    """Refuse ``source`` (a file or "the inputs") whose values of ``dtype`` are not real numbers:
+    complex values (whose imaginary part would be dropped), booleans, strings, objects."""
+    if isinstance(dtype, torch.dtype):
+        real = not dtype.is_complex and dtype != torch.bool
+    else:
+        real = dtype.kind in "iuf"
+    if real:
+        return
+    name = str(dtype).removeprefix("torch.")
+    fix = ("; cenn would drop the imaginary part: if it is zero, save numpy.real of the maps"
+           if "complex" in name else "")
+    raise ValueError(f"{source} holds {name} values, not real numbers: cenn takes real-valued maps in "
+                     f"µK_CMB{fix}")
 
 
 def _check_finite(maps: torch.Tensor) -> None:
@@ -181,23 +214,68 @@ def card_target_channel(card: WeightsCard) -> int:
     return gaps.index(min(gaps))
 
 
-def _check_microkelvin(maps: torch.Tensor, channel: int, card: WeightsCard) -> None:
-    """Raise ``ValueError`` when ``maps (N, C, H, W)`` declared in µK_CMB look like K_CMB: the median
-    over patches of the per-patch standard deviation of ``channel`` is below ``_KELVIN_STD_UK``."""
+def _check_spread(maps: torch.Tensor, channel: int, card: WeightsCard, given_units: str) -> None:
+    """Raise ``ValueError`` when ``maps (N, C, H, W)`` in µK_CMB, converted from ``given_units``, vary
+    as no sky does: the median over patches of the per-patch standard deviation of ``channel`` is 0,
+    or says the units are wrong (:func:`~cenn.model.weights.misread_units`)."""
     std = maps[:, channel].flatten(1).double().std(dim=1)
     typical = float(std.median())
-    if typical < _KELVIN_STD_UK:
+    freq = f"{card.frequencies_ghz[channel]:g} GHz"
+    if typical == 0:
+        raise ValueError(f"the {freq} maps are constant in most patches (median per-patch standard deviation "
+                         "0): they hold no sky; check the inputs")
+    misread = misread_units(typical, given_units)
+    if misread is None:
+        return
+    factor, units = misread
+    if factor <= 1:
+        head, fix = ((f"look like µK_CMB labelled {given_units}", "label them uK_CMB (--units uK_CMB)")
+                     if factor < 1 else ("do not look like sky maps", "check their units and values"))
         raise ValueError(
-            f"the inputs look like K_CMB, not µK_CMB: the {card.frequencies_ghz[channel]:g} GHz maps vary "
-            f"by {typical:.3g} µK (median per-patch standard deviation) where CMB and foregrounds vary by "
-            "tens of µK or more; multiply the maps by 1e6, or label them K_CMB (--units K_CMB)"
+            f"the inputs {head}: the {freq} maps vary by {typical:.3g} µK after conversion from "
+            f"{given_units} (median per-patch standard deviation), more than any sky; {fix}"
         )
-    if typical > _MICROKELVIN_AS_KELVIN_STD_UK:
-        raise ValueError(
-            f"the inputs look like µK_CMB labelled K_CMB: the {card.frequencies_ghz[channel]:g} GHz maps "
-            f"vary by {typical:.3g} µK after conversion from K (median per-patch standard deviation), more "
-            "than any sky; label them uK_CMB (--units uK_CMB)"
-        )
+    looks = (f"look like {units}, not {given_units}" if units
+             else f"look {power_of_ten(factor)} times too small")
+    label = f", or label them {units} (--units {units})" if units else ""
+    raise ValueError(
+        f"the inputs {looks}: the {freq} maps vary by {typical:.3g} µK (median per-patch standard "
+        "deviation) where sky maps vary by tens of µK or more (noise alone does); multiply the maps by "
+        f"{power_of_ten(factor)}{label}"
+    )
+
+
+def channel_order_warning(spreads_uk: list[float], frequencies_ghz: list[float],
+                          statistic: str) -> str | None:
+    """A warning when maps said to be at ``frequencies_ghz`` and varying by ``spreads_uk`` (µK_CMB,
+    the ``statistic`` named in the warning) are probably not in that order, else ``None``.
+
+    Among bands of at least 100 GHz, the highest varies most in µK_CMB (dust and noise rise with
+    frequency; the CMB is the same in all): a band varying 3 times more than it says the order is
+    wrong. Bands in another order whose spreads are alike (a CMB-dominated sky) are not caught.
+    """
+    dusty = [i for i, f in enumerate(frequencies_ghz) if f >= _DUST_GHZ]
+    if len(dusty) < 2:
+        return None
+    top = max(dusty, key=lambda i: frequencies_ghz[i])
+    other = max((i for i in dusty if i != top), key=lambda i: spreads_uk[i])
+    if not spreads_uk[other] > _ORDER_SPREAD_RATIO * spreads_uk[top]:
+        return None
+    return (f"the map given as {frequencies_ghz[top]:g} GHz varies by {spreads_uk[top]:.3g} µK but the one "
+            f"given as {frequencies_ghz[other]:g} GHz by {spreads_uk[other]:.3g} µK ({statistic}): above "
+            f"{_DUST_GHZ:g} GHz dust and noise make the highest band vary most, so the maps are probably not "
+            f"in the order {fmt_list(frequencies_ghz)} GHz; check their order")
+
+
+def patch_spreads(maps: np.ndarray, max_patches: int = 256) -> list[float]:
+    """Per channel, the median over (up to ``max_patches`` evenly spaced) patches of ``maps``
+    ``(N, C, H, W)`` or ``(C, H, W)`` of their standard deviation (NaN ignored), in the maps' units."""
+    stack = maps.reshape(-1, *maps.shape[-3:])
+    sample = stack[:: max(1, len(stack) // max_patches)].astype(np.float64)
+    with warnings.catch_warnings():  # channels without finite pixels give NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        std = np.nanstd(sample.reshape(*sample.shape[:2], -1), axis=2)
+        return [float(v) for v in np.nanmedian(std, axis=0)]
 
 
 # --- files -----------------------------------------------------------------------------------------
@@ -243,9 +321,12 @@ def read_input(
     elif not path.exists():
         raise FileNotFoundError(f"no input at {path}")
     elif _kind(path, "input") == "npy":
-        maps, found = np.load(path, allow_pickle=False), {"units": UNITS}
+        maps, found = _read_npy(path), {"units": UNITS}
     else:
         maps, found = _read_fits(path)
+    check_real(maps.dtype, str(path))
+    if maps.size == 0:
+        raise ValueError(f"{path} holds an empty array (shape {maps.shape}): it has no patches to separate")
     meta = {
         "frequencies_ghz": _resolve(path, "frequencies", "--frequencies (frequencies_ghz)",
                                     frequencies_ghz, found.get("frequencies_ghz")),
@@ -258,11 +339,22 @@ def read_input(
     return maps, meta
 
 
+def _read_npy(path: Path) -> np.ndarray:
+    """The array in the ``.npy`` file ``path``; one that is empty, truncated or not a ``.npy`` array is
+    refused, naming the file."""
+    try:
+        maps = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as err:
+        raise ValueError(f"{path} is not a readable .npy array ({err}): it is empty, truncated or not "
+                         "written by numpy.save; write it again") from None
+    if not isinstance(maps, np.ndarray):
+        maps.close()
+        raise ValueError(f"{path} is a .npz archive, not a .npy array: save the maps with numpy.save")
+    return maps
+
+
 def _read_store(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    store = DatasetStore.open(path)
-    if not store.complete:
-        raise StoreError(f"{path} is incomplete (its simulation was interrupted): rerun the same "
-                         "`cenn simulate` command to finish it")
+    store = open_finished(path)
     meta = store.meta
     found = {"frequencies_ghz": meta["frequencies_ghz"], "pixel_arcsec": meta["geometry"]["pixel_arcsec"],
              "units": meta["units"]}
@@ -270,9 +362,9 @@ def _read_store(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def _read_fits(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    from astropy.io import fits
+    from cenn.healpix.maps import fits_file, stated_frequency_ghz
 
-    with fits.open(path) as hdus:
+    with fits_file(path) as hdus:
         header, data = hdus[0].header, hdus[0].data
         if data is None or data.ndim not in (3, 4):
             shape = None if data is None else data.shape
@@ -282,7 +374,8 @@ def _read_fits(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     n_channels = maps.shape[-3]
     keys = [f"FREQ{i}" for i in range(1, n_channels + 1)]
     found = {
-        "frequencies_ghz": [header[k] for k in keys] if all(k in header for k in keys) else None,
+        "frequencies_ghz": ([stated_frequency_ghz(path, header, k) for k in keys]
+                            if all(k in header for k in keys) else None),
         "pixel_arcsec": header.get("PIXSIZE"),
         "units": header.get("BUNIT"),
     }
@@ -291,22 +384,60 @@ def _read_fits(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
 
 def write_output(path: str | Path, maps: np.ndarray, card: WeightsCard, source: str | Path) -> None:
     """Write the CMB ``maps (N, 1, H, W)`` (µK_CMB) predicted from ``source`` with the weights of
-    ``card`` to ``path`` (``.npy``, ``.fits`` or ``.fits.gz``), atomically: through a temporary file
-    in the same folder and a rename. FITS files carry BUNIT, FREQ (GHz), PIXSIZE (arcsec) and
-    HISTORY cards naming the weights."""
+    ``card`` to ``path`` (``.npy``, ``.fits`` or ``.fits.gz``), atomically (:func:`atomic_output`).
+    FITS files carry BUNIT, FREQ (GHz), PIXSIZE (arcsec) and HISTORY cards naming the weights. Maps
+    holding NaN or infinite values are refused (:func:`check_finite_output`)."""
     path = Path(path)
     kind = _kind(path, "output")
     maps = np.asarray(maps, dtype=np.float32)
-    tmp = path.with_name(f".{uuid.uuid4().hex[:8]}.tmp.{path.name}")  # keeps the extension
-    try:
+    check_finite_output(maps, path)
+    with atomic_output(path) as tmp:
         if kind == "npy":
             np.save(tmp, maps)
         else:
             _fits_hdu(maps, card, source).writeto(tmp)
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, ending like it (writers read the format from the name),
+    renamed to ``path`` when the block completes and removed when it raises: readers never see a
+    half-written file."""
+    tmp = path.with_name(f".{uuid.uuid4().hex[:8]}.tmp.{path.name}")
+    try:
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_output(path: str | Path, overwrite: bool) -> Path:
+    """``path`` as a ``Path``, refused before any work when it exists (unless ``overwrite``) or is a
+    folder, or when its folder is missing or not writable (:func:`cenn.outputs.check_writable`)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: name the output file in it")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists: choose another output or pass --overwrite")
+    folder = path.parent
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise ValueError(f"the folder {folder} of the output {path.name} {state}: create it (mkdir -p "
+                         f"{folder}) or write elsewhere")
+    check_writable(folder)
+    return path
+
+
+def check_finite_output(values: np.ndarray, path: Path) -> None:
+    """Refuse to write ``values`` to ``path`` when any is NaN or infinite."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(
+            f"refusing to write {path}: the CMB would hold {int(bad.sum())} NaN or infinite values "
+            f"({100 * bad.mean():.3g} % of them) although the inputs were finite; check that the inputs "
+            "are sky maps in µK_CMB, run in float32 (--precision 32), or use other weights or another method"
+        )
 
 
 def _ascii(text: Any) -> str:
@@ -323,7 +454,7 @@ def _fits_hdu(maps: np.ndarray, card: WeightsCard, source: str | Path):
     header["PIXSIZE"] = (card.pixel_arcsec, "[arcsec] pixel side")
     header["COMMENT"] = "CMB predicted by cenn; axes in numpy order (patch, 1, y, x)"
     header["HISTORY"] = _ascii(f"cenn {__version__} predict from {source}")
-    header["HISTORY"] = _ascii(f"weights: {card.architecture} on {_fmt(card.frequencies_ghz)} GHz, "
+    header["HISTORY"] = _ascii(f"weights: {card.architecture} on {fmt_list(card.frequencies_ghz)} GHz, "
                                f"{card.normalization} normalization, created {card.created}, "
                                f"cenn {card.cenn_version}")
     return hdu
@@ -353,9 +484,11 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("--weights", help="weights file (.safetensors) from cenn train (default: the reference "
                    "model shipped with cenn)")
     p.add_argument("--frequencies", type=_parse_frequencies, metavar="GHZ,GHZ,...",
-                   help="frequency of each input channel, e.g. 143,217,353 (overrides the file's)")
+                   help="frequency of each input channel (or --maps file), e.g. 143,217,353 (overrides "
+                        "what the files say)")
     p.add_argument("--pixel-arcsec", type=float, help="pixel side in arcsec (overrides the file's)")
-    p.add_argument("--units", help="units of the input maps (default: the file's, else uK_CMB for .npy)")
+    p.add_argument("--units", help="units of the input maps: uK_CMB, mK_CMB or K_CMB (default: the file's, "
+                   "else uK_CMB for .npy)")
     p.add_argument("--batch-size", type=int, default=32, help="patches per forward pass")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", choices=PRECISIONS, default="32",
@@ -369,7 +502,7 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
                       "weights' frequency order (e.g. 143, 217, 353 GHz)")
     full.add_argument("--out", help="output HEALPix FITS: CMB and weight columns")
     full.add_argument("--method", default="cenn", help="cenn or a baseline (ilc, hilc, nilc, ...)")
-    full.add_argument("--nside", type=int, help="output Nside (default: the inputs')")
+    full.add_argument("--nside", type=int, help="output Nside, a power of two (default: the inputs')")
     full.add_argument("--overlap", type=float, default=0.25, help="overlap of neighbouring patches")
     full.add_argument("--apodisation", type=float, default=0.125,
                       help="width of the patches' cosine weight ramp, as a fraction of the side")
@@ -379,7 +512,7 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
                       help="how patch outputs are put back on the sphere (default cubic spline)")
     full.add_argument("--instrument", default="planck_hfi", help="instrument preset for baselines")
     full.add_argument("--npix", type=int, default=256, help="patch side in pixels for baselines")
-    full.add_argument("--mollweide", help="also write a Mollweide view of the CMB (PNG)")
+    full.add_argument("--mollweide", help="also write a Mollweide view of the CMB (.png, .pdf, .svg, ...)")
     full.add_argument("--no-progress", action="store_true")
     return p
 
@@ -396,12 +529,15 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.input is None or args.output is None:
         raise ValueError("cenn predict needs INPUT and OUTPUT (patches), or --maps and --out (full sky)")
     _kind(Path(args.output), "output")  # fail before the work, not after
-    if Path(args.output).exists() and not args.overwrite:
-        raise FileExistsError(f"{args.output} exists: choose another output or pass --overwrite")
+    check_output(args.output, args.overwrite)
     maps, meta = read_input(args.input, args.frequencies, args.pixel_arcsec, args.units)
     predictor = Predictor(resolve_weights(args.weights), device=args.device, precision=args.precision,
                           batch_size=args.batch_size)
     cmb = predictor.predict(maps, **meta, fill_nonfinite=args.fill_nonfinite)
+    doubt = channel_order_warning(patch_spreads(maps), meta["frequencies_ghz"],  # shapes now checked
+                                  "median per-patch standard deviation")
+    if doubt:
+        warnings.warn(doubt, stacklevel=1)
     write_output(args.output, cmb, predictor.card, source=args.input)
     n_patches = 1 if cmb.ndim == 3 else cmb.shape[0]
     print(f"{args.output}: CMB of {n_patches} patches of {cmb.shape[-2]}×{cmb.shape[-1]} pixels "

@@ -1,4 +1,4 @@
-"""Process-wide settings that make the CPU code paths fast.
+"""Process-wide settings that make the CPU code paths fast, and the check of a requested device.
 
 The simulator and the network allocate and free large float buffers (tens to hundreds of MB)
 at every batch. glibc serves allocations above its mmap threshold with fresh ``mmap`` pages,
@@ -42,3 +42,30 @@ def tune_cpu_allocator() -> bool:
         return False
     _tuned = bool(mallopt(_M_MMAP_THRESHOLD, _NEVER)) and bool(mallopt(_M_TRIM_THRESHOLD, _NEVER))
     return _tuned
+
+
+#: The Lightning accelerators ``cenn train`` accepts, and the torch devices the other commands accept.
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
+DEVICES = ("cpu", "cuda", "mps")
+
+
+def check_device(name: str, option: str, accelerator: bool = False) -> None:
+    """Refuse, before any work, a device this machine lacks: ``cuda`` or ``gpu`` (``cuda:N``) without
+    a usable CUDA GPU (or with fewer), ``mps`` without Apple's GPU, or an unknown name. ``name`` is a
+    torch device, or a Lightning accelerator when ``accelerator``; ``option`` names the setting in
+    the message (``--device``, ``--accelerator``)."""
+    import torch
+
+    kind, _, index = name.lower().partition(":")
+    known = ACCELERATORS if accelerator else DEVICES
+    if kind not in known or (index and (accelerator or not index.isdigit())):
+        raise ValueError(f"{option} {name}: unknown; use one of {', '.join(known)}")
+    if kind in ("cuda", "gpu") and not torch.cuda.is_available():
+        raise ValueError(f"{option} {name}: no CUDA GPU is available on this machine "
+                         f"(torch.cuda.is_available() is False): use {option} cpu")
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise ValueError(f"{option} {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                         f"numbered from 0: use {option} cuda:0, or {option} cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{option} {name}: Apple's GPU (mps) is not available on this machine: "
+                         f"use {option} cpu")

@@ -72,6 +72,20 @@ def test_unit_response_to_the_cmb(name, cmb):
     assert float((out - label).abs().max()) < 1e-4 * float(label.std())
 
 
+@pytest.mark.parametrize("name", ["ilc", "hilc", "nilc"])
+def test_the_patch_mean_comes_back(name, cmb):
+    """A CMB-only patch + 40 µK keeps its mean; with noise, the 40 µK come back whole (HILC and NILC
+    returned about 0: an ILC of the ℓ = 0 mode alone cancels it, CMB included)."""
+    separator = build_separator(name)
+    maps, label = _observe({"cmb": (cmb, (1.0, 1.0, 1.0))}, GEOM, noise=None)
+    out = separator.separate(maps + 40.0, INFO)[:, 0].double()
+    assert torch.allclose(out.mean(dim=(-2, -1)), label.mean(dim=(-2, -1)) + 40.0, atol=0.1)
+    noisy, _ = _observe({"cmb": (cmb, (1.0, 1.0, 1.0))}, GEOM, noise=NOISE)
+    shift = (separator.separate(noisy + 40.0, INFO) - separator.separate(noisy, INFO))[:, 0].double()
+    assert torch.allclose(shift.mean(dim=(-2, -1)), torch.full((len(cmb),), 40.0, dtype=torch.float64),
+                          atol=1e-3)
+
+
 def test_ilc_residual_is_the_analytic_noise_of_its_weights(cmb):
     maps, label = _observe({"cmb": (cmb, (1.0, 1.0, 1.0))}, GEOM, noise=NOISE)
     ilc = build_separator("ilc")

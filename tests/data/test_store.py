@@ -122,8 +122,7 @@ def test_shards_and_workers_write_the_same_store(tmp_path, small_config):
                    progress=False)
     for k, v in _arrays(last.path).items():
         assert np.array_equal(v, reference[k]), k
-    # worker processes run torch with fewer threads: threaded reductions may differ in the
-    # last float32 bit, nothing more
+    # the same bytes in fact (test_store_integrity.py checks that); a tolerance suffices here
     for k, v in _arrays(par.path).items():
         np.testing.assert_allclose(v, reference[k], rtol=1e-5, atol=1e-4, err_msg=k)
 

@@ -179,3 +179,70 @@ def test_cli_uses_the_shipped_weights_by_default(stores, tmp_path):
     described = _strict_json(out / "metrics.json")["methods"]["cenn"]
     assert described["weights"].endswith("cenn-unet-cpu.safetensors")
     assert described["architecture"] == "unet"
+
+
+# --- refusals before any work, and what --overwrite may replace -------------------------------------
+
+def _evaluate_args(store, out, *more) -> list[str]:
+    return ["evaluate", str(store), "--methods", "target-band", "--out", str(out), "--max-patches", "2",
+            "--noise-factors", "none", "--no-progress", *more]
+
+
+def test_overwrite_never_replaces_a_folder_holding_an_input_or_not_a_report(stores, tmp_path, capsys):
+    """`cenn evaluate x/va.zarr --out x --overwrite` once deleted the input store."""
+    import shutil
+
+    store = tmp_path / "x" / "va.zarr"
+    shutil.copytree(stores["noisy"], store)
+    assert main(_evaluate_args(store, tmp_path / "x", "--overwrite")) == 2
+    err = capsys.readouterr().err
+    assert err == (f"cenn evaluate: error: {tmp_path / 'x'} holds {store} (a store to evaluate), an input of "
+                   "this command: write the report to another folder\n")
+    assert DatasetStore.open(store).complete
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    assert main(_evaluate_args(store, tmp_path / "mine", "--overwrite")) == 2
+    assert "mine is not a cenn report folder: cenn only replaces the report folders it wrote" in \
+        capsys.readouterr().err
+    assert (tmp_path / "mine" / "notes.txt").exists()
+    report = tmp_path / "rep"
+    assert main(_evaluate_args(store, report)) == 0
+    (report / "notes.txt").write_text("mine")
+    assert main(_evaluate_args(store, report, "--overwrite")) == 2
+    assert "holds notes.txt, which cenn did not write" in capsys.readouterr().err
+    (report / "notes.txt").unlink()
+    assert main(_evaluate_args(store, report, "--overwrite")) == 0
+
+
+def test_unwritable_or_missing_folders_and_bad_options_are_refused_first(stores, tmp_path, capsys,
+                                                                         monkeypatch):
+    assert main(_evaluate_args(stores["noisy"], tmp_path / "missing" / "rep")) == 2
+    missing = tmp_path / "missing"
+    assert f"error: {missing} does not exist: create it first (mkdir -p {missing})" in capsys.readouterr().err
+    args = _evaluate_args(stores["noisy"], tmp_path / "rep")
+    args[args.index("--max-patches") + 1] = "0"
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        "cenn evaluate: error: --max-patches must be >= 1, got 0: leave it out to evaluate every patch (in "
+        "the [evaluation] table of --config, max_patches = 0 means every patch)\n")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert main([*_evaluate_args(stores["noisy"], tmp_path / "rep"), "--device", "cuda"]) == 2
+    assert capsys.readouterr().err == ("cenn evaluate: error: --device cuda: no CUDA GPU is available on "
+                                       "this machine (torch.cuda.is_available() is False): use --device "
+                                       "cpu\n")
+    monkeypatch.setattr("cenn.outputs.os.access", lambda path, mode: False)
+    assert main(_evaluate_args(stores["noisy"], tmp_path / "rep")) == 2
+    assert f"error: {tmp_path} is not writable" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_evaluations_temporary_folder_is_cleared(stores, tmp_path):
+    import subprocess
+
+    done = subprocess.Popen(["true"])
+    done.wait()
+    left = tmp_path / f".rep.tmp{done.pid}"
+    (left / "tables").mkdir(parents=True)
+    assert main(_evaluate_args(stores["noisy"], tmp_path / "rep")) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+    assert (tmp_path / "rep" / ".cenn-output").exists()

@@ -1,9 +1,12 @@
+from pathlib import Path
+
 import healpy as hp
 import numpy as np
 import pytest
 from astropy.io import fits
 
 from cenn.healpix import check_bands, read_map, uk_per_unit
+from cenn.healpix.maps import check_band_order, check_sky_spread, header_frequency_ghz, parse_frequency_ghz
 
 NSIDE = 16
 
@@ -130,3 +133,115 @@ def test_bands_with_unseen_pixels_are_reported(tmp_path, sky_uk, recwarn):
     assert not recwarn
     with pytest.warns(UserWarning, match=r"b.fits: 3.12%"):
         check_bands([a, b])
+
+
+# --- files that are not full-sky HEALPix maps, frequencies, band order, units by spread (issue 17) ---
+
+def test_a_fits_image_or_garbage_is_not_a_healpix_map(tmp_path):
+    image = tmp_path / "image.fits"
+    fits.PrimaryHDU(np.zeros((4, 4))).writeto(image)
+    with pytest.raises(ValueError, match=r"image\.fits is not a HEALPix map: it holds PrimaryHDU but no "
+                                         r"binary table .*healpy\.write_map"):
+        read_map(image)
+    garbage = tmp_path / "garbage.fits"
+    garbage.write_bytes(b"hello" * 100)
+    with pytest.raises(ValueError, match=r"garbage\.fits is not a readable FITS file \(.*\): download"):
+        read_map(garbage)
+
+
+def _table(path, n_pixels, **cards):
+    column = fits.Column(name="T", format="E", array=np.ones(n_pixels, np.float32))
+    table = fits.BinTableHDU.from_columns([column])
+    table.header.update({"ORDERING": "RING", "TUNIT1": "uK_CMB", **cards})
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(path)
+    return path
+
+
+def test_tables_of_the_wrong_length_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"a\.fits holds 1000 pixels in column 1, not 12·Nside²: it is "
+                                         r"truncated or not a full-sky HEALPix map"):
+        read_map(_table(tmp_path / "a.fits", 1000))
+    with pytest.raises(ValueError, match=r"b\.fits holds 768 pixels in column 1, not 12·16² = 3072 for its "
+                                         r"NSIDE = 16"):
+        read_map(_table(tmp_path / "b.fits", 768, NSIDE=16))
+    with pytest.raises(ValueError, match=r"c\.fits is a cut-sky HEALPix map \(INDXSCHM = 'EXPLICIT'\)"):
+        read_map(_table(tmp_path / "c.fits", 768, INDXSCHM="EXPLICIT"))
+
+
+def test_a_truncated_map_is_refused(tmp_path, sky_uk):
+    path = write(tmp_path / "cut.fits", sky_uk, units="uK_CMB")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"cut\.fits is not a readable FITS file \(File may have been "
+                                         r"truncated: .*\): download or write it again"):
+        read_map(path)
+
+
+@pytest.mark.parametrize(("value", "comment", "ghz"), [
+    (143, "", 143.0), (143.0, "", 143.0), ("143", "", 143.0), ("143GHz", "", 143.0), ("143 GHz", "", 143.0),
+    (" 143.0 ghz ", "", 143.0), (1.43e11, "", 143.0), ("1.43E11 Hz", "", 143.0), ("143000 MHz", "", 143.0),
+    (143000, "", 143.0), (143000, "[MHz] centre", 143.0), ("070", "", 70.0), (353.0, "[GHz]", 353.0),
+])
+def test_frequency_values_are_parsed(value, comment, ghz):
+    assert parse_frequency_ghz(value, comment) == pytest.approx(ghz)
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ("HFI", "not a number with an optional unit"), (True, "a logical"), (5e7, "could be MHz or Hz"),
+    ("143 furlongs", "unknown unit 'FURLONGS'"), (0.0, "0 GHz is no frequency"),
+])
+def test_unreadable_frequency_values_say_why(value, why):
+    with pytest.raises(ValueError, match=why):
+        parse_frequency_ghz(value)
+
+
+def test_header_frequency_from_the_table_or_primary_header(tmp_path, sky_uk):
+    plain = write(tmp_path / "plain.fits", sky_uk, units="uK_CMB")
+    assert header_frequency_ghz(plain) is None
+    path = tmp_path / "f.fits"
+    hp.write_map(str(path), sky_uk, column_units="uK_CMB", extra_header=[("FREQ", "217 GHz")])
+    assert header_frequency_ghz(path) == 217.0
+    with fits.open(plain, mode="update") as hdus:
+        hdus[0].header["FREQUENC"] = (3.53e11, "[Hz]")
+    assert header_frequency_ghz(plain) == pytest.approx(353.0)
+    bad = tmp_path / "bad.fits"
+    hp.write_map(str(bad), sky_uk, column_units="uK_CMB", extra_header=[("FREQ", "HFI-143")])
+    with pytest.raises(ValueError, match=r"bad\.fits: cannot read a frequency from FREQ = 'HFI-143' \(not a "
+                                         r"number.*\); fix the header .* or state the frequencies with "
+                                         r"--frequencies"):
+        header_frequency_ghz(bad)
+
+
+def test_band_order_is_checked_against_the_stated_frequencies():
+    paths = [Path("a/353.fits"), Path("a/217.fits"), Path("a/143.fits")]
+    bands = [143.0, 217.0, 353.0]
+    check_band_order(paths[::-1], [143.2, 217.0, 353.0], bands, "cenn")
+    check_band_order(paths, [None, None, None], bands, "cenn")
+    check_band_order(paths, [None, 217.0, None], bands, "cenn")  # what is stated is in place
+    words = (r"the maps are in the wrong order \(353\.fits: 353 GHz, 217\.fits: 217 GHz, 143\.fits: 143 GHz, "
+             r"from its header\) but the cenn method takes \[143, 217, 353\] GHz, in that order: pass --maps "
+             r"a/143\.fits a/217\.fits a/353\.fits$")
+    with pytest.raises(ValueError, match=words):
+        check_band_order(paths, [353.0, 217.0, 143.0], bands, "cenn")
+    with pytest.raises(ValueError, match=r"143\.fits: \? GHz, from --frequencies\) .*: give them in that"):
+        check_band_order(paths, [353.0, 217.0, None], bands, "cenn", "--frequencies")
+    with pytest.raises(ValueError, match=r"a/143\.fits is a 545 GHz map \(from its header\) but the ilc"):
+        check_band_order(paths, [None, None, 545.0], bands, "ilc")
+    with pytest.raises(ValueError, match=r"two maps are of one band"):
+        check_band_order(paths, [143.0, 143.0, None], bands, "cenn")
+
+
+def test_sky_maps_in_mk_read_as_uk_are_refused_by_their_spread(tmp_path, sky_uk):
+    """A band map of the sky varies by tens of µK or more; the same in mK read as µK by 1e3 less."""
+    noise = 31.0 * np.random.default_rng(0).standard_normal(hp.nside2npix(NSIDE))  # 217 GHz noise alone
+    assert check_sky_spread(read_map(write(tmp_path / "n.fits", noise, units="uK_CMB"))) == pytest.approx(
+        31.0, rel=0.05)
+    mk = read_map(write(tmp_path / "mk.fits", noise * 1e-3, units="uK_CMB"))
+    words = (r"mk\.fits read as 'uK_CMB' varies by 0\.03\d* µK \(robust standard deviation of its seen "
+             r"pixels\).*label it mK_CMB \(TUNIT1, or --units mK_CMB if all maps are\) or multiply it by 1e3")
+    with pytest.raises(ValueError, match=words):
+        check_sky_spread(mk)
+    assert check_sky_spread(read_map(write(tmp_path / "mk.fits", noise * 1e-3, units="mK_CMB"))) > 30
+    flat = noise.copy()
+    flat[: flat.size * 3 // 4] = 7.0
+    with pytest.raises(ValueError, match=r"flat\.fits is constant over most of the sky"):
+        check_sky_spread(read_map(write(tmp_path / "flat.fits", flat, units="uK_CMB")))

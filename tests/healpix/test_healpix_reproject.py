@@ -231,3 +231,41 @@ def test_cut_then_reproject_at_a_lower_nside(cmb_like_map, geometry_for):
     out, _ = acc.result()
     expected = hp.get_interp_val(sky, *pixel_centres(32), lonlat=True)
     assert np.abs(out - expected).std() < 0.05 * sky.std()
+
+
+class NanWhereZero(Separator):
+    """The target band, NaN where it is exactly 0 (where UNSEEN pixels reach the separator), and at
+    the centre of the first patch if ``centre``."""
+
+    name = "nan-where-zero"
+
+    def __init__(self, centre: bool = False):
+        self.centre = centre
+
+    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+        band = inputs[:, 1:2].to(torch.float32)
+        if self.centre:
+            band[0, 0, 8, 8] = 0.0
+        return torch.where(band == 0, torch.nan, band)
+
+
+def test_nonfinite_output_on_unseen_pixels_is_dropped_and_on_seen_ones_refused(cmb_like_map, geometry_for):
+    nside = 16
+    geometry = geometry_for(nside, 16)
+    sky = cmb_like_map(nside, seed=5)
+    holed = sky.copy()
+    holed[hp.query_disc(nside, unit_vectors(0.0, 60.0), math.radians(25.0))] = hp.UNSEEN  # whole patches
+    bands = np.stack([holed, holed, holed])
+    with pytest.warns(UserWarning, match="touch UNSEEN pixels"):
+        expected = predict_full_sky(bands, nside, build_separator("target-band"), info_for(geometry),
+                                    geometry, nside, progress=False)
+    with pytest.warns(UserWarning, match="touch UNSEEN pixels"):
+        out = predict_full_sky(bands, nside, NanWhereZero(), info_for(geometry), geometry, nside,
+                               progress=False)
+    np.testing.assert_array_equal(out[0], expected[0])
+    assert np.isfinite(out[0]).all() and (out[0] == hp.UNSEEN).any()
+    words = (r"the nan-where-zero method returned NaN or infinite values for 1 patch\(es\), the first "
+             r"centred on \(l, b\) = \(0\.00°, -90\.00°\)")
+    with pytest.raises(ValueError, match=words):
+        predict_full_sky(bands, nside, NanWhereZero(centre=True), info_for(geometry), geometry, nside,
+                         progress=False)

@@ -130,3 +130,69 @@ def test_mismatched_inputs_are_reported(inputs, message):
 def test_patch_size_must_be_a_multiple_of_64():
     with pytest.raises(WeightsMismatchError, match="multiple of 64"):
         check_inputs(_card(), [143, 217, 353], 90.0, "uK_CMB", npix=100)
+
+
+def _with_tensor_changed(path, change) -> None:
+    """Rewrite the weights file ``path`` with its first floating-point tensor changed by ``change``
+    and a matching SHA-256, as a training that wrote NaN weights would have."""
+    from safetensors import safe_open
+
+    from cenn.model.weights import tensors_sha256
+
+    with safe_open(path, framework="pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    first = sorted(k for k, v in tensors.items() if v.is_floating_point())[0]
+    change(tensors[first])
+    save_file(tensors, path, metadata={**metadata, "sha256": tensors_sha256(tensors)})
+
+
+def test_nonfinite_weights_are_refused_naming_the_file(saved):
+    path, _ = saved
+
+    def poison(t):
+        t.view(-1)[:3] = torch.tensor([float("nan"), float("inf"), 0.5])
+
+    _with_tensor_changed(path, poison)
+    with pytest.raises(ValueError, match=rf"{path.name} holds NaN or infinite weights \(2 values, in "
+                                         r"'[\w.]+'\): the training run that made them diverged: retrain"):
+        load_weights(path)
+
+
+def test_nonfinite_weights_are_not_written(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("cenn-small", 3, **PARAMS)
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(ValueError, match=r"refusing to write .*w\.safetensors: its weights would hold NaN "
+                                         r"or infinite values \(1 value, in .*\); the training .* diverged"):
+        save_weights(tmp_path / "w.safetensors", model, _card())
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = 1e6  # finite, beyond float16
+    with pytest.raises(ValueError, match=r"exceed the range of torch\.float16: store them as fp32 or bf16"):
+        save_weights(tmp_path / "w.safetensors", model, _card(), dtype=torch.float16)
+    assert not list(tmp_path.iterdir())
+
+
+def test_millikelvin_and_bands_in_another_order_are_named():
+    with pytest.raises(WeightsMismatchError, match=r"inputs are in mK_CMB .* multiply the maps by 1e3"):
+        check_inputs(_card(), [143, 217, 353], 90.0, "mK_CMB")
+    with pytest.raises(WeightsMismatchError, match=r"inputs have \[353, 217, 143\] GHz, the same bands in "
+                                                   r"another order: .* in the order \[143, 217, 353\] GHz"):
+        check_inputs(_card(), [353, 217, 143], 90.0, "uK_CMB")
+
+
+@pytest.mark.parametrize(("std_uk", "units", "expected"), [
+    (85.0, "uK_CMB", None),  # simulated 217 GHz patches, high latitudes
+    (31.0, "uK_CMB", None),  # their noise alone
+    (1550.0, "uK_CMB", None),  # the Galactic plane
+    (0.031, "uK_CMB", (1e3, "mK_CMB")),  # noise alone, in mK
+    (1.55, "uK_CMB", (1e3, "mK_CMB")),  # the Galactic plane, in mK
+    (1.55e-3, "uK_CMB", (1e6, "K_CMB")),  # the Galactic plane, in K
+    (85.0e-3, "mK_CMB", (1e3, "K_CMB")),  # K labelled mK, converted to µK
+    (85.0e-6, "K_CMB", (1e6, None)),
+    (85.0e6, "K_CMB", (1e-6, "uK_CMB")),  # µK labelled K, converted
+])
+def test_misread_units_on_realistic_spreads(std_uk, units, expected):
+    from cenn.model.weights import misread_units
+
+    assert misread_units(std_uk, units) == expected

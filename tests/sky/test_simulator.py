@@ -143,3 +143,41 @@ def test_patch_centres_follow_the_latitude_band(small_config):
 def test_bad_configuration_is_refused(data, match):
     with pytest.raises(ConfigError, match=match):
         SimulationConfig.from_dict(data).resolved_components()
+
+
+def _second_differences(maps: torch.Tensor) -> np.ndarray:
+    """Second differences along x of every map, flattened: few large-scale modes fit in a 1.6° patch,
+    so pixels of independent maps correlate by chance far more than their second differences."""
+    return np.diff(maps.double().numpy(), n=2, axis=-1).ravel()
+
+
+def test_the_region_is_part_of_every_random_key(small_config):
+    """One seed in two latitude bands gives two independent skies (the CMB, noise and CIB were the
+    same maps at other positions before); one seed in one band gives the same bytes every time."""
+    small_config.region.lat_min, small_config.region.lat_max = 5.0, 30.0
+    low = PatchSimulator(small_config).simulate(range(8), with_components=True)
+    again = PatchSimulator(small_config).simulate(range(8), with_components=True)
+    small_config.region.lat_min, small_config.region.lat_max = 30.0, 90.0
+    high = PatchSimulator(small_config).simulate(range(8), with_components=True)
+    assert torch.equal(low.inputs, again.inputs) and torch.equal(low.target, again.target)
+    assert all(torch.equal(low.components[k], again.components[k]) for k in low.components)
+    for name, bound in (("cmb", 0.1), ("cib", 0.1), ("noise", 0.02)):
+        r = np.corrcoef(_second_differences(low.components[name]), _second_differences(high.components[name]))
+        assert abs(r[0, 1]) < bound, (name, r[0, 1])
+    assert not torch.equal(low.components["radio"], high.components["radio"])
+
+
+def test_the_whole_sky_keeps_its_draws_and_equivalent_regions_share_a_key():
+    from cenn.sky.rng import stream_seed
+    from cenn.sky.simulator import RegionConfig
+    from cenn.sky.sky_split import SkySplit
+
+    assert RegionConfig().random_key() is None
+    assert stream_seed(7, 3, "cmb") == stream_seed(7, 3, "cmb", None) == 2600817440100463912  # as before
+    keys = {RegionConfig(5.0, 30.0).random_key(), RegionConfig(strata=[0.0, 5.0, 90.0]).random_key(),
+            RegionConfig(sky_split=SkySplit("train")).random_key(),
+            RegionConfig(sky_split=SkySplit("validation")).random_key()}
+    assert len(keys) == 4 and None not in keys
+    assert RegionConfig(5, 30).random_key() == RegionConfig(5.0, 30.0).random_key()
+    assert (RegionConfig(strata=[0, 5, 90], strata_weights=[2, 2]).random_key()
+            == RegionConfig(strata=[0.0, 5.0, 90.0]).random_key())

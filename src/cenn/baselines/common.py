@@ -13,7 +13,8 @@ from cenn.model.linear import beam_ratios, ilc_weights, to_maps
 from cenn.separators import InputInfo
 from cenn.sky.geometry import PatchGeometry
 
-__all__ = ["beam_transfer", "ilc_weights", "patch_geometry", "to_maps", "to_target_beam"]
+__all__ = ["beam_transfer", "ilc_weights", "patch_geometry", "patch_ilc_weights", "to_maps", "to_target_beam",
+           "with_patch_mean"]
 
 
 def patch_geometry(inputs: torch.Tensor, info: InputInfo) -> PatchGeometry:
@@ -38,3 +39,24 @@ def to_target_beam(inputs: torch.Tensor, info: InputInfo,
     ell = geometry.ell(inputs.device)
     fourier = torch.fft.rfft2(inputs.to(torch.float64))
     return fourier * beam_transfer(info, ell, max_gain), ell
+
+
+def patch_ilc_weights(maps: torch.Tensor) -> torch.Tensor:
+    """ILC weights ``(N, C)`` of beam-matched maps ``(N, C, n, n)`` from each patch's band-band
+    covariance of its fluctuations (every ℓ > 0 mode; the mean left out)."""
+    flat = maps.flatten(2)
+    centred = flat - flat.mean(-1, keepdim=True)
+    return ilc_weights(centred @ centred.transpose(1, 2) / flat.shape[-1])
+
+
+def with_patch_mean(combined: torch.Tensor, fourier: torch.Tensor) -> torch.Tensor:
+    """``combined (N, n, n//2+1)``, the modes of a scale-dependent ILC of beam-matched ``fourier
+    (N, C, n, n//2+1)``, with the ℓ = 0 mode (the patch mean) set to the bands' ℓ = 0 modes
+    combined with the patch's ILC weights (:func:`patch_ilc_weights`): the mean comes back with the
+    CMB's unit response. An ILC of the ℓ = 0 mode alone (one mode against C − 1 free weights)
+    cancels it, CMB included; the weights of the few lowest-ℓ modes, measured on a handful of modes,
+    put tens of µK of foregrounds and noise into it."""
+    weights = patch_ilc_weights(to_maps(fourier, fourier.shape[-2]))
+    out = combined.clone()
+    out[:, 0, 0] = (weights.to(fourier.dtype) * fourier[:, :, 0, 0]).sum(-1)
+    return out

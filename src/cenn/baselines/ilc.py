@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from cenn.baselines.common import ilc_weights, to_maps, to_target_beam
+from cenn.baselines.common import patch_ilc_weights, to_maps, to_target_beam, with_patch_mean
 from cenn.model.linear import bins_by_width, harmonic_ilc
 from cenn.separators import InputInfo, Separator, register_separator
 
@@ -43,10 +43,7 @@ class ILCSeparator(Separator):
     def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
         fourier, _ = to_target_beam(inputs, info, self.max_gain)
         maps = to_maps(fourier, inputs.shape[-1])  # (N, C, n, n)
-        flat = maps.flatten(2)
-        centred = flat - flat.mean(-1, keepdim=True)
-        cov = centred @ centred.transpose(1, 2) / flat.shape[-1]
-        self.last_weights = ilc_weights(cov)
+        self.last_weights = patch_ilc_weights(maps)
         out = torch.einsum("nc,nchw->nhw", self.last_weights, maps)
         return out[:, None].to(torch.float32)
 
@@ -57,7 +54,8 @@ class ILCSeparator(Separator):
 @register_separator("hilc")
 class HarmonicILCSeparator(Separator):
     """Harmonic ILC: weights per multipole bin from the Fourier-space covariance of the patch
-    (``covariance="patch"``) or of all patches passed together (``"batch"``).
+    (``covariance="patch"``) or of all patches passed together (``"batch"``). The ℓ = 0 mode (the
+    patch mean) stays out of the bins and is combined with the patch's ILC weights, as in ``ilc``.
 
     Args:
         bin_width: width Δℓ of the multipole bins in which weights are computed.
@@ -75,8 +73,12 @@ class HarmonicILCSeparator(Separator):
 
     def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
         fourier, ell = to_target_beam(inputs, info, self.max_gain)  # (N, C, n, m)
-        out = harmonic_ilc(fourier, bins_by_width(ell, self.bin_width), pooled=self.covariance == "batch")
-        return to_maps(out, inputs.shape[-1])[:, None].to(torch.float32)
+        fluctuations = fourier.clone()
+        fluctuations[..., 0, 0] = 0.0  # the mean is combined apart (with_patch_mean)
+        bins = bins_by_width(ell, self.bin_width)
+        bins[0] = bins[1]  # ℓ = 0 (zeroed) joins the lowest multipole's bin: alone, its weights are NaN
+        out = harmonic_ilc(fluctuations, bins, pooled=self.covariance == "batch")
+        return to_maps(with_patch_mean(out, fourier), inputs.shape[-1])[:, None].to(torch.float32)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "bin_width": self.bin_width, "covariance": self.covariance,

@@ -3,8 +3,11 @@
 The beam-matched bands are split into multipole bands by needlet windows h_j(ℓ) with
 Σ_j h_j(ℓ)² = 1; in each band the ILC weights vary across the patch, computed from band-band
 covariances smoothed over a domain that holds enough modes for the ILC bias to stay below a
-tolerance; each band's combination is filtered by h_j again and the bands are summed. The CMB's
-unit response survives every step, so it comes back unchanged at the target beam.
+tolerance; each band's combination is filtered by h_j again and the bands are summed. The ℓ = 0
+mode (the patch mean) is left out of the windows and combined with the patch's ILC weights (in the
+first window, on a patch whose lowest multipole lies beyond its reach, the ILC would have that one
+mode and cancel it). The CMB's unit response survives every step, so it comes back unchanged at
+the target beam, mean included.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from cenn.baselines.common import ilc_weights, to_maps, to_target_beam
+from cenn.baselines.common import ilc_weights, to_maps, to_target_beam, with_patch_mean
 from cenn.baselines.ilc import MAX_GAIN
 from cenn.separators import InputInfo, Separator, register_separator
 from cenn.sky.instrument import gaussian_beam_window
@@ -150,7 +153,9 @@ class NILCSeparator(Separator):
         n, c = inputs.shape[-1], inputs.shape[1]
         ell_nyquist = float(ell[0, -1])
         out = torch.zeros_like(fourier[:, 0])
-        for h in self.windows(ell):
+        windows = self.windows(ell)
+        windows[:, 0, 0] = 0.0  # the mean is combined apart (with_patch_mean)
+        for h in windows:
             support = ell[h > 0]
             if support.numel() == 0:
                 continue
@@ -162,7 +167,7 @@ class NILCSeparator(Separator):
             weights = self._local_weights(band, None if sigma is None else sigma * grid / n)
             combined = torch.einsum("nhwc,nchw->nhw", weights, band)
             out += h * pad_modes(torch.fft.rfft2(combined), n)
-        return to_maps(out, n)[:, None].to(torch.float32)
+        return to_maps(with_patch_mean(out, fourier), n)[:, None].to(torch.float32)
 
     @staticmethod
     def _local_weights(band: torch.Tensor, sigma: float | None) -> torch.Tensor:

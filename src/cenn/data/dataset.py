@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cenn.data.store import DatasetStore, StoreError
+from cenn.data.store import DatasetStore, StoreError, open_finished
 
 
 class PatchDataset(Dataset):
@@ -34,12 +34,7 @@ class PatchDataset(Dataset):
     def __init__(self, path: Path | str, components: bool = False, allow_incomplete: bool = False,
                  cache_chunks: int = 0):
         self.path = Path(path)
-        self.store = DatasetStore.open(self.path)
-        if not self.store.complete and not allow_incomplete:
-            raise StoreError(
-                f"{self.path} is incomplete (its simulation was interrupted): rerun the same "
-                "`cenn simulate` command to finish it, or pass allow_incomplete=True"
-            )
+        self.store = DatasetStore.open(self.path) if allow_incomplete else open_finished(self.path)
         self.component_names: list[str] = list(self.store.meta["components"]) if components else []
         if components and not self.component_names:
             raise StoreError(f"{self.path} holds no component maps: simulate it with --components")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import threading
+import time
 import warnings
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -12,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from cenn.config import dumps_toml
@@ -38,7 +39,13 @@ def dataset_metadata(sim: PatchSimulator) -> dict[str, Any]:
         "instrument": inst.summary(),
         "sky_components": sim.component_names,
         "config": sim.config.to_dict(),
+        "random_region_key": _hex(sim.config.region.random_key()),
     }
+
+
+def _hex(key: int | None) -> str | None:
+    """A 64-bit key as 16 hex digits (JSON readers elsewhere lose integers above 2⁵³)."""
+    return None if key is None else f"{key:016x}"
 
 
 def _batch_arrays(sim: PatchSimulator, indices: range, with_components: bool) -> dict[str, np.ndarray]:
@@ -62,17 +69,54 @@ def _write_chunks(sim: PatchSimulator, store: DatasetStore, chunks: Iterable[int
             _batch_arrays(sim, range(s, min(s + batch_size, rows.stop)), with_components)
             for s in range(rows.start, rows.stop, batch_size)
         ]
-        store.write_chunk(chunk, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+        arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        _check_finite(arrays, rows, store.path)
+        store.write_chunk(chunk, arrays)
         yield chunk
+
+
+def _check_finite(arrays: dict[str, np.ndarray], rows: range, path: Path) -> None:
+    """Refuse a simulated chunk holding NaN or infinite values, before it is written."""
+    for name, values in arrays.items():
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            patches = [rows.start + int(i) for i in np.flatnonzero(bad)]
+            raise ValueError(
+                f"{path}: the simulation gave NaN or infinite values in {name!r} for patches "
+                f"{_first(patches)}; nothing of that chunk was written. A component's parameters or maps "
+                f"are out of range: check the configuration ({CONFIG_FILE} in the store), then recreate "
+                "the store with --overwrite"
+            )
+
+
+def _first(items: list[int], shown: int = 10) -> str:
+    """``items`` as a list, cut after ``shown`` with a count of the rest."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return f"{items[:shown]}{more}"
 
 
 _WORKER: dict[str, Any] = {}
 
+#: Seconds between a worker's checks that the process that started it is still alive.
+PARENT_POLL_S = 0.2
 
-def _worker_init(config: SimulationConfig, device: str, path: str, threads: int) -> None:
-    torch.set_num_threads(threads)
+
+def _worker_init(config: SimulationConfig, device: str, path: str) -> None:
+    _exit_with_parent(os.getppid())
     _WORKER["sim"] = PatchSimulator(config, device)
     _WORKER["store"] = DatasetStore.open(path, mode="r+")
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this process within :data:`PARENT_POLL_S` of its parent ``parent`` ending (killed,
+    interrupted or crashed), so that no worker goes on writing a store nobody holds the lock of."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="cenn-parent-watch", daemon=True).start()
 
 
 def _worker_chunk(chunk: int, with_components: bool, batch_size: int) -> int:
@@ -96,17 +140,31 @@ def _open_or_create(path: Path, n_patches: int, sim: PatchSimulator, with_compon
         except FileExistsError:
             pass  # another process (another shard) created it meanwhile: resume it like any store
     store = DatasetStore.open(path, mode="r+")
-    old = store.meta
-    wanted = {"config": meta["config"], "n_patches": n_patches, "chunk_size": chunk_size,
-              "components": names}
+    _check_same_dataset(store, meta, {"config": meta["config"], "n_patches": n_patches,
+                                      "chunk_size": chunk_size, "components": names,
+                                      "compression": compression})
+    return store
+
+
+def _check_same_dataset(store: DatasetStore, meta: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Refuse to resume ``store`` with other settings ``wanted`` (each compared with the store's),
+    or with random streams other than those its chunks were drawn from."""
     wanted = _json_round_trip(wanted)
-    diff = [k for k in wanted if old.get(k) != wanted[k]]
+    old = {**store.meta, "compression": store.compression}
+    diff = [k if k == "config" else f"{k} (the store's {old.get(k)!r}, asked {wanted[k]!r})"
+            for k in wanted if old.get(k) != wanted[k]]
     if diff:
         raise StoreError(
-            f"{path} already holds a dataset with a different {', '.join(diff)}; pass "
+            f"{store.path} already holds a dataset with a different {', '.join(diff)}; pass "
             "overwrite=True (--overwrite) to replace it, or choose another path"
         )
-    return store
+    if store.meta.get("random_region_key") != meta["random_region_key"]:
+        raise StoreError(
+            f"{store.path} was begun by a cenn whose random draws did not depend on the region "
+            "(latitude band, strata, sky split): the chunks this cenn would add or rewrite would not "
+            "match those already written; recreate the store with --overwrite (or finish it with the "
+            f"cenn that began it, {store.meta.get('cenn_version')})"
+        )
 
 
 def _json_round_trip(value: Any) -> Any:
@@ -139,15 +197,30 @@ def _write_shard(store: DatasetStore, sim: PatchSimulator, config: SimulationCon
         for _ in _write_chunks(sim, store, pending, with_components, batch_size):
             bar.update(1)
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(config, str(sim.device), str(store.path), threads)) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init,
+                                   initargs=(config, str(sim.device), str(store.path)))
+        try:
             futures = [pool.submit(_worker_chunk, k, with_components, batch_size) for k in pending]
             for fut in as_completed(futures):
                 fut.result()
                 bar.update(1)
+        except BaseException:
+            _terminate(pool)
+            raise
+        pool.shutdown()
     bar.close()
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Cancel the chunks not yet started and end the workers now: a failed or interrupted run
+    leaves no process writing (the chunks they were on stay unmarked, and are redone on resume)."""
+    processes = list((pool._processes or {}).values())  # no public handle before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 def simulate(
@@ -172,7 +245,9 @@ def simulate(
     configuration is refused unless ``overwrite``. ``shard=(i, n)`` writes only chunks ``k``
     with ``k % n == i``, so n machines can fill one store; a process already writing chunks of
     this shard makes this one fail at once (StoreError). ``workers > 0`` runs that many
-    processes (CPU threads split between them).
+    processes; the store's bytes are the same whatever ``workers`` (every process simulates on one
+    thread, :data:`cenn.sky.simulator.CPU_THREADS`). ``compression`` must be the store's when
+    resuming, like every other setting.
 
     Returns:
         The store; ``store.complete`` is True once every chunk of every shard is written.

@@ -26,7 +26,8 @@ rerun), not on every read, which would add about half to each read. Measured on 
 with a 64-patch store of 256×256×3 patches (67 MB, one chunk, from the page cache): reading it all
 takes 0.08 s, its SHA-256 0.04 s more (1.5 GB/s on one core), ``verify()`` 0.11 s; reading one
 patch takes 0.03 s, as it decodes its whole chunk, and a checksum would again cost 0.04 s more. Reads
-do catch chunks that no longer decode (truncated or garbled files).
+do catch chunks that no longer decode (truncated or garbled files) and chunks marked written whose
+file is gone (which zarr alone reads as NaN), old stores without checksums included.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,13 @@ class DatasetStore:
                                  "finish, or stop it, before replacing the store")
         shutil.rmtree(path)
 
+    @property
+    def compression(self) -> str:
+        """How the map arrays' chunks are compressed: "none", "zstd" (or the codecs' names)."""
+        codecs = self._arrays["inputs"].compressors
+        names = ["zstd" if isinstance(c, ZstdCodec) else type(c).__name__ for c in codecs]
+        return "+".join(names) or "none"
+
     # --- chunks -------------------------------------------------------------------------------
     @property
     def n_patches(self) -> int:
@@ -396,26 +404,46 @@ class DatasetStore:
     def read(self, name: str, rows: int | slice = slice(None)) -> np.ndarray:
         """Patch ``rows`` (an index or a slice along N) of the array ``name``, decoded.
 
-        A stored chunk that cannot be decoded (a truncated or garbled file) raises StoreError
-        naming the store, the array and the chunk. Checksums are not checked (see :meth:`verify`).
+        A chunk marked written whose file is missing, or a stored chunk that cannot be decoded (a
+        truncated or garbled file), raises StoreError naming the store, the array and the chunk
+        (zarr alone would read a missing file as NaN). Checksums are not checked (see :meth:`verify`).
         """
         array = self._arrays[name]
         span = range(self.n_patches)[rows]
+        chunks = self._chunks_of(span)
+        missing = [k for k in chunks if self.chunk_done(k) and not self._chunk_file(name, k).exists()]
+        if missing:
+            files = ", ".join(str(self._chunk_file(name, k).relative_to(self.path)) for k in missing)
+            verb = "is" if len(missing) == 1 else "are"
+            raise self._damaged(name, missing, f"{verb} missing (no file {files}, though marked written)")
         try:
             return array[rows]
         except Exception as err:  # zarr and numcodecs raise ValueError, RuntimeError, OSError, ...
-            patches = [span] if isinstance(span, int) else span
-            raise self._unreadable(name, sorted({i // self.chunk_size for i in patches}), err) from err
+            bad = [k for k in chunks if not self._decodes(name, k)] or chunks
+            raise self._damaged(name, bad, f"cannot be read ({type(err).__name__}: {err})") from err
 
-    def _unreadable(self, name: str, chunks: list[int], err: Exception) -> StoreError:
-        """The error for ``chunks`` of array ``name`` failing to decode with ``err``."""
-        bad = [k for k in chunks if not self._decodes(name, k)] or chunks
+    def _chunks_of(self, span: int | range) -> list[int]:
+        """The chunks holding the patch index or indices ``span``."""
+        if isinstance(span, int):
+            return [span // self.chunk_size]
+        if span.step == 1 and span:
+            return list(range(span.start // self.chunk_size, (span.stop - 1) // self.chunk_size + 1))
+        return sorted({i // self.chunk_size for i in span})
+
+    def _chunk_file(self, name: str, chunk: int) -> Path:
+        """The file holding chunk ``chunk`` of the array ``name``."""
+        array = self._arrays[name]
+        key = array.metadata.chunk_key_encoding.encode_chunk_key((chunk,) + (0,) * (array.ndim - 1))
+        return self.path / name / key
+
+    def _damaged(self, name: str, chunks: list[int], problem: str) -> StoreError:
+        """The error for ``chunks`` of array ``name`` that are damaged by ``problem``."""
         where = ", ".join(f"chunk {k} (patches {self.chunk_range(k).start}-{self.chunk_range(k).stop - 1})"
-                          for k in bad)
-        which = "that chunk" if len(bad) == 1 else "those chunks"
-        return StoreError(f"{self.path}: array {name!r}, {where} cannot be read ({type(err).__name__}: "
-                          f"{err}): the store is damaged there; rerun the same `cenn simulate` command to "
-                          f"rewrite {which}, or recreate the store with --overwrite")
+                          for k in chunks)
+        which = "that chunk" if len(chunks) == 1 else "those chunks"
+        return StoreError(f"{self.path}: array {name!r}, {where} {problem}: the store is damaged there; "
+                          f"rerun the same `cenn simulate` command to rewrite {which}, or recreate the "
+                          "store with --overwrite")
 
     def _decodes(self, name: str, chunk: int) -> bool:
         rows = self.chunk_range(chunk)
@@ -424,6 +452,26 @@ class DatasetStore:
         except Exception:
             return False
         return True
+
+
+def open_finished(path: Path | str, role: str | None = None, checksums: bool = False,
+                  progress: Callable[[range], Iterable[int]] | None = None) -> DatasetStore:
+    """The store at ``path``, refused with a :class:`StoreError` naming it (and its ``role``, e.g.
+    ``data.train``) when its simulation was interrupted or, with ``checksums``, when a chunk no
+    longer decodes or its SHA-256 differs (:meth:`DatasetStore.verify`; ``progress`` wraps the
+    range of chunks, e.g. in a progress bar)."""
+    store = DatasetStore.open(path)
+    name = f"{path} ({role})" if role else f"{path}"
+    if not store.complete:
+        raise StoreError(f"{name} is incomplete (its simulation was interrupted): rerun the same "
+                         "`cenn simulate` command to finish it")
+    chunks = range(store.n_chunks)
+    damaged = store.verify(progress(chunks) if progress else chunks) if checksums else []
+    if damaged:
+        raise StoreError(f"{name}: chunks {damaged} are damaged (they no longer decode or their "
+                         f"checksums differ): rerun the same `cenn simulate` command to rewrite them, or "
+                         f"{_RECREATE}")
+    return store
 
 
 def _build(path: Path, n_patches: int, meta: dict[str, Any], n_bands: int, npix: int,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cenn.data.store import DatasetStore
+from cenn.data.store import DatasetStore, open_finished
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.injection import injected_cmb, injection_simulator
 from cenn.evaluate.metrics import in_range, pixel_metrics
@@ -180,10 +180,7 @@ def evaluate_dataset(
 ) -> DatasetEvaluation:
     """Apply every separator to the store at ``path`` and measure (see :class:`DatasetEvaluation`)."""
     device = torch.device(device)
-    store = DatasetStore.open(path)
-    if not store.complete:
-        raise ValueError(f"{path} is not complete (a simulation was interrupted): finish it by running "
-                         "the same `cenn simulate` command again")
+    store = open_finished(path, "a store to evaluate", checksums=True)
     meta, info = store.meta, InputInfo.from_store_meta(store.meta)
     geometry = PatchGeometry(meta["geometry"]["npix"], meta["geometry"]["pixel_arcsec"])
     binning = config.binning(geometry)

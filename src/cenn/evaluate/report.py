@@ -1,8 +1,9 @@
 """The report folder of ``cenn evaluate``: ``metrics.json``, CSV tables, the paper's figures and
 ``report.md`` / ``report.html`` with the paper's published numbers beside ours.
 
-The folder is written under a temporary name and renamed into place at the end, so a reader never
-sees a half-written report.
+The folder is written under a temporary name beside it and renamed into place at the end, so a
+reader never sees a half-written report; it is marked as cenn's (:mod:`cenn.outputs`), and
+``overwrite`` only ever replaces such a report folder.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
 import tomllib
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.document import Document
 from cenn.evaluate.metrics import jsonable
 from cenn.evaluate.summary import SCHEMA, dataset_summary, method_summary
+from cenn.outputs import Inputs, check_output, clear_stale, discard, mark, publish, temporary_path
 
 PER_BIN_COLUMNS = (
     "ell", "cmb_dl_mean", "cmb_dl_std", "output_dl_mean", "output_dl_std", "delta_dl_mean",
@@ -384,25 +384,34 @@ def build_document(metrics: dict[str, Any], captions: dict[str, str]) -> Documen
     return doc
 
 
-def write_report(out: Path | str, evaluations: Sequence[DatasetEvaluation],
-                 methods: dict[str, dict[str, Any]], config: EvaluationConfig, timing: dict[str, float],
-                 overwrite: bool = False) -> dict[str, Any]:
-    """Write the report folder ``out`` (see the module docstring); returns the metrics."""
-    out = Path(out)
+def check_report_out(out: Path, overwrite: bool, inputs: Inputs = ()) -> None:
+    """Refuse, before any work, a report folder ``out`` that exists (unless ``overwrite``), cannot
+    be written, or whose replacement would lose data (:func:`cenn.outputs.check_output`; ``inputs``:
+    (role, path) of what the evaluation reads)."""
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists: choose another --out or pass --overwrite to replace it")
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    check_output(out, "report", inputs, overwrite)
+
+
+def write_report(out: Path | str, evaluations: Sequence[DatasetEvaluation],
+                 methods: dict[str, dict[str, Any]], config: EvaluationConfig, timing: dict[str, float],
+                 overwrite: bool = False, inputs: Inputs = ()) -> dict[str, Any]:
+    """Write the report folder ``out`` (see the module docstring); returns the metrics. A report
+    there is replaced only with ``overwrite``, and only if cenn wrote it and it holds none of
+    ``inputs``; temporary folders a killed evaluation left beside it are removed."""
+    out = Path(out)
+    inputs = [*inputs, *((f"store {ev.name}", ev.path) for ev in evaluations)]
+    check_report_out(out, overwrite, inputs)
+    clear_stale(out.parent, [out.name])
+    tmp = temporary_path(out)
+    discard(tmp)
+    try:  # a full disk or a kill: no half-written report is left behind
+        tmp.mkdir()
+        mark(tmp, "report")
         metrics = _write_folder(tmp, evaluations, methods, config, timing)
-    except BaseException:  # a full disk or a kill: no half-written report is left behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        trash = out.with_name(f".{out.name}.old{os.getpid()}")
-        os.replace(out, trash)
-        shutil.rmtree(trash)
-    os.replace(tmp, out)
+        publish(tmp, out, "report", inputs)
+    finally:
+        discard(tmp)
     return metrics
 
 

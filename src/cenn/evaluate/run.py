@@ -13,8 +13,10 @@ from typing import Any
 from cenn.config import ConfigError, read_toml
 from cenn.evaluate.analysis import evaluate_dataset
 from cenn.evaluate.config import EvaluationConfig
-from cenn.evaluate.report import format_table, summary_table, write_report
+from cenn.evaluate.report import check_report_out, format_table, summary_table, write_report
+from cenn.outputs import Inputs
 from cenn.pretrained import resolve_weights
+from cenn.runtime import check_device
 from cenn.separators import Separator, available_separators, build_separator
 
 
@@ -36,13 +38,17 @@ def evaluate(
     device: str = "cpu",
     progress: bool = True,
     overwrite: bool = False,
+    inputs: Inputs = (),
 ) -> dict[str, Any]:
     """Evaluate every separator on every dataset ``(name, store path)`` and write the report folder
-    ``out``; returns the metrics (as in ``metrics.json``)."""
+    ``out``; returns the metrics (as in ``metrics.json``). The folder and the device are checked
+    before any work (:func:`cenn.evaluate.report.check_report_out`); ``inputs``: other files the
+    evaluation reads, (role, path), e.g. its configuration file, which the report never replaces."""
     config = config or EvaluationConfig()
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists: choose another --out or pass --overwrite to replace it")
+    inputs = [*inputs, *_read_inputs(data, separators)]
+    check_report_out(out, overwrite, inputs)
+    check_device(str(device), "--device")
     if not separators:
         raise ValueError("no method to evaluate: give at least one (--methods)")
     evaluations, timing = [], {}
@@ -56,7 +62,14 @@ def evaluate(
         evaluations.append(ev)
         timing[ev.name] = time.perf_counter() - start
     methods = {m: sep.describe() for m, sep in separators.items()}
-    return write_report(out, evaluations, methods, config, timing, overwrite=overwrite)
+    return write_report(out, evaluations, methods, config, timing, overwrite=overwrite, inputs=inputs)
+
+
+def _read_inputs(data: Sequence[tuple[str | None, str | Path]],
+                 separators: Mapping[str, Separator]) -> list[tuple[str, str | Path | None]]:
+    """(role, path) of the stores and weights files an evaluation reads."""
+    stores = [("a store to evaluate" if name is None else f"store {name}", path) for name, path in data]
+    return stores + [(f"{m} weights", getattr(sep, "weights", None)) for m, sep in separators.items()]
 
 
 def method_options(config_file: str | None) -> dict[str, dict[str, Any]]:
@@ -122,18 +135,24 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.max_patches is not None and args.max_patches < 1:
+        raise ValueError(f"--max-patches must be >= 1, got {args.max_patches}: leave it out to evaluate "
+                         "every patch (in the [evaluation] table of --config, max_patches = 0 means every "
+                         "patch)")
+    check_device(args.device, "--device")
     data: dict[str, Any] = read_toml(args.config) if args.config else {}
     settings = dict(data.get("evaluation", {}))
     for key in ("batch_size", "max_patches", "noise_factors"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     config = EvaluationConfig.from_dict(settings)
-    if Path(args.out).exists() and not args.overwrite:
-        raise FileExistsError(f"{args.out} exists: choose another --out or pass --overwrite to replace it")
+    stores = parse_data(args.data)
+    inputs = [("--config", args.config), ("--weights", args.weights)]
+    check_report_out(Path(args.out), args.overwrite, [*inputs, *_read_inputs(stores, {})])
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     separators = build_separators(names, method_options(args.config), args)
-    metrics = evaluate(parse_data(args.data), separators, args.out, config, device=args.device,
-                       progress=not args.no_progress, overwrite=args.overwrite)
+    metrics = evaluate(stores, separators, args.out, config, device=args.device,
+                       progress=not args.no_progress, overwrite=args.overwrite, inputs=inputs)
     print(format_table(*summary_table(metrics)))
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0

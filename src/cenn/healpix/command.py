@@ -4,7 +4,6 @@ other separator, written as a HEALPix FITS file (CMB and weight columns, documen
 from __future__ import annotations
 
 import argparse
-import os
 import warnings
 from pathlib import Path
 
@@ -12,10 +11,24 @@ import healpy as hp
 import numpy as np
 
 from cenn import __version__
-from cenn.healpix.maps import check_bands, read_map
-from cenn.healpix.reproject import predict_full_sky
+from cenn.healpix.maps import (
+    HealpixMap,
+    check_band_order,
+    check_bands,
+    check_sky_spread,
+    header_frequency_ghz,
+    read_map,
+)
+from cenn.healpix.reproject import check_apodisation_width, predict_full_sky
+from cenn.healpix.tiling import check_overlap
 from cenn.model.weights import WeightsCard
-from cenn.predict import card_target_channel
+from cenn.predict import (
+    atomic_output,
+    card_target_channel,
+    channel_order_warning,
+    check_finite_output,
+    check_output,
+)
 from cenn.pretrained import resolve_weights
 from cenn.separators import InputInfo, NetworkSeparator, Separator, build_separator
 from cenn.sky.geometry import PatchGeometry
@@ -56,27 +69,85 @@ def method_setup(args: argparse.Namespace) -> tuple[Separator, InputInfo, PatchG
 
 def write_full_sky(path: Path, cmb: np.ndarray, weight: np.ndarray, header: list[tuple[str, object]],
                    overwrite: bool) -> None:
-    """CMB (µK_CMB) and weight columns, RING, as a FITS binary table; written then renamed."""
+    """CMB (µK_CMB) and weight columns, RING, as a FITS binary table; written then renamed. A CMB
+    holding NaN or infinite values is refused."""
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists: choose another output or pass --overwrite")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.fits")
-    hp.write_map(tmp, [cmb, weight], nest=False, column_names=["CMB", "WEIGHT"],
-                 column_units=["uK_CMB", ""], dtype=[np.float32, np.float32], extra_header=header,
-                 overwrite=True)
-    os.replace(tmp, path)
+    check_finite_output(cmb, path)
+    with atomic_output(path) as tmp:
+        hp.write_map(tmp, [cmb, weight], nest=False, column_names=["CMB", "WEIGHT"],
+                     column_units=["uK_CMB", ""], dtype=[np.float32, np.float32], extra_header=header)
+
+
+def check_outputs(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """``--out`` and ``--mollweide`` as paths, refused before any work when they exist (unless
+    ``--overwrite``), lie in a missing or read-only folder, or name formats not written (a FITS map,
+    an image: they cannot coincide)."""
+    out = check_output(args.out, args.overwrite)
+    if not out.name.lower().endswith((".fits", ".fits.gz")):
+        raise ValueError(f"--out {out}: the full-sky CMB is written as a HEALPix FITS table; name it "
+                         ".fits or .fits.gz")
+    if not args.mollweide:
+        return out, None
+    view = check_output(args.mollweide, args.overwrite)
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if view.suffix.lower().lstrip(".") not in formats:
+        raise ValueError(f"--mollweide {view}: name the image with one of the extensions "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    return out, view
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse impossible ``--nside``, ``--overlap``, ``--apodisation``, ``--batch-size`` before any work."""
+    if args.nside is not None and not hp.isnsideok(args.nside, nest=True):
+        raise ValueError(f"--nside must be a power of two >= 1 (e.g. 512, 1024, 2048), got {args.nside}")
+    check_overlap(args.overlap)
+    check_apodisation_width(args.apodisation)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+
+
+def map_frequencies(args: argparse.Namespace, info: InputInfo) -> list[float | None]:
+    """The frequencies (GHz) of ``--maps``: ``--frequencies`` if given, else their headers' (``None``
+    where a header states none); refused when they are not the method's bands in its order."""
+    paths = [Path(p) for p in args.maps]
+    if args.frequencies is not None:
+        if len(args.frequencies) != len(paths):
+            raise ValueError(f"--frequencies gives {len(args.frequencies)} frequencies for {len(paths)} "
+                             "maps: give one per map")
+        found, source = list(args.frequencies), "--frequencies"
+    else:
+        found, source = [header_frequency_ghz(p) for p in paths], "its header"
+    check_band_order(paths, found, list(info.frequencies_ghz), args.method, source)
+    return found
+
+
+def read_bands(args: argparse.Namespace, info: InputInfo,
+               frequencies: list[float | None]) -> list[HealpixMap]:
+    """The maps of ``--maps`` in µK_CMB, checked together (Nside, ordering, units by their spread);
+    a warning when, without stated frequencies, their spreads doubt their order."""
+    maps = [read_map(p, units=args.units) for p in args.maps]
+    check_bands(maps)
+    spreads = [check_sky_spread(m) for m in maps]
+    doubt = None in frequencies and channel_order_warning(
+        spreads, list(info.frequencies_ghz), "robust standard deviation of the seen pixels")
+    if doubt:
+        warnings.warn(doubt, stacklevel=2)
+    return maps
 
 
 def run_full_sky(args: argparse.Namespace) -> int:
-    """Run ``cenn predict --maps ... --out FILE``."""
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists: choose another output or pass --overwrite")
+    """Run ``cenn predict --maps ... --out FILE``: every check that can be made before the patches
+    are separated is made first."""
+    out, view = check_outputs(args)
+    check_options(args)
     separator, info, geometry = method_setup(args)
     if len(args.maps) != len(info.band_names):
         raise ValueError(f"{len(args.maps)} maps given but the {args.method} method takes "
                          f"{len(info.band_names)}, one per band {list(info.band_names)} GHz, in that order")
-    maps = [read_map(p, units=args.units) for p in args.maps]
-    check_bands(maps)
+    maps = read_bands(args, info, map_frequencies(args, info))
     nside_in = maps[0].nside
     nside_out = args.nside or nside_in
     cmb, weight = predict_full_sky(np.stack([m.values for m in maps]), nside_in, separator, info, geometry,
@@ -97,13 +168,14 @@ def run_full_sky(args: argparse.Namespace) -> int:
     covered = float(np.mean(weight > 0))
     print(f"{out}: CMB at Nside {nside_out} ({info.target_band} GHz beam, µK_CMB) from {len(maps)} maps "
           f"at Nside {nside_in}; {100 * covered:.2f} % of the sky covered")
-    if args.mollweide:
-        write_mollweide(Path(args.mollweide), cmb, f"{args.method} CMB ({info.target_band} GHz beam)")
+    if view:
+        write_mollweide(view, cmb, f"{args.method} CMB ({info.target_band} GHz beam)")
     return 0
 
 
 def write_mollweide(path: Path, cmb: np.ndarray, title: str) -> Path:
-    """A Mollweide view of ``cmb`` (µK) as PNG."""
+    """A Mollweide view of ``cmb`` (µK), in the image format of ``path``'s extension (PNG, PDF, ...),
+    written then renamed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,7 +186,7 @@ def write_mollweide(path: Path, cmb: np.ndarray, title: str) -> Path:
     with warnings.catch_warnings():  # healpy's colormap calls, deprecated in matplotlib
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         hp.mollview(cmb, title=title, unit=r"$\mu$K$_{\rm CMB}$", min=-limit, max=limit, cmap="RdBu_r")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plt.savefig(path, dpi=120)
+    with atomic_output(path) as tmp:
+        plt.savefig(tmp, dpi=120, format=path.suffix.lower().lstrip("."))
     plt.close("all")
     return path

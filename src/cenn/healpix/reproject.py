@@ -47,7 +47,7 @@ def taper(row: np.ndarray, col: np.ndarray, npix: int, width_fraction: float) ->
     """Apodisation weight at fractional (row, col) of an ``npix`` patch: the product of one cosine
     taper per axis, 0 on the footprint's edge (and outside), 1 from ``width_fraction × npix``
     pixels inside it on."""
-    _check_width(width_fraction)
+    check_apodisation_width(width_fraction)
     width = width_fraction * npix
 
     def one_axis(u: np.ndarray) -> np.ndarray:
@@ -59,7 +59,8 @@ def taper(row: np.ndarray, col: np.ndarray, npix: int, width_fraction: float) ->
     return one_axis(row) * one_axis(col)
 
 
-def _check_width(width_fraction: float) -> None:
+def check_apodisation_width(width_fraction: float) -> None:
+    """Refuse an apodisation width outside [0, 0.5] (a fraction of the patch side)."""
     if not 0.0 <= width_fraction <= 0.5:
         raise ValueError(f"apodisation width must lie in [0, 0.5] (a fraction of the patch side), "
                          f"got {width_fraction!r}")
@@ -127,7 +128,7 @@ class FullSkyAccumulator:
 
     def __init__(self, nside: int, geometry: PatchGeometry, apodisation_width: float,
                  projection: str = "gnomonic", reprojection: str = "cubic"):
-        _check_width(apodisation_width)
+        check_apodisation_width(apodisation_width)
         get_projection(projection)  # refuses unknown names now rather than at the first patch
         _spline_order(reprojection)
         self.nside, self.geometry = nside, geometry
@@ -175,7 +176,8 @@ def predict_full_sky(maps: np.ndarray, nside_in: int, separator: Separator, info
     default) and separated ``batch_size`` at a time and accumulated on Nside ``nside_out``
     (``reprojection``, cubic by default). Patch pixels touching UNSEEN are set to 0 µK for the
     separator and get no weight. Returns ``(cmb, weight)``, float64 RING, cmb UNSEEN where no patch
-    had weight. The two interpolations smooth the map by :func:`round_trip_transfer`.
+    had weight; a separator returning NaN or infinite values on seen pixels stops it (``ValueError``).
+    The two interpolations smooth the map by :func:`round_trip_transfer`.
     """
     if maps.ndim != 2 or maps.shape[0] != len(info.band_names):
         raise ValueError(f"maps of shape {maps.shape} do not match the {len(info.band_names)} bands "
@@ -196,12 +198,26 @@ def predict_full_sky(maps: np.ndarray, nside_in: int, separator: Separator, info
         inputs = torch.from_numpy(np.nan_to_num(cut.values, nan=0.0))
         with torch.no_grad():
             cmb = separator.separate(inputs, info)[:, 0].cpu().numpy()
+        cmb = np.where(cut.unseen, 0.0, cmb)  # unused there, and NaN · 0 weight would spoil the map
+        _check_finite_patches(cmb, lon[batch], lat[batch], separator)
         accumulator.add(cmb, lon[batch], lat[batch], valid=~cut.unseen)
         touched += int(np.count_nonzero(cut.unseen_count))
     if touched:
         warnings.warn(f"{touched} of {len(lon)} patches touch UNSEEN pixels: those patch pixels were set "
                       "to 0 µK for the separator and got no weight in the map", stacklevel=2)
     return accumulator.result()
+
+
+def _check_finite_patches(cmb: np.ndarray, lon_deg: np.ndarray, lat_deg: np.ndarray,
+                          separator: Separator) -> None:
+    """Stop at the first patches whose CMB ``(N, n, n)`` holds NaN or infinite values, naming where."""
+    bad = ~np.isfinite(cmb).reshape(len(cmb), -1).all(axis=1)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"the {separator.name} method returned NaN or infinite values for {int(bad.sum())} "
+                         f"patch(es), the first centred on (l, b) = ({lon_deg[k]:.2f}°, {lat_deg[k]:.2f}°), "
+                         "from finite inputs: check that the maps are sky maps in µK_CMB there, run in "
+                         "float32 (--precision 32), or use other weights or another method")
 
 
 def round_trip_transfer(nside_in: int, nside_out: int, geometry: PatchGeometry, lmax: int,

@@ -28,8 +28,7 @@ def tile_centres(geometry: PatchGeometry, overlap: float,
                  projection: str = "gnomonic") -> tuple[np.ndarray, np.ndarray]:
     """Centres ``(lon_deg, lat_deg)`` (float64, shape (N,)) of patches of ``geometry`` whose cells
     cover the sphere, each point lying at least overlap/2 × side inside some patch."""
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap must lie in [0, 1) (a fraction of the patch side), got {overlap!r}")
+    check_overlap(overlap)
     half_cell = (1.0 - overlap) * geometry.npix / 2.0
     half_angle = float(np.arcsin(get_projection(projection).from_plane(
         np.array(0.0), np.array(half_cell * geometry.pixel_rad))[2]))
@@ -42,6 +41,12 @@ def tile_centres(geometry: PatchGeometry, overlap: float,
         lon.append(360.0 * np.arange(m) / m)
         lat.append(np.full(m, ring_lat))
     return np.concatenate(lon), np.concatenate(lat)
+
+
+def check_overlap(overlap: float) -> None:
+    """Refuse an overlap of neighbouring patches outside [0, 1) (a fraction of the patch side)."""
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must lie in [0, 1) (a fraction of the patch side), got {overlap!r}")
 
 
 def _ring_size(lat0: float, band_half: float, half_cell: float, geometry: PatchGeometry,

@@ -22,8 +22,22 @@ from cenn.model.registry import build_model
 
 FORMAT = "cenn-weights-v1"
 UNITS = "uK_CMB"
-_UNIT_ALIASES = {"uk_cmb", "uk", "µk_cmb", "μk_cmb", "µk", "μk", "muk_cmb", "muk"}  # micro sign and mu
-_KELVIN = {"k_cmb", "k"}
+_UK_PER_UNIT = {"K": 1e6, "MK": 1e3, "MILLIK": 1e3, "UK": 1.0, "MUK": 1.0, "MICROK": 1.0}
+"""µK_CMB per unit, for the unit names upper-cased, without their optional ``_CMB``/``CMB`` suffix."""
+_UNIT_NAMES = {1e6: "K_CMB", 1e3: "mK_CMB", 1.0: UNITS}
+
+MIN_SKY_STD_UK = 10.0
+"""Below this spread (standard deviation, µK) maps read as µK_CMB are refused: sky maps at CMB
+frequencies vary by more (simulated 217 GHz patches of 90″ pixels, median per-patch standard
+deviation: 85–1550 µK from high latitudes to the Galactic plane; their noise alone 31 µK), while
+maps in mK_CMB read as µK vary by 0.03–1.6 and maps in K_CMB by 1e-4–2e-3 (see
+:func:`misread_units`)."""
+_KELVIN_STD_UK = 1e-2
+"""Below this spread (µK) the maps are taken to be in K_CMB rather than mK_CMB (see
+:data:`MIN_SKY_STD_UK`)."""
+MAX_SKY_STD_UK = 1e7
+"""Above this spread (µK) maps are taken to be µK_CMB labelled K_CMB: even the Galactic centre at
+353 GHz varies by less than 10 K."""
 
 
 class WeightsMismatchError(ValueError):
@@ -94,6 +108,9 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+_DIVERGED = ("the training run that made them diverged: retrain it (e.g. with a lower learning rate, or "
+             "from a checkpoint before the loss became NaN)")
+
 #: Storage precisions of :func:`save_weights` and ``cenn export-weights``, by name.
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -104,10 +121,17 @@ def save_weights(
     """Write ``model``'s weights and ``card`` to ``path`` atomically (temporary file, then rename),
     with the tensors' SHA-256 (:func:`tensors_sha256`, of the tensors as stored), checked by
     :func:`load_weights`. Floating-point tensors are stored as ``dtype`` (``torch.float16`` or
-    ``torch.bfloat16`` halve the file; :func:`load_weights` returns them as float32)."""
+    ``torch.bfloat16`` halve the file; :func:`load_weights` returns them as float32). NaN or infinite
+    weights (a diverged training, or values beyond ``dtype``'s range) are refused."""
     path = Path(path)
     _check_card_matches(model, card)
     tensors = {k: _stored(v, dtype) for k, v in model.state_dict().items()}
+    bad = _nonfinite(tensors)
+    if bad:
+        cause = (_DIVERGED if _nonfinite(model.state_dict()) else
+                 f"they exceed the range of {dtype}: store them as fp32 or bf16 (--dtype)")
+        raise ValueError(f"refusing to write {path}: its weights would hold NaN or infinite values ({bad}); "
+                         f"{cause}")
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         metadata = {"cenn": card.to_json(), "format": FORMAT, "sha256": tensors_sha256(tensors)}
@@ -116,6 +140,17 @@ def save_weights(
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _nonfinite(tensors: dict[str, torch.Tensor]) -> str | None:
+    """How many floating-point values of ``tensors`` are NaN or infinite, and in which tensor first
+    (e.g. ``"3 values, in 'head.weight'"``); ``None`` when all are finite."""
+    counts = {k: int((~torch.isfinite(v)).sum()) for k, v in tensors.items() if v.is_floating_point()}
+    bad = [k for k in sorted(counts) if counts[k]]
+    if not bad:
+        return None
+    total = sum(counts.values())
+    return f"{total} value{'s' if total > 1 else ''}, in {bad[0]!r}" + (" and others" if len(bad) > 1 else "")
 
 
 def _stored(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -134,7 +169,8 @@ def export_weights(path_in: Path | str, path_out: Path | str, dtype: torch.dtype
 def load_weights(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, WeightsCard]:
     """The model (in eval mode, on ``device``, float32 whatever the stored precision) and card stored
     in ``path``; a file whose tensors no longer match their recorded SHA-256 is refused as damaged
-    (files saved without one are read unchecked)."""
+    (files saved without one are read unchecked), and one holding NaN or infinite weights as the
+    product of a diverged training."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
@@ -150,6 +186,9 @@ def load_weights(path: Path | str, device: str | torch.device = "cpu") -> tuple[
                          "export it with cenn.model.save_weights")
     if "sha256" in metadata and tensors_sha256(tensors) != metadata["sha256"]:
         raise ValueError(f"{damaged} (its tensors do not match the SHA-256 recorded when it was saved)")
+    bad = _nonfinite(tensors)
+    if bad:
+        raise ValueError(f"{path} holds NaN or infinite weights ({bad}): {_DIVERGED}, or use other weights")
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is in format {metadata.get('format')!r} but this cenn reads {FORMAT!r}: "
                          "upgrade cenn or re-export the weights")
@@ -166,22 +205,63 @@ def load_weights(path: Path | str, device: str | torch.device = "cpu") -> tuple[
     return model.eval(), card
 
 
-def is_kelvin(units: str) -> bool:
-    """Whether ``units`` names K_CMB (``K_CMB`` or ``K``, any case)."""
-    return units.strip().lower() in _KELVIN
+def uk_per_unit(units: str) -> float:
+    """µK_CMB per unit of ``units``: K_CMB, KCMB, K → 1e6; mK_CMB, mK → 1e3; uK_CMB, µK_CMB, uK, muK,
+    microK → 1 (any case). ``ValueError`` for other units."""
+    key = units.strip().replace("µ", "u").replace("μ", "u").upper()
+    for suffix in ("_CMB", "CMB"):
+        key = key.removesuffix(suffix)
+    if key not in _UK_PER_UNIT:
+        raise ValueError(f"unknown map units {units!r}; convert the map to K_CMB, mK_CMB or uK_CMB (K_RJ "
+                         "and MJy/sr need a band-dependent conversion) and pass units='K_CMB', 'mK_CMB' "
+                         "or 'uK_CMB'")
+    return _UK_PER_UNIT[key]
+
+
+def power_of_ten(factor: float) -> str:
+    """``factor`` as ``1e6``, ``1e3``, ``1e-6``..."""
+    return f"1e{round(math.log10(factor))}"
+
+
+def misread_units(std_uk: float, units: str) -> tuple[float, str | None] | None:
+    """When sky maps read as ``units`` vary by ``std_uk`` µK_CMB (a standard deviation), which no sky
+    does: the factor to multiply them by and the units they are probably in (``None`` when no unit
+    has that factor), else ``None``.
+
+    Below :data:`MIN_SKY_STD_UK` the maps are 1e3 (mK read as µK) or, below 1e-2 µK, 1e6 (K read as
+    µK) times too small; above :data:`MAX_SKY_STD_UK` they are µK labelled ``units`` (factor
+    1 / µK per unit: 1 when ``units`` is µK already, and the maps are no sky maps at all). µK maps
+    labelled mK (spread ×1e3, like the Galactic centre's) are not caught.
+    """
+    given = uk_per_unit(units)
+    if std_uk > MAX_SKY_STD_UK:
+        return 1.0 / given, UNITS
+    if std_uk >= MIN_SKY_STD_UK:
+        return None
+    factor = 1e6 if std_uk < _KELVIN_STD_UK else 1e3
+    return factor, _UNIT_NAMES.get(given * factor)
 
 
 def _canonical_units(units: str) -> str:
-    if units.strip().lower() in _UNIT_ALIASES:
-        return UNITS
-    if is_kelvin(units):
+    try:
+        factor = uk_per_unit(units)
+    except ValueError:
+        raise WeightsMismatchError(f"unknown units {units!r}: convert the maps to µK_CMB "
+                                   "('uK_CMB')") from None
+    if factor != 1.0:
         raise WeightsMismatchError(f"inputs are in {units} but cenn weights work in µK_CMB: "
-                                   "multiply the maps by 1e6")
-    raise WeightsMismatchError(f"unknown units {units!r}: convert the maps to µK_CMB ('uK_CMB')")
+                                   f"multiply the maps by {power_of_ten(factor)}")
+    return UNITS
 
 
-def _fmt(values: list[float]) -> str:
+def fmt_list(values: list[float]) -> str:
+    """``[143, 217, 353]``: numbers in the shortest form, for messages."""
     return "[" + ", ".join(f"{v:g}" for v in values) + "]"
+
+
+def _same_frequencies(a: list[float], b: list[float]) -> bool:
+    """Whether ``a`` and ``b`` (GHz) are equal to 1e-3 GHz, in order."""
+    return len(a) == len(b) and all(abs(x - y) <= 1e-3 for x, y in zip(a, b, strict=True))
 
 
 def check_inputs(
@@ -200,12 +280,18 @@ def check_inputs(
     if _canonical_units(units) != _canonical_units(card.units):
         raise WeightsMismatchError(f"these weights expect {card.units} but the inputs are in {units}")
     freqs = [float(f) for f in frequencies_ghz]
-    if len(freqs) != len(card.frequencies_ghz) or any(
-        abs(a - b) > 1e-3 for a, b in zip(freqs, card.frequencies_ghz, strict=True)
+    if _same_frequencies(sorted(freqs), sorted(card.frequencies_ghz)) and not _same_frequencies(
+        freqs, card.frequencies_ghz
     ):
         raise WeightsMismatchError(
-            f"these weights expect frequencies {_fmt(card.frequencies_ghz)} GHz but the inputs have "
-            f"{_fmt(freqs)} GHz: give maps at the weights' frequencies, in that order, or use weights "
+            f"these weights expect frequencies {fmt_list(card.frequencies_ghz)} GHz but the inputs have "
+            f"{fmt_list(freqs)} GHz, the same bands in another order: put the channels (axis 1 of "
+            f"(N, C, H, W)) in the order {fmt_list(card.frequencies_ghz)} GHz"
+        )
+    if not _same_frequencies(freqs, card.frequencies_ghz):
+        raise WeightsMismatchError(
+            f"these weights expect frequencies {fmt_list(card.frequencies_ghz)} GHz but the inputs have "
+            f"{fmt_list(freqs)} GHz: give maps at the weights' frequencies, in that order, or use weights "
             "trained for yours"
         )
     if not math.isclose(pixel_arcsec, card.pixel_arcsec, rel_tol=1e-6):

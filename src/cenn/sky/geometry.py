@@ -31,8 +31,8 @@ class PatchGeometry:
     def __post_init__(self) -> None:
         if not isinstance(self.npix, int) or self.npix < 8:
             raise ValueError(f"npix must be an integer >= 8, got {self.npix!r}")
-        if not self.pixel_arcsec > 0:
-            raise ValueError(f"pixel_arcsec must be positive, got {self.pixel_arcsec!r}")
+        if not 0 < self.pixel_arcsec < math.inf:
+            raise ValueError(f"pixel_arcsec must be positive and finite, got {self.pixel_arcsec!r}")
 
     @property
     def shape(self) -> tuple[int, int]:

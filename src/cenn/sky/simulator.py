@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,12 +29,17 @@ from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import FWHM_TO_SIGMA, load_instrument
 from cenn.sky.noise import white_noise
 from cenn.sky.projection import draw_centres
-from cenn.sky.rng import SampleRandom
+from cenn.sky.rng import SampleRandom, region_key
 from cenn.sky.sky_split import SkySplit
 
 #: Most patches simulated at once on the CPU (see :class:`PatchSimulator`): bounds memory;
 #: throughput is flat above about 16.
 CPU_MAX_BATCH = 32
+
+#: Torch threads the simulator uses on the CPU. FFTs (MKL) and parallel reductions round
+#: differently with the number of threads (by up to ~0.01 µK), so the simulator always works
+#: on this many; parallel simulation goes through worker processes (``cenn simulate --workers``).
+CPU_THREADS = 1
 
 LATITUDE_BANDS: dict[str, tuple[float, float]] = {
     "all": (0.0, 90.0),
@@ -64,8 +71,10 @@ class InstrumentConfig:
     noise_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.noise_scale < 0:
+        if not self.noise_scale >= 0:
             raise ValueError(f"noise_scale must be >= 0, got {self.noise_scale}")
+        if math.isinf(self.noise_scale):
+            raise ValueError(f"noise_scale must be finite, got {self.noise_scale}")
 
 
 @dataclass
@@ -107,6 +116,22 @@ class RegionConfig:
         """Stratum edges and the probability of each stratum."""
         weights = self.strata_weights or [1.0] * (len(self.strata) - 1)
         return list(self.strata), [w / sum(weights) for w in weights]
+
+    def random_key(self) -> int | None:
+        """This region's key in every random stream (:func:`cenn.sky.rng.region_key`), from what
+        decides where patches are drawn: None for the whole sky (no strata, no split), so that
+        datasets with one seed in different regions are independent skies."""
+        if (self.lat_min, self.lat_max) == (0.0, 90.0) and not self.strata and self.sky_split is None:
+            return None
+        edges, probabilities = self.latitude_strata() if self.strata else ([], [])
+        split = self.sky_split
+        where = {
+            "lat": [float(self.lat_min), float(self.lat_max)],
+            "strata": [[float(e) for e in edges], probabilities],
+            "sky_split": None if split is None else [split.part, float(split.validation_fraction),
+                                                     int(split.nside), int(split.seed)],
+        }
+        return region_key(json.dumps(where, sort_keys=True))
 
 
 def _default_components() -> dict[str, dict[str, Any]]:
@@ -211,7 +236,11 @@ class PatchBatch:
 
 
 class PatchSimulator:
-    """Simulates batches of patches for one :class:`SimulationConfig` on one device."""
+    """Simulates batches of patches for one :class:`SimulationConfig` on one device.
+
+    On the CPU it works on :data:`CPU_THREADS` torch thread(s) whatever ``torch.set_num_threads``
+    says, so a patch's bytes depend only on (configuration, index), the CPU type and the library
+    versions; parallelism comes from processes (``cenn simulate --workers``)."""
 
     def __init__(
         self,
@@ -226,6 +255,11 @@ class PatchSimulator:
         if self.device.type == "cpu":
             tune_cpu_allocator()
         self.max_batch = max_batch or (CPU_MAX_BATCH if self.device.type == "cpu" else None)
+        with fixed_threads(self.device):
+            self._build()
+
+    def _build(self) -> None:
+        """Resolve the geometry, instrument and components, and precompute their tables."""
         g = self.config.geometry
         self.geometry = PatchGeometry(g.npix, g.pixel_arcsec)
         self.margin = g.margin
@@ -240,6 +274,7 @@ class PatchSimulator:
                 comp.setup(self.instrument, self.grid, self.device)
                 self.components.append(comp)
         self._ell = self.grid.ell(self.device)
+        self._region_key = self.config.region.random_key()
         self._windows: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
         for comp in self.components:  # refuses maps smoother than a band now, not at the first batch
             self.beam_windows(comp.applied_beam_arcmin())
@@ -279,14 +314,15 @@ class PatchSimulator:
         """
         indices = [int(i) for i in indices]
         step = self.max_batch or len(indices)
-        parts = [self._simulate_batch(indices[s:s + step], with_components, beam_components)
-                 for s in range(0, len(indices), step)]
+        with fixed_threads(self.device):
+            parts = [self._simulate_batch(indices[s:s + step], with_components, beam_components)
+                     for s in range(0, len(indices), step)]
         return parts[0] if len(parts) == 1 else PatchBatch.concatenate(parts)
 
     def _simulate_batch(
         self, indices: list[int], with_components: bool, beam_components: bool
     ) -> PatchBatch:
-        random = SampleRandom(self.config.seed, indices, self.device)
+        random = SampleRandom(self.config.seed, indices, self.device, self._region_key)
         region = self.config.region
         lon, lat = draw_centres(random, region.lat_min, region.lat_max, region.sky_split, self.geometry,
                                 strata=region.latitude_strata() if region.strata else None)
@@ -327,6 +363,21 @@ class PatchSimulator:
             indices=list(random.indices),
             components=per_component,
         )
+
+
+@contextmanager
+def fixed_threads(device: torch.device) -> Iterator[None]:
+    """On the CPU, torch on :data:`CPU_THREADS` threads while the block runs (then as before), so
+    that a patch's bytes do not depend on ``torch.set_num_threads`` or ``--workers``."""
+    before = torch.get_num_threads()
+    if device.type != "cpu" or before == CPU_THREADS:
+        yield
+        return
+    torch.set_num_threads(CPU_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _accumulate(sums: dict[float, torch.Tensor], key: float, value: torch.Tensor) -> None:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from cenn.config import ConfigError
 from cenn.data.dataset import PatchDataset
 from cenn.data.samplers import ChunkShuffleSampler, ShardSampler, StreamSampler
 from cenn.data.simulate import dataset_metadata
-from cenn.data.store import UNITS, DatasetStore
+from cenn.data.store import UNITS, DatasetStore, open_finished
 from cenn.data.stream import SimulatedBatches
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
 from cenn.sky.sky_split import shared_sky
@@ -44,6 +46,24 @@ def warn_shared_sky(meta: dict[str, Any], reference: dict[str, Any], what: str, 
     if problems:
         warnings.warn(f"{what} and {ref_what} are not independent: {'; '.join(problems)}. The validation "
                       "loss will flatter the network", stacklevel=2)
+
+
+def warn_same_patches(meta: dict[str, Any], reference: dict[str, Any], what: str, ref_what: str) -> None:
+    """Warn when the training store holds the validation store's patches (the same store, or one
+    simulated with the same configuration and seed)."""
+    if meta.get("config") == reference.get("config"):
+        warnings.warn(f"{what} and {ref_what} hold the same patches (the same store, or the same simulation "
+                      "and seed): validation is not independent of training and the validation loss will "
+                      "flatter the network; simulate a validation store with another --seed", stacklevel=2)
+
+
+def checked_store(path: str, role: str, progress: bool = False) -> DatasetStore:
+    """The store at ``path`` (``role``: data.train or data.val), refused before any work when it is
+    incomplete or damaged (every chunk read and its SHA-256 checked, with a progress bar)."""
+    def bar(chunks: range) -> tqdm:
+        return tqdm(chunks, unit="chunk", desc=f"verify {Path(path).name}", disable=not progress)
+
+    return open_finished(path, role, checksums=True, progress=bar)
 
 
 def stream_simulation(cfg: TrainConfig, val_meta: dict[str, Any]) -> SimulationConfig:
@@ -90,6 +110,7 @@ class PatchDataModule(L.LightningDataModule):
             self.train_meta = DatasetStore.open(cfg.data.train).meta
             check_compatible(self.train_meta, self.val_meta, f"{cfg.data.train}", f"{cfg.data.val}")
             warn_shared_sky(self.train_meta, self.val_meta, f"{cfg.data.train}", f"{cfg.data.val}")
+            warn_same_patches(self.train_meta, self.val_meta, f"{cfg.data.train}", f"{cfg.data.val}")
 
     def _split(self) -> tuple[int, int]:
         trainer = self.trainer

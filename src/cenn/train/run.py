@@ -2,6 +2,7 @@
 
 Run folder::
 
+    .cenn-output              marks the folder as a cenn run (cenn.outputs)
     config.toml               resolved training configuration
     stream-simulation.toml    the streaming simulation (streaming runs)
     checkpoints/last.ckpt     end of the latest epoch (resume point)
@@ -13,7 +14,9 @@ Run folder::
 
 Running the same command again on the same folder resumes from ``last.ckpt``; a run killed at
 any point loses at most the current epoch, and resumes to exactly the weights an uninterrupted
-run would reach (same data order, same optimiser state).
+run would reach (same data order, same optimiser state). Everything the run could refuse is
+checked before its folder is made or changed; ``--overwrite`` only ever removes a cenn run folder
+(:mod:`cenn.outputs`).
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from cenn import __version__
 from cenn.config import ConfigError, dumps_toml, read_toml
@@ -41,10 +43,11 @@ from cenn.data.store import DatasetStore, atomic_write_text
 from cenn.model.hybrid import instrument_params
 from cenn.model.registry import model_parameters
 from cenn.model.weights import WeightsCard, load_weights, save_weights
-from cenn.runtime import tune_cpu_allocator
+from cenn.outputs import KNOWN, MARKER, Inputs, check_output, clear_stale, mark, remove_output, staged
+from cenn.runtime import check_device, tune_cpu_allocator
 from cenn.train.config import ModelConfig, TrainConfig
-from cenn.train.data import PatchDataModule, stream_simulation
-from cenn.train.task import CENNTask
+from cenn.train.data import PatchDataModule, checked_store, stream_simulation
+from cenn.train.task import CENNTask, TrainingDiverged, nonfinite_tensors
 
 CONFIG_FILE = "config.toml"
 STREAM_CONFIG_FILE = "stream-simulation.toml"
@@ -57,14 +60,17 @@ RESUMABLE = {("trainer", k) for k in ("epochs", "max_steps", "max_minutes", "pro
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints written to a temporary file and renamed: a kill never leaves a half-written
-    ``last.ckpt``."""
+    """Checkpoints written under a temporary name in their own folder and renamed: a kill never
+    leaves a half-written ``last.ckpt``, and only the run folder's disk needs room (Lightning's own
+    writer stages every checkpoint in $TMPDIR first)."""
 
     def save_checkpoint(self, checkpoint: dict, path: str | Path, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError("cenn's checkpoint writer takes no storage_options")
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with staged(path) as tmp:
+            torch.save(checkpoint, tmp)
 
 
 def _differences(old: dict, new: dict) -> list[str]:
@@ -77,8 +83,18 @@ def _differences(old: dict, new: dict) -> list[str]:
     return out
 
 
-def prepare_run_dir(run_dir: Path, cfg: TrainConfig, overwrite: bool) -> Path | None:
-    """Create or check the run folder; returns the checkpoint to resume from, if any.
+def run_inputs(cfg: TrainConfig, others: Inputs = ()) -> list[tuple[str, str | None]]:
+    """The files and stores a run reads, (role, path), which its folder may never hold."""
+    d = cfg.data
+    return [("data.train", None if d.stream else d.train), ("data.val", d.val),
+            ("data.simulation", d.simulation), ("model.init_weights", cfg.model.init_weights), *others]
+
+
+def prepare_run_dir(run_dir: Path, cfg: TrainConfig, overwrite: bool, inputs: Inputs = ()) -> Path | None:
+    """Create (and mark as cenn's) or check the run folder; returns the checkpoint to resume from,
+    if any. ``overwrite`` removes a run folder first, never a folder that is not a cenn run or holds
+    one of ``inputs`` (:func:`cenn.outputs.remove_output`); temporary files a killed run left are
+    removed.
 
     Only the first process writes (under torchrun or SLURM every process runs this); the others
     only decide, as it does, whether the run resumes."""
@@ -86,7 +102,7 @@ def prepare_run_dir(run_dir: Path, cfg: TrainConfig, overwrite: bool) -> Path | 
     last = run_dir / "checkpoints" / "last.ckpt"
     if overwrite:
         if writer and run_dir.exists():
-            shutil.rmtree(run_dir)
+            remove_output(run_dir, "run", inputs)
     else:
         saved = run_dir / CONFIG_FILE
         if saved.exists():
@@ -96,12 +112,23 @@ def prepare_run_dir(run_dir: Path, cfg: TrainConfig, overwrite: bool) -> Path | 
                                   f"({'; '.join(changed)}): resume it with its own settings, or pass "
                                   "--overwrite, or use a new folder")
     if writer:
-        last.parent.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(exist_ok=True)
+        if not (run_dir / MARKER).exists():
+            mark(run_dir, "run")
+        last.parent.mkdir(exist_ok=True)
+        _clear_temporaries(run_dir)
         atomic_write_text(run_dir / CONFIG_FILE, dumps_toml(cfg.to_dict()))
     if overwrite or not last.exists():
         return None
     check_checkpoint(last)
     return last
+
+
+def _clear_temporaries(run_dir: Path) -> None:
+    """Remove the temporary files a killed run left in its folder (and a half-removed old folder)."""
+    clear_stale(run_dir.parent, [run_dir.name])
+    clear_stale(run_dir, KNOWN["run"] | {MARKER})
+    clear_stale(run_dir / "checkpoints", ["last.ckpt", "best.ckpt"])
 
 
 def check_checkpoint(path: Path) -> None:
@@ -197,49 +224,54 @@ def _summarise(raw: dict[str, float]) -> dict[str, float]:
 _QUIET = (".*LeafSpec.*", ".*exists and is not empty.*", ".*litlogger.*")
 
 
-def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False) -> Path:
-    """Train (or resume) the run in ``run_dir``; returns the exported weights file."""
+def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False, inputs: Inputs = ()) -> Path:
+    """Train (or resume) the run in ``run_dir``; returns the exported weights file.
+
+    Everything is checked before the run folder is made or changed: the folder
+    (:func:`cenn.outputs.check_output`), the stores (complete and intact), the accelerator, the
+    model and the Trainer's settings. ``inputs``: other files the run reads, (role, path), e.g.
+    its configuration file, which ``overwrite`` never removes. A NaN or infinite loss stops the
+    run (:class:`TrainingDiverged`) and no weights are exported."""
     for pattern in _QUIET:
         warnings.filterwarnings("ignore", message=pattern)
     run_dir = Path(run_dir)
     cfg.check_data()
-    for store in (cfg.data.val, None if cfg.data.stream else cfg.data.train):
-        if store is not None:  # a missing or damaged store is refused before the run folder is made
-            DatasetStore.open(store)
+    check_device(cfg.trainer.accelerator, "--accelerator", accelerator=True)
+    inputs = run_inputs(cfg, inputs)
+    check_output(run_dir, "run", inputs, overwrite)
+    if rank_zero_only.rank == 0:  # the other processes of a distributed run wait for it
+        checked_store(cfg.data.val, "data.val", cfg.trainer.progress)
+        if not cfg.data.stream:
+            checked_store(cfg.data.train, "data.train", cfg.trainer.progress)
     cfg = resolve_model_params(cfg, DatasetStore.open(cfg.data.val).meta)
     tune_cpu_allocator()
-    resume = prepare_run_dir(run_dir, cfg, overwrite)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    stream = None
-    if cfg.data.stream:
-        stream = stream_simulation(cfg, DatasetStore.open(cfg.data.val).meta)
-        if rank_zero_only.rank == 0:
-            atomic_write_text(run_dir / STREAM_CONFIG_FILE, dumps_toml(stream.to_dict()))
+    stream = stream_simulation(cfg, DatasetStore.open(cfg.data.val).meta) if cfg.data.stream else None
     data = PatchDataModule(cfg, stream)
     meta = data.val_meta
     task = CENNTask(cfg.to_dict(), in_channels=len(meta["frequencies_ghz"]),
                     reference_channel=_target_channel(meta))
-    if resume is None:
-        _initialise(task, cfg)
-    t = cfg.trainer
     best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
                            mode="min", save_top_k=1, enable_version_counter=False)
     # every epoch's end, after validation: Lightning's own save_last only writes when ``best`` does,
     # so a run killed after an epoch that did not improve would resume from an older one
     latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                              save_on_train_epoch_end=False, enable_version_counter=False)
-    trainer = L.Trainer(
-        max_epochs=t.epochs, max_steps=t.max_steps,
-        max_time={"minutes": t.max_minutes} if t.max_minutes else None,
-        accelerator=t.accelerator, devices=t.devices,
-        num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
-        callbacks=[best, latest], plugins=[AtomicCheckpointIO()],
-        logger=[CSVLogger(run_dir / "logs", name="csv"),
-                TensorBoardLogger(run_dir / "logs", name="tensorboard", default_hp_metric=False)],
-        use_distributed_sampler=False, enable_progress_bar=t.progress,
-        log_every_n_steps=t.log_every_n_steps, limit_val_batches=t.limit_val_batches,
-        num_sanity_val_steps=0, default_root_dir=run_dir, enable_model_summary=t.progress,
-    )
+    trainer = _trainer(cfg, run_dir, [best, latest])
+    resume = prepare_run_dir(run_dir, cfg, overwrite, inputs)  # the first change to the run folder
+    if stream is not None and rank_zero_only.rank == 0:
+        atomic_write_text(run_dir / STREAM_CONFIG_FILE, dumps_toml(stream.to_dict()))
+    if resume is None:
+        _initialise(task, cfg)
+    try:
+        return _fit_and_export(cfg, run_dir, trainer, task, data, best, resume)
+    except TrainingDiverged as err:
+        raise TrainingDiverged(f"run {run_dir}: {err}") from None
+
+
+def _fit_and_export(cfg: TrainConfig, run_dir: Path, trainer: L.Trainer, task: CENNTask,
+                    data: PatchDataModule, best: ModelCheckpoint, resume: Path | None) -> Path:
+    """Train, then export the best checkpoint's weights and metrics; returns the weights file."""
     trainer.fit(task, datamodule=data, ckpt_path=resume)
     last = run_dir / "checkpoints" / "last.ckpt"
     trainer.save_checkpoint(last)  # the final state, also when max_steps stopped before any validation
@@ -247,9 +279,42 @@ def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False) -> Pat
     raw = trainer.validate(task, datamodule=data, ckpt_path=best_path, verbose=False)[0]
     weights = run_dir / WEIGHTS_FILE
     if trainer.is_global_zero:
+        _check_exportable(task, best_path)
         metrics = _summarise(raw)
         save_weights(weights, task.net, _card(cfg, data, metrics, trainer))
         atomic_write_text(run_dir / METRICS_FILE, json.dumps(
             {**metrics, "best_checkpoint": Path(best_path).name, "epochs": trainer.current_epoch,
              "global_step": trainer.global_step}, indent=2) + "\n")
     return weights
+
+
+def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[ModelCheckpoint]) -> L.Trainer:
+    """The Lightning Trainer of the run (it writes nothing until it runs); its own refusals of the
+    hardware settings as ConfigError."""
+    t = cfg.trainer
+    try:
+        return L.Trainer(
+            max_epochs=t.epochs, max_steps=t.max_steps,
+            max_time={"minutes": t.max_minutes} if t.max_minutes else None,
+            accelerator=t.accelerator, devices=t.devices,
+            num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
+            callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+            logger=[CSVLogger(run_dir / "logs", name="csv"),
+                    TensorBoardLogger(run_dir / "logs", name="tensorboard", default_hp_metric=False)],
+            use_distributed_sampler=False, enable_progress_bar=t.progress,
+            log_every_n_steps=t.log_every_n_steps, limit_val_batches=t.limit_val_batches,
+            num_sanity_val_steps=0, default_root_dir=run_dir, enable_model_summary=t.progress,
+        )
+    except MisconfigurationException as err:
+        raise ConfigError(f"trainer: {err}") from err
+
+
+def _check_exportable(task: CENNTask, checkpoint: str) -> None:
+    """Refuse to export weights that hold NaN or infinite values."""
+    bad = nonfinite_tensors(task.net)
+    if bad:
+        raise TrainingDiverged(f"the weights of {Path(checkpoint).name} hold NaN or infinite values "
+                               f"({', '.join(bad[:3])}{', …' if len(bad) > 3 else ''}), so none were "
+                               "exported: training diverged; lower the learning rate (optim.lr, --lr) or "
+                               "check the training data, then start again with --overwrite or in a new "
+                               "folder")

@@ -17,6 +17,16 @@ from cenn.train.losses import build_loss
 KERAS_ADAGRAD = {"initial_accumulator_value": 0.1, "eps": 1e-7}
 
 
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite: the run stops (see :meth:`CENNTask.check_finite`)."""
+
+
+def nonfinite_tensors(net: torch.nn.Module) -> list[str]:
+    """Names of the floating-point tensors of ``net``'s state that hold NaN or infinite values."""
+    return [name for name, t in net.state_dict().items()
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
 class CENNTask(L.LightningModule):
     """Trains a registered network to map observed patches (µK_CMB) to the CMB.
 
@@ -85,6 +95,29 @@ class CENNTask(L.LightningModule):
         return apply_network(self._forward, self.normalization, inputs, self.cfg.trainer.channels_last)
 
     # --- steps ----------------------------------------------------------------------------------
+    def check_finite(self, loss: torch.Tensor, batch: dict, stage: str) -> None:
+        """Stop the run when ``loss`` is NaN or infinite, saying whether the patches of ``batch``
+        (``stage``: training or validation) or the network are to blame."""
+        if bool(torch.isfinite(loss)):
+            return
+        at = f"epoch {self.current_epoch}, step {self.global_step}"
+        bad = torch.zeros(batch["inputs"].shape[0], dtype=torch.bool, device=loss.device)
+        for key in ("inputs", "target"):
+            if key in batch:
+                bad |= ~torch.isfinite(batch[key]).flatten(1).all(1)
+        if bool(bad.any()):
+            ids = batch.get("index", batch.get("indices"))
+            which = f" {ids[bad].tolist()}" if ids is not None else ""
+            d = self.cfg.data
+            source = d.val if stage == "validation" else ("the streamed simulation" if d.stream else d.train)
+            raise TrainingDiverged(f"the {stage} loss is {loss.item()} at {at}: {stage} patches{which} of "
+                                   f"{source} hold NaN or infinite values; that data is damaged: rerun the "
+                                   "`cenn simulate` command that wrote it to repair it, or recreate it")
+        raise TrainingDiverged(f"training diverged: the {stage} loss became {loss.item()} at {at} (from "
+                               f"finite patches); lower the learning rate (optim.lr = {self.cfg.optim.lr}, "
+                               "--lr) or check the training data, then start again with --overwrite or in a "
+                               "new folder")
+
     def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
         inputs, target = batch["inputs"], batch["target"]
         x, stats = self._prepare(inputs)
@@ -96,6 +129,7 @@ class CENNTask(L.LightningModule):
         out = self._losses(batch)
         l2 = sum(k.pow(2).sum() for k in self._kernels) * self.cfg.optim.l2
         loss = out["loss"] + l2
+        self.check_finite(loss, batch, "training")
         bs = batch["inputs"].shape[0]
         self.log("train/loss", out["loss"], prog_bar=True, batch_size=bs)
         self.log("train/l2", l2, batch_size=bs)
@@ -103,6 +137,7 @@ class CENNTask(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out = self._losses(batch)
+        self.check_finite(out["loss"], batch, "validation")
         inputs, target, stats = batch["inputs"], batch["target"], out["stats"]
         ref = inputs[:, self.reference_channel:self.reference_channel + 1]
         pred_uk = self.normalization.denormalize_target(out["pred"], stats)

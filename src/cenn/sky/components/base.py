@@ -13,6 +13,7 @@ To add a component: subclass :class:`Component` as a dataclass whose fields are 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -99,8 +100,13 @@ def build_component(name: str, params: dict[str, Any]) -> Component:
     if "maps" in params:
         from cenn.sky.components.from_maps import map_component
 
-        return map_component(name, params)
-    return build_checked(COMPONENTS[name], params, f"component {name!r}")
+        component = map_component(name, params)
+    else:
+        component = build_checked(COMPONENTS[name], params, f"component {name!r}")
+    if not (math.isfinite(component.scale) and component.scale >= 0):
+        raise ValueError(f"component {name!r}: scale must be a finite number >= 0 (a factor on its maps; "
+                         f"0 leaves it out), got {component.scale}")
+    return component
 
 
 def build_checked(cls: type[Component], params: dict[str, Any], what: str, **fixed: Any) -> Component:

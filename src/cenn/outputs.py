@@ -1,0 +1,236 @@
+"""Folders cenn owns: its run, report and experiment folders, and the temporary files it stages.
+
+A folder cenn creates as a run or a report holds a small marker file (``.cenn-output``, JSON with
+the kind). Only such a folder, or one written before markers existed (recognised by its files),
+is ever removed (``--overwrite``), and only when everything in it is cenn's own: the files of
+that kind of folder, cenn's temporary files and other cenn output folders. A folder that holds
+an input of the command, lies inside one, or holds the working folder is never removed.
+
+Files are staged under a temporary name in the folder of their destination (``.NAME.tmpPID``)
+and renamed, so only the destination's disk needs room; a folder being replaced is first renamed
+to ``.NAME.oldPID``. Those a killed process left behind are removed by the next run
+(:func:`clear_stale`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cenn import __version__
+from cenn.data.store import atomic_write_text
+
+MARKER = ".cenn-output"
+#: What a folder of each kind holds, besides its marker and temporary files.
+KNOWN = {
+    "run": frozenset({"config.toml", "stream-simulation.toml", "checkpoints", "logs", "weights.safetensors",
+                      "metrics.json"}),
+    "report": frozenset({"metrics.json", "report.md", "report.html", "evaluation.toml", "tables", "figures"}),
+    "experiment": frozenset({"experiment.toml", "data", "run", "report"}),
+}
+#: The entries that identify a folder of each kind written before markers existed.
+_SIGNATURE = {
+    "run": ("config.toml", "checkpoints"),
+    "report": ("evaluation.toml", "metrics.json", "report.md"),
+    "experiment": ("experiment.toml",),
+}
+#: cenn's temporary names: ``.NAME.tmpPID``, ``.NAME.oldPID`` and (weights) ``.NAME.XXXXXXXX.tmp``.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+?)\.(?:(?:tmp|old)(?P<pid>\d+)|[0-9a-f]{8}\.tmp)$")
+
+Inputs = Iterable[tuple[str, str | Path | None]]
+
+
+class OutputError(ValueError):
+    """An output folder cannot be written, or replacing it would lose data."""
+
+
+def mark(folder: Path, kind: str) -> None:
+    """Mark ``folder`` as a cenn output of ``kind`` (run, report, experiment)."""
+    atomic_write_text(folder / MARKER, json.dumps({"kind": kind, "cenn_version": __version__}) + "\n")
+
+
+def kind_of(folder: Path) -> str | None:
+    """The kind of cenn output ``folder`` is, from its marker or (written before markers existed)
+    from its files; None for any other folder."""
+    try:
+        kind = json.loads((folder / MARKER).read_text()).get("kind")
+        if kind in KNOWN:
+            return kind
+    except (OSError, ValueError, AttributeError):
+        pass
+    for kind, names in _SIGNATURE.items():
+        if all((folder / name).exists() for name in names):
+            return kind
+    return None
+
+
+def foreign_entries(folder: Path, kind: str) -> list[str]:
+    """The entries of ``folder`` that cenn did not write as a ``kind`` folder: neither its known
+    files, cenn's temporary files, nor cenn output folders that hold only their own."""
+    foreign = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name == MARKER or entry.name in KNOWN[kind] or _TEMPORARY.match(entry.name):
+            continue
+        sub = kind_of(entry) if entry.is_dir() and not entry.is_symlink() else None
+        if sub is None or foreign_entries(entry, sub):
+            foreign.append(entry.name)
+    return foreign
+
+
+def check_apart(folder: Path, inputs: Inputs, what: str) -> None:
+    """Refuse an output ``folder`` that is, holds or lies inside one of ``inputs`` ((role, path);
+    None paths are skipped)."""
+    target = folder.resolve()
+    for role, path in inputs:
+        if path is None:
+            continue
+        source = Path(path).resolve()
+        if source == target or target in source.parents:
+            relation = "is" if source == target else "holds"
+            raise OutputError(f"{folder} {relation} {path} ({role}), an input of this command: write the "
+                              f"{what} to another folder")
+        if source in target.parents:
+            raise OutputError(f"{folder} lies inside {path} ({role}), an input of this command: write the "
+                              f"{what} to another folder")
+
+
+def check_removable(folder: Path, kind: str, inputs: Inputs = ()) -> None:
+    """Refuse to remove ``folder`` unless it is a cenn ``kind`` folder holding only cenn's files,
+    and holds no input (nor the working folder)."""
+    if folder.is_symlink():
+        raise OutputError(f"{folder} is a symbolic link: cenn does not replace it; remove the link yourself "
+                          "or choose another folder")
+    check_apart(folder, inputs, kind)
+    cwd, target = Path.cwd(), folder.resolve()
+    if cwd == target or target in cwd.parents:
+        raise OutputError(f"{folder} holds the working folder {cwd}: cenn does not remove it; run the "
+                          f"command from another folder, or choose another {kind} folder")
+    if not any(folder.iterdir()):
+        return
+    found = kind_of(folder)
+    if found != kind:
+        what = f"a cenn {found} folder" if found else f"not a cenn {kind} folder"
+        raise OutputError(f"{folder} is {what}: cenn only replaces the {kind} folders it wrote; choose "
+                          "another folder, or move its contents away yourself")
+    foreign = foreign_entries(folder, kind)
+    if foreign:
+        listed = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+        them = "it" if len(foreign) == 1 else "them"
+        raise OutputError(f"{folder} holds {listed}, which cenn did not write: move {them} out of the "
+                          "folder, or choose another folder")
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse a folder this process cannot create files in."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder} is not writable (no permission to create files there): choose a folder "
+                          "you can write to, or get write permission for it")
+
+
+def check_output(folder: Path, kind: str, inputs: Inputs = (), overwrite: bool = False) -> None:
+    """Refuse, before any work, an output ``folder`` of ``kind`` that could not be written or
+    whose replacement (``overwrite``) would lose data.
+
+    A new folder needs an existing, writable parent; an existing one must be a folder, writable,
+    and (resumed) empty or a cenn ``kind`` folder, or (replaced) removable (:func:`check_removable`).
+    No output is, holds or lies inside an input.
+    """
+    inputs = list(inputs)
+    check_apart(folder, inputs, kind)
+    if not folder.exists():
+        if not folder.parent.is_dir():
+            raise FileNotFoundError(f"{folder.parent} does not exist: create it first (mkdir -p "
+                                    f"{folder.parent}) or correct the path of the {kind} folder {folder}")
+        check_writable(folder.parent)
+        return
+    if not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file, not a {kind} folder: choose another path")
+    if overwrite:
+        check_removable(folder, kind, inputs)
+        check_writable(folder.parent)
+        return
+    if any(folder.iterdir()) and kind_of(folder) != kind:
+        raise FileExistsError(f"{folder} exists and is not a cenn {kind} folder: choose a new or empty "
+                              "folder")
+    check_writable(folder)
+
+
+def temporary_path(path: Path, what: str = "tmp") -> Path:
+    """This process's temporary name beside ``path`` (``what``: tmp or old)."""
+    return path.with_name(f".{path.name}.{what}{os.getpid()}")
+
+
+def discard(path: Path) -> None:
+    """Remove the file or folder ``path`` if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def staged(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; renamed to ``path`` when the block succeeds, and
+    removed when it fails."""
+    tmp = temporary_path(path)
+    discard(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        discard(tmp)
+
+
+def remove_output(folder: Path, kind: str, inputs: Inputs = ()) -> None:
+    """Remove the cenn ``kind`` folder ``folder`` (``--overwrite``), refused as
+    :func:`check_removable` says; renamed first, so a kill leaves no half-removed folder."""
+    check_removable(folder, kind, inputs)
+    trash = temporary_path(folder, "old")
+    os.replace(folder, trash)
+    shutil.rmtree(trash)
+
+
+def publish(staging: Path, folder: Path, kind: str, inputs: Inputs = ()) -> None:
+    """Rename the finished folder ``staging`` to ``folder``, replacing the ``kind`` folder there
+    (refused as :func:`check_removable` says)."""
+    if not folder.exists():
+        os.replace(staging, folder)
+        return
+    check_removable(folder, kind, inputs)
+    trash = temporary_path(folder, "old")
+    os.replace(folder, trash)
+    os.replace(staging, folder)
+    shutil.rmtree(trash)
+
+
+def _running(pid: int) -> bool:
+    """Whether another process with this id runs on this machine."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clear_stale(folder: Path, names: Iterable[str]) -> list[Path]:
+    """Remove the temporary files and folders that killed cenn processes left in ``folder`` while
+    writing ``names`` (those of processes still running are kept); returns what was removed."""
+    names = set(names)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        found = _TEMPORARY.match(entry.name)
+        if found and found["name"] in names and not (found["pid"] and _running(int(found["pid"]))):
+            discard(entry)
+            removed.append(entry)
+    return removed
