@@ -1,13 +1,17 @@
 """Ship a training run's weights as the package's reference model, with its model card.
 
-    python scripts/ship_weights.py RUN_DIR REPORT_DIR --hardware "2-core AMD EPYC (CPU)" \
+    python scripts/ship_weights.py REPORT_DIR --run RUN_DIR --hardware "2-core AMD EPYC (CPU)" \
         --minutes 86 [--preview]
+    python scripts/ship_weights.py REPORT_DIR        # the shipped model, evaluated anew
+
 
 Copies ``RUN_DIR/weights.safetensors`` to ``src/cenn/pretrained/`` under the reference model's name
 (:data:`cenn.pretrained.DEFAULT`) and writes ``src/cenn/pretrained/MODEL_CARD.md`` from the run's
 configuration, its validation metrics, the runs it continued (``--init-weights``, followed back to
 the first) and the evaluation report's summary (``REPORT_DIR/metrics.json``, from cenn evaluate).
-``--minutes`` is the wall time of all those runs together.
+``--minutes`` is the wall time of all those runs together. Without ``--run`` only the card's
+evaluation section is rewritten from ``REPORT_DIR`` (an evaluation of the shipped weights, e.g.
+after a classical method changed); what it says of the model and its training is kept.
 """
 
 from __future__ import annotations
@@ -81,6 +85,46 @@ def _stage(card: WeightsCard) -> str:
             f"{t['epochs']} epochs; validation on {val.get('n_patches')} patches (seed {val.get('seed')})")
 
 
+EVALUATION = "## Evaluation\n"
+
+
+def evaluation_section(metrics: dict) -> str:
+    """The card's evaluation section (to its end) from a report's ``metrics.json``."""
+    header, rows = summary_table(metrics)
+    headline = headline_table({method: {d: headline_figures(r) for d, r in per.items()}
+                               for method, per in metrics["results"].items()})
+    lo, hi = HEADLINE_ELL_RANGE
+    sets = "; ".join(f"{d}: {i['n_patches']} patches, seed {i['seed']}"
+                     for d, i in metrics["datasets"].items())
+    return f"""## Evaluation
+
+`cenn evaluate` against the classical methods on validation sets simulated with other seeds than
+training ({sets}); the paper's values (6,000 / 2,000 patches) in the `paper` rows. Patch RMS: the mean over
+patches of the residual RMS; Table 1 RMS: RMS of the mean residual patch; ΔD_ℓ and residual D_ℓ
+averaged over all ℓ (µK²).
+
+```
+{format_table(header, rows)}
+```
+
+The same evaluation with the residual D_ℓ and ΔD_ℓ = D_ℓ(CMB) − D_ℓ(output) averaged over
+{lo:g} ≤ ℓ < {hi:g} (µK²) and the transfer function t_ℓ = ⟨C_ℓ(out × CMB)⟩ / ⟨C_ℓ(CMB)⟩ on the all-sky set:
+
+{headline}
+
+Reading it: where t_ℓ is below 1 the network suppresses the CMB together with what it cannot tell from
+it (noise at high ℓ), as the Wiener filter does: it minimises the residual, it is not unbiased. For
+power spectra divide by t_ℓ, or use a signal-preserving model (`sp-unet`, docs/learning.md).
+"""
+
+
+def reevaluated(card: str, metrics: dict) -> str:
+    """The model card ``card`` with its evaluation section replaced from ``metrics``."""
+    if EVALUATION not in card:
+        raise ValueError(f"the model card has no {EVALUATION.strip()!r} section to replace")
+    return card[:card.index(EVALUATION)] + evaluation_section(metrics)
+
+
 def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: bool) -> str:
     """The model card's Markdown."""
     model, card = load_weights(run / "weights.safetensors")
@@ -89,12 +133,6 @@ def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: 
     samples = sum(c.training["global_step"] * c.training["config"]["trainer"]["batch_size"] for c in chain)
     n_parameters = sum(p.numel() for p in model.parameters())
     m = card.metrics
-    header, rows = summary_table(metrics)
-    headline = headline_table({method: {d: headline_figures(r) for d, r in per.items()}
-                               for method, per in metrics["results"].items()})
-    lo, hi = HEADLINE_ELL_RANGE
-    sets = "; ".join(f"{d}: {i['n_patches']} patches, seed {i['seed']}"
-                     for d, i in metrics["datasets"].items())
     status = (f"**Preview.** Trained on a CPU for {minutes:g} minutes ({samples:,} samples), far from the "
               "paper's 3 × 10⁷; a GPU-trained model will replace it. Its evaluation is below."
               if preview else "Reference model.")
@@ -124,41 +162,30 @@ and Planck noise, in {len(chain)} run(s), each starting from the previous one's 
   itself: {m.get("loss_input", float("nan")):.5f}); residual RMS {m.get("rms_uk", float("nan")):.1f} µK
   (input: {m.get("rms_input_uk", float("nan")):.1f} µK).
 
-## Evaluation
-
-`cenn evaluate` against the classical methods on validation sets simulated with other seeds than
-training ({sets}); the paper's values (6,000 / 2,000 patches) in the `paper` rows. Patch RMS: the mean over
-patches of the residual RMS; Table 1 RMS: RMS of the mean residual patch; ΔD_ℓ and residual D_ℓ
-averaged over all ℓ (µK²).
-
-```
-{format_table(header, rows)}
-```
-
-The same evaluation with the residual D_ℓ and ΔD_ℓ = D_ℓ(CMB) − D_ℓ(output) averaged over
-{lo:g} ≤ ℓ < {hi:g} (µK²) and the transfer function t_ℓ = ⟨C_ℓ(out × CMB)⟩ / ⟨C_ℓ(CMB)⟩ on the all-sky set:
-
-{headline}
-
-Reading it: where t_ℓ is below 1 the network suppresses the CMB together with what it cannot tell from
-it (noise at high ℓ), as the Wiener filter does: it minimises the residual, it is not unbiased. For
-power spectra divide by t_ℓ, or use a signal-preserving model (`sp-unet`, docs/learning.md).
-"""
+{evaluation_section(metrics)}"""
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run", type=Path)
-    p.add_argument("report", type=Path)
-    p.add_argument("--hardware", required=True)
-    p.add_argument("--minutes", type=float, required=True)
+    p.add_argument("report", type=Path, help="the cenn evaluate report of the weights")
+    p.add_argument("--run", type=Path, help="the training run whose weights to ship (default: only "
+                   "re-evaluate the shipped model's card)")
+    p.add_argument("--hardware", help="where the runs trained (with --run)")
+    p.add_argument("--minutes", type=float, help="wall time of all the runs (with --run)")
     p.add_argument("--preview", action="store_true")
     args = p.parse_args()
+    card_path = PRETRAINED / "MODEL_CARD.md"
+    if args.run is None:
+        metrics = json.loads((args.report / "metrics.json").read_text())
+        card_path.write_text(reevaluated(card_path.read_text(), metrics))
+        print(f"rewrote the evaluation section of {card_path} from {args.report}")
+        return
+    if args.hardware is None or args.minutes is None:
+        p.error("--run needs --hardware and --minutes")
     weights = args.run / "weights.safetensors"
     if weights.stat().st_size > MAX_BYTES:
         sys.exit(f"{weights} is {weights.stat().st_size:,} bytes, over the {MAX_BYTES:,} the package ships")
-    (PRETRAINED / "MODEL_CARD.md").write_text(model_card(args.run, args.report, args.hardware, args.minutes,
-                                                          args.preview))
+    card_path.write_text(model_card(args.run, args.report, args.hardware, args.minutes, args.preview))
     shutil.copyfile(weights, PRETRAINED / DEFAULT)
     digest = hashlib.sha256((PRETRAINED / DEFAULT).read_bytes()).hexdigest()
     (PRETRAINED / CHECKSUMS).write_text(f"{digest}  {DEFAULT}\n")

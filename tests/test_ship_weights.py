@@ -1,0 +1,40 @@
+"""scripts/ship_weights.py: the model card's evaluation section rewritten from a new evaluation of
+the shipped weights, everything above it kept."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from cenn.cli import main
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_weights.py"
+CMB_ONLY = ["--disable", "dust", "--disable", "cib", "--disable", "radio", "--disable", "tsz",
+            "--disable", "infrared_galaxies"]
+
+
+@pytest.fixture(scope="module")
+def ship_weights():
+    spec = importlib.util.spec_from_file_location("ship_weights", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_evaluation_section_is_rewritten_from_the_report(ship_weights, tmp_path):
+    store, report = tmp_path / "high.zarr", tmp_path / "report"
+    assert main(["simulate", str(store), "-n", "4", "--npix", "64", "--band", "high", "--seed", "4242",
+                 "--no-progress", *CMB_ONLY]) == 0
+    assert main(["evaluate", f"high={store}", "--methods", "target-band", "--out", str(report),
+                 "--noise-factors", "none", "--no-progress"]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    rms = metrics["results"]["target-band"]["high"]["pixel"]["residual_rms_mean_uk"]
+    head = "# card\n\n## What it is\n\nkept as it was\n\n"
+    card = ship_weights.reevaluated(head + "## Evaluation\n\nold figures\n", metrics)
+    assert card.startswith(head) and "old figures" not in card
+    assert "high: 4 patches, seed 4242" in card
+    row = next(line for line in card.splitlines() if " target-band " in line and line.startswith("30°"))
+    assert float(row.split()[7]) == pytest.approx(rms, rel=5e-3)  # the patch RMS column, 3 figures
+    with pytest.raises(ValueError, match="no '## Evaluation' section"):
+        ship_weights.reevaluated(head, metrics)
