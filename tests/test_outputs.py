@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from cenn.io.atomic import staged
 from cenn.outputs import (
     MARKER,
     OutputError,
@@ -15,7 +16,6 @@ from cenn.outputs import (
     kind_of,
     mark,
     remove_output,
-    staged,
 )
 from cenn.runtime import check_device
 

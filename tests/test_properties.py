@@ -18,10 +18,16 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from cenn.data.normalization import available_normalizations, build_normalization
-from cenn.healpix.projection import forward_gnomonic, patch_position, pixel_directions, unit_vectors
 from cenn.sky import units
 from cenn.sky.geometry import PatchGeometry
-from cenn.sky.projection import draw_centres, pixel_coordinates
+from cenn.sky.projection import (
+    draw_centres,
+    forward_gnomonic,
+    patch_position,
+    pixel_coordinates,
+    pixel_directions,
+    unit_vectors,
+)
 from cenn.sky.rng import SampleRandom
 from cenn.sky.spectra import Binning, SpectrumEstimator, power_spectrum
 
@@ -40,7 +46,7 @@ def log_uniform(low: float, high: float) -> st.SearchStrategy[float]:
 SEEDS = st.integers(0, 2**32 - 1)
 
 # ---------------------------------------------------------------------------------------------------
-# Projections: cenn.healpix.projection and cenn.sky.projection
+# Projections: cenn.sky.projection, in numpy (pixel_directions) and in torch (pixel_coordinates)
 # ---------------------------------------------------------------------------------------------------
 
 # PatchGeometry refuses npix < 8, so the smallest patch drawn is 8 × 8.

@@ -17,7 +17,8 @@ from cenn.data.store import StoreError
 from cenn.demo import METHODS
 from cenn.evaluate.run import add_evaluate_parser, run_evaluate
 from cenn.experiment import add_experiment_parser, run_experiment_command
-from cenn.predict import add_predict_parser, run_predict
+from cenn.healpix.command import add_full_sky_arguments, run_full_sky
+from cenn.predict.command import add_predict_parser, run_predict
 from cenn.sky.simulator import LATITUDE_BANDS, SimulationConfig, read_simulation_toml
 
 
@@ -248,6 +249,12 @@ def _add_export_weights(sub: argparse._SubParsersAction) -> None:
                    help="storage precision of the floating-point tensors (default fp16)")
 
 
+def _run_predict(args: argparse.Namespace) -> int:
+    """``cenn predict``: full-sky HEALPix maps (``--maps``) go to :mod:`cenn.healpix.command`,
+    patches to :mod:`cenn.predict.command`."""
+    return run_full_sky(args) if args.maps else run_predict(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cenn", description="CMB extraction with a fully convolutional neural network (CENN)."
@@ -256,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_simulate(sub)
     _add_train(sub)
-    add_predict_parser(sub)
+    add_full_sky_arguments(add_predict_parser(sub))
     add_evaluate_parser(sub)
     add_experiment_parser(sub)
     _add_demo(sub)
@@ -323,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cenn`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        runners = {"simulate": _run_simulate, "train": _run_train, "predict": run_predict,
+        runners = {"simulate": _run_simulate, "train": _run_train, "predict": _run_predict,
                    "evaluate": run_evaluate, "experiment": run_experiment_command, "demo": _run_demo,
                    "export-weights": _run_export_weights}
         return runners[args.command](args)

@@ -13,11 +13,12 @@ from typing import Any
 
 from cenn.config import dumps_toml
 from cenn.data.simulate import simulate
-from cenn.data.store import atomic_write_text
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.run import evaluate
+from cenn.io.atomic import atomic_write_text
 from cenn.pretrained import resolve_weights
-from cenn.separators import Separator, build_separator
+from cenn.separation import Separator
+from cenn.separators import build_separator
 from cenn.sky.simulator import LATITUDE_BANDS, RegionConfig, SimulationConfig
 
 REGIONS = ("all", "inner", "intermediate", "high")

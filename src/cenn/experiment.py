@@ -30,7 +30,8 @@ from typing import Any
 
 from cenn.config import ConfigError, dumps_toml, from_dict, read_toml
 from cenn.data.simulate import simulate
-from cenn.data.store import DatasetStore, atomic_write_text
+from cenn.data.store import DatasetStore
+from cenn.io.atomic import atomic_write_text
 from cenn.outputs import Inputs, check_apart, remove_output
 from cenn.runtime import check_device
 from cenn.sky.simulator import LATITUDE_BANDS, SimulationConfig

@@ -6,10 +6,10 @@ is ever removed (``--overwrite``), and only when everything in it is cenn's own:
 that kind of folder, cenn's temporary files and other cenn output folders. A folder that holds
 an input of the command, lies inside one, or holds the working folder is never removed.
 
-Files are staged under a temporary name in the folder of their destination (``.NAME.tmpPID``)
-and renamed, so only the destination's disk needs room; a folder being replaced is first renamed
-to ``.NAME.oldPID``. Those a killed process left behind are removed by the next run
-(:func:`clear_stale`).
+Files are staged under a temporary name in the folder of their destination (``.NAME.tmpPID``,
+:mod:`cenn.io.atomic`) and renamed, so only the destination's disk needs room; a folder being
+replaced is first renamed to ``.NAME.oldPID``. Those a killed process left behind are removed by the
+next run (:func:`clear_stale`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 from cenn import __version__
-from cenn.data.store import atomic_write_text
+from cenn.io.atomic import atomic_write_text, discard, temporary_path
 
 MARKER = ".cenn-output"
 #: What a folder of each kind holds, besides its marker and temporary files.
@@ -39,7 +38,8 @@ _SIGNATURE = {
     "report": ("evaluation.toml", "metrics.json", "report.md"),
     "experiment": ("experiment.toml",),
 }
-#: cenn's temporary names: ``.NAME.tmpPID``, ``.NAME.oldPID`` and (weights) ``.NAME.XXXXXXXX.tmp``.
+#: cenn's temporary names: ``.NAME.tmpPID``, ``.NAME.oldPID`` and ``.NAME.XXXXXXXX.tmp`` (weights
+#: files as earlier versions staged them).
 _TEMPORARY = re.compile(r"^\.(?P<name>.+?)\.(?:(?:tmp|old)(?P<pid>\d+)|[0-9a-f]{8}\.tmp)$")
 
 Inputs = Iterable[tuple[str, str | Path | None]]
@@ -158,32 +158,6 @@ def check_output(folder: Path, kind: str, inputs: Inputs = (), overwrite: bool =
         raise FileExistsError(f"{folder} exists and is not a cenn {kind} folder: choose a new or empty "
                               "folder")
     check_writable(folder)
-
-
-def temporary_path(path: Path, what: str = "tmp") -> Path:
-    """This process's temporary name beside ``path`` (``what``: tmp or old)."""
-    return path.with_name(f".{path.name}.{what}{os.getpid()}")
-
-
-def discard(path: Path) -> None:
-    """Remove the file or folder ``path`` if it exists."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-@contextmanager
-def staged(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write; renamed to ``path`` when the block succeeds, and
-    removed when it fails."""
-    tmp = temporary_path(path)
-    discard(tmp)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        discard(tmp)
 
 
 def remove_output(folder: Path, kind: str, inputs: Inputs = ()) -> None:

@@ -6,7 +6,9 @@ import pytest
 from astropy.io import fits
 
 from cenn.healpix import check_bands, read_map, uk_per_unit
-from cenn.healpix.maps import check_band_order, check_sky_spread, header_frequency_ghz, parse_frequency_ghz
+from cenn.healpix.maps import check_band_order, check_sky_spread
+from cenn.io.fits import parse_frequency_ghz
+from cenn.io.healpix_maps import header_frequency_ghz
 
 NSIDE = 16
 

@@ -14,9 +14,9 @@ from cenn.healpix import (
     round_trip_transfer,
     tile_centres,
 )
-from cenn.healpix.projection import unit_vectors
 from cenn.separators import InputInfo, Separator, build_separator
 from cenn.sky.geometry import PatchGeometry
+from cenn.sky.projection import unit_vectors
 
 
 def pixel_centres(nside):

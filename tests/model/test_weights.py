@@ -193,6 +193,6 @@ def test_millikelvin_and_bands_in_another_order_are_named():
     (85.0e6, "K_CMB", (1e-6, "uK_CMB")),  # µK labelled K, converted
 ])
 def test_misread_units_on_realistic_spreads(std_uk, units, expected):
-    from cenn.model.weights import misread_units
+    from cenn.io.units import misread_units
 
     assert misread_units(std_uk, units) == expected

@@ -1,5 +1,5 @@
 """Classical component separation on the network's patches: ILC, harmonic ILC, needlet ILC and the
-(oracle) Wiener filter. Importing this package registers them as separators (``cenn.separators``)."""
+(oracle) Wiener filter. Importing this package registers them as separators (``cenn.separation``)."""
 
 from cenn.baselines.ilc import HarmonicILCSeparator, ILCSeparator
 from cenn.baselines.nilc import NILCSeparator

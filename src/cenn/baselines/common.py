@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from cenn.model.linear import beam_ratios, ilc_weights, to_maps
-from cenn.separators import InputInfo
+from cenn.separation import InputInfo
 from cenn.sky.geometry import PatchGeometry
 
 __all__ = ["beam_transfer", "ilc_weights", "patch_geometry", "patch_ilc_weights", "to_maps", "to_target_beam",

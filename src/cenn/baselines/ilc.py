@@ -14,7 +14,7 @@ import torch
 
 from cenn.baselines.common import patch_ilc_weights, to_maps, to_target_beam, with_patch_mean
 from cenn.model.linear import bins_by_width, harmonic_ilc
-from cenn.separators import InputInfo, Separator, register_separator
+from cenn.separation import InputInfo, Separator, register_separator
 
 #: Default cap on the beam-matching gain (143 → 217 GHz reaches it near ℓ ≈ 4600).
 MAX_GAIN = 100.0

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from cenn.baselines.common import ilc_weights, to_maps, to_target_beam, with_patch_mean
 from cenn.baselines.ilc import MAX_GAIN
-from cenn.separators import InputInfo, Separator, register_separator
+from cenn.separation import InputInfo, Separator, register_separator
 from cenn.sky.instrument import gaussian_beam_window
 
 #: Default cosine-needlet peaks (ℓ): finer where the CMB and dust compete, up to the grid's corner.

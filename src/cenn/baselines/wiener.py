@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from cenn.baselines.common import patch_geometry
-from cenn.separators import InputInfo, Separator, register_separator
+from cenn.separation import InputInfo, Separator, register_separator
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
 

@@ -49,8 +49,9 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from cenn import __version__
+from cenn.io.atomic import atomic_write_text
+from cenn.io.units import UNITS
 
-UNITS = "uK_CMB"
 PROGRESS_DIR = ".cenn-progress"
 FORMAT_VERSION = 1
 CHECKSUM = "sha256"
@@ -72,16 +73,6 @@ def _lock_file(path: Path, shard: int, n_shards: int) -> Path:
 def _checksum(values: np.ndarray) -> str:
     """SHA-256 (hex) of an array's little-endian bytes in C order."""
     return hashlib.sha256(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))).hexdigest()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _holder(lock: Path) -> str | None:

@@ -20,7 +20,7 @@ from cenn.data.store import DatasetStore, open_finished
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.injection import injected_cmb, injection_simulator
 from cenn.evaluate.metrics import in_range, pixel_metrics
-from cenn.separators import InputInfo, Separator
+from cenn.separation import InputInfo, Separator
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.simulator import LATITUDE_BANDS
 from cenn.sky.spectra import SpectrumEstimator, cl_to_dl

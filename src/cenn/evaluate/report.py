@@ -28,7 +28,8 @@ from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.document import Document
 from cenn.evaluate.metrics import jsonable
 from cenn.evaluate.summary import SCHEMA, dataset_summary, method_summary
-from cenn.outputs import Inputs, check_output, clear_stale, discard, mark, publish, temporary_path
+from cenn.io.atomic import discard, temporary_path
+from cenn.outputs import Inputs, check_output, clear_stale, mark, publish
 
 PER_BIN_COLUMNS = (
     "ell", "cmb_dl_mean", "cmb_dl_std", "output_dl_mean", "output_dl_std", "delta_dl_mean",

@@ -17,7 +17,8 @@ from cenn.evaluate.report import check_report_out, format_table, summary_table, 
 from cenn.outputs import Inputs
 from cenn.pretrained import resolve_weights
 from cenn.runtime import check_device
-from cenn.separators import Separator, available_separators, build_separator
+from cenn.separation import Separator
+from cenn.separators import available_separators, build_separator
 
 
 def parse_data(items: Sequence[str]) -> list[tuple[str | None, str]]:

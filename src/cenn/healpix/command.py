@@ -1,5 +1,7 @@
 """``cenn predict --maps``: a full-sky CMB map from full-sky band maps, with the network or any
-other separator, written as a HEALPix FITS file (CMB and weight columns, documented header)."""
+other separator, written as a HEALPix FITS file (CMB and weight columns, documented header). The
+options are added to ``cenn predict`` by :func:`add_full_sky_arguments`; the CLI (:mod:`cenn.cli`)
+sends the calls with ``--maps`` to :func:`run_full_sky`."""
 
 from __future__ import annotations
 
@@ -11,37 +13,53 @@ import healpy as hp
 import numpy as np
 
 from cenn import __version__
-from cenn.healpix.maps import (
-    HealpixMap,
-    check_band_order,
-    check_bands,
-    check_sky_spread,
-    header_frequency_ghz,
-    read_map,
-)
+from cenn.healpix.maps import check_band_order, check_sky_spread
 from cenn.healpix.reproject import check_apodisation_width, predict_full_sky
 from cenn.healpix.tiling import check_overlap
+from cenn.io.atomic import staged
+from cenn.io.healpix_maps import HealpixMap, check_bands, header_frequency_ghz, read_map
+from cenn.io.units import UNITS
 from cenn.model.weights import WeightsCard
-from cenn.predict import (
-    atomic_output,
-    card_target_channel,
-    channel_order_warning,
-    check_finite_output,
-    check_output,
-)
+from cenn.predict.files import check_output
+from cenn.predict.units import channel_order_warning
+from cenn.predict.values import check_finite_output
 from cenn.pretrained import resolve_weights
-from cenn.separators import InputInfo, NetworkSeparator, Separator, build_separator
+from cenn.separation import InputInfo, Separator
+from cenn.separators import NetworkSeparator, build_separator
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument, load_instrument
+
+
+def add_full_sky_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the full-sky options (``--maps ... --out``) to the ``cenn predict`` parser
+    (:func:`cenn.predict.command.add_predict_parser`)."""
+    full = parser.add_argument_group("full sky (HEALPix)")
+    full.add_argument("--maps", nargs="+", metavar="FITS", help="one HEALPix map per band, in the "
+                      "weights' frequency order (e.g. 143, 217, 353 GHz)")
+    full.add_argument("--out", help="output HEALPix FITS: CMB and weight columns")
+    full.add_argument("--method", default="cenn", help="cenn or a baseline (ilc, hilc, nilc, ...)")
+    full.add_argument("--nside", type=int, help="output Nside, a power of two (default: the inputs')")
+    full.add_argument("--overlap", type=float, default=0.25, help="overlap of neighbouring patches")
+    full.add_argument("--apodisation", type=float, default=0.125,
+                      help="width of the patches' cosine weight ramp, as a fraction of the side")
+    full.add_argument("--interpolation", choices=["bilinear", "nearest"], default="bilinear",
+                      help="how patches are cut from the maps (default bilinear, like the network's inputs)")
+    full.add_argument("--reprojection", choices=["cubic", "bilinear"], default="cubic",
+                      help="how patch outputs are put back on the sphere (default cubic spline)")
+    full.add_argument("--instrument", default="planck_hfi", help="instrument preset for baselines")
+    full.add_argument("--npix", type=int, default=256, help="patch side in pixels for baselines")
+    full.add_argument("--mollweide", help="also write a Mollweide view of the CMB (.png, .pdf, .svg, ...)")
+    full.add_argument("--no-progress", action="store_true")
+    return parser
 
 
 def card_info(card: WeightsCard) -> InputInfo:
     """What the network expects, from its weights card (bands named by frequency)."""
     names = tuple(f"{f:g}" for f in card.frequencies_ghz)
-    target = names[card_target_channel(card)]
+    target = card.target_channel
     return InputInfo(frequencies_ghz=tuple(card.frequencies_ghz), band_names=names,
-                     beam_fwhm_arcmin=tuple(card.beams_arcmin), target_band=target,
-                     target_beam_fwhm_arcmin=card.beams_arcmin[names.index(target)],
+                     beam_fwhm_arcmin=tuple(card.beams_arcmin), target_band=names[target],
+                     target_beam_fwhm_arcmin=card.beams_arcmin[target],
                      pixel_arcsec=card.pixel_arcsec, noise_uk_per_pixel=(0.0,) * len(names))
 
 
@@ -74,9 +92,9 @@ def write_full_sky(path: Path, cmb: np.ndarray, weight: np.ndarray, header: list
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists: choose another output or pass --overwrite")
     check_finite_output(cmb, path)
-    with atomic_output(path) as tmp:
+    with staged(path, keep_suffix=True) as tmp:
         hp.write_map(tmp, [cmb, weight], nest=False, column_names=["CMB", "WEIGHT"],
-                     column_units=["uK_CMB", ""], dtype=[np.float32, np.float32], extra_header=header)
+                     column_units=[UNITS, ""], dtype=[np.float32, np.float32], extra_header=header)
 
 
 def check_outputs(args: argparse.Namespace) -> tuple[Path, Path | None]:
@@ -141,6 +159,8 @@ def read_bands(args: argparse.Namespace, info: InputInfo,
 def run_full_sky(args: argparse.Namespace) -> int:
     """Run ``cenn predict --maps ... --out FILE``: every check that can be made before the patches
     are separated is made first."""
+    if not args.out:
+        raise ValueError("--maps needs --out FILE.fits for the full-sky CMB map")
     out, view = check_outputs(args)
     check_options(args)
     separator, info, geometry = method_setup(args)
@@ -186,7 +206,7 @@ def write_mollweide(path: Path, cmb: np.ndarray, title: str) -> Path:
     with warnings.catch_warnings():  # healpy's colormap calls, deprecated in matplotlib
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         hp.mollview(cmb, title=title, unit=r"$\mu$K$_{\rm CMB}$", min=-limit, max=limit, cmap="RdBu_r")
-    with atomic_output(path) as tmp:
+    with staged(path, keep_suffix=True) as tmp:
         plt.savefig(tmp, dpi=120, format=path.suffix.lower().lstrip("."))
     plt.close("all")
     return path

@@ -18,18 +18,18 @@ from scipy.ndimage import distance_transform_edt, map_coordinates
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
-from cenn.healpix.projection import (
-    cut_patches,
+from cenn.healpix.tiling import tile_centres
+from cenn.io.units import UNITS
+from cenn.separation import InputInfo, Separator
+from cenn.sky.cutouts import cut_patches, interpolation_weights
+from cenn.sky.geometry import PatchGeometry
+from cenn.sky.projection import (
     get_projection,
-    interpolation_weights,
     patch_vectors,
     unit_vectors,
     vector_directions,
     vector_position,
 )
-from cenn.healpix.tiling import tile_centres
-from cenn.separators import UNITS, InputInfo, Separator
-from cenn.sky.geometry import PatchGeometry
 
 REPROJECTIONS = {"cubic": 3, "bilinear": 1}
 """Interpolations on the patch grid for the back-projection, with their spline orders."""
@@ -234,7 +234,7 @@ def round_trip_transfer(nside_in: int, nside_out: int, geometry: PatchGeometry, 
     the way. Like the HEALPix pixel window, T_ℓ is derived from the linear map itself: each output
     pixel j is out_j = Σ_i R_ji in_i, with R_ji = Σ_k b_jk w_ki the back-projection's weight b on
     patch pixel k (:func:`interpolate_patch` of a unit impulse) times the cut's weight w of map pixel
-    i at patch pixel k (:func:`~cenn.healpix.projection.interpolation_weights`), so that by the
+    i at patch pixel k (:func:`~cenn.sky.cutouts.interpolation_weights`), so that by the
     addition theorem T_ℓ = ⟨Σ_i R_ji P_ℓ(p_i · p_j)⟩ over output pixels (p unit vectors, P_ℓ the
     Legendre polynomials). The mean runs over ``samples`` output pixels drawn uniformly (seeded),
     each read from the patch of the tiling whose centre is nearest.

@@ -7,8 +7,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,26 +16,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 from cenn import __version__
+from cenn.io.atomic import staged
+from cenn.io.units import UNITS, power_of_ten, uk_per_unit
 from cenn.model.registry import build_model
 
 FORMAT = "cenn-weights-v1"
-UNITS = "uK_CMB"
-_UK_PER_UNIT = {"K": 1e6, "MK": 1e3, "MILLIK": 1e3, "UK": 1.0, "MUK": 1.0, "MICROK": 1.0}
-"""µK_CMB per unit, for the unit names upper-cased, without their optional ``_CMB``/``CMB`` suffix."""
-_UNIT_NAMES = {1e6: "K_CMB", 1e3: "mK_CMB", 1.0: UNITS}
-
-MIN_SKY_STD_UK = 10.0
-"""Below this spread (standard deviation, µK) maps read as µK_CMB are refused: sky maps at CMB
-frequencies vary by more (simulated 217 GHz patches of 90″ pixels, median per-patch standard
-deviation: 85–1550 µK from high latitudes to the Galactic plane; their noise alone 31 µK), while
-maps in mK_CMB read as µK vary by 0.03–1.6 and maps in K_CMB by 1e-4–2e-3 (see
-:func:`misread_units`)."""
-_KELVIN_STD_UK = 1e-2
-"""Below this spread (µK) the maps are taken to be in K_CMB rather than mK_CMB (see
-:data:`MIN_SKY_STD_UK`)."""
-MAX_SKY_STD_UK = 1e7
-"""Above this spread (µK) maps are taken to be µK_CMB labelled K_CMB: even the Galactic centre at
-353 GHz varies by less than 10 K."""
 
 
 class WeightsMismatchError(ValueError):
@@ -70,6 +53,12 @@ class WeightsCard:
         if not len(self.frequencies_ghz) == len(self.beams_arcmin) == self.in_channels:
             raise ValueError(f"a card for {self.in_channels} input channels needs as many frequencies and "
                              f"beams; got {len(self.frequencies_ghz)} and {len(self.beams_arcmin)}")
+
+    @property
+    def target_channel(self) -> int:
+        """Index of the input channel at (or nearest) the target frequency."""
+        gaps = [abs(f - self.target_frequency_ghz) for f in self.frequencies_ghz]
+        return gaps.index(min(gaps))
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -132,14 +121,9 @@ def save_weights(
                  f"they exceed the range of {dtype}: store them as fp32 or bf16 (--dtype)")
         raise ValueError(f"refusing to write {path}: its weights would hold NaN or infinite values ({bad}); "
                          f"{cause}")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        metadata = {"cenn": card.to_json(), "format": FORMAT, "sha256": tensors_sha256(tensors)}
+    metadata = {"cenn": card.to_json(), "format": FORMAT, "sha256": tensors_sha256(tensors)}
+    with staged(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _nonfinite(tensors: dict[str, torch.Tensor]) -> str | None:
@@ -203,43 +187,6 @@ def load_weights(path: Path | str, device: str | torch.device = "cpu") -> tuple[
     except RuntimeError as e:
         raise ValueError(f"{damaged} (its weights don't fit the architecture on its card: {e})") from e
     return model.eval(), card
-
-
-def uk_per_unit(units: str) -> float:
-    """µK_CMB per unit of ``units``: K_CMB, KCMB, K → 1e6; mK_CMB, mK → 1e3; uK_CMB, µK_CMB, uK, muK,
-    microK → 1 (any case). ``ValueError`` for other units."""
-    key = units.strip().replace("µ", "u").replace("μ", "u").upper()
-    for suffix in ("_CMB", "CMB"):
-        key = key.removesuffix(suffix)
-    if key not in _UK_PER_UNIT:
-        raise ValueError(f"unknown map units {units!r}; convert the map to K_CMB, mK_CMB or uK_CMB (K_RJ "
-                         "and MJy/sr need a band-dependent conversion) and pass units='K_CMB', 'mK_CMB' "
-                         "or 'uK_CMB'")
-    return _UK_PER_UNIT[key]
-
-
-def power_of_ten(factor: float) -> str:
-    """``factor`` as ``1e6``, ``1e3``, ``1e-6``..."""
-    return f"1e{round(math.log10(factor))}"
-
-
-def misread_units(std_uk: float, units: str) -> tuple[float, str | None] | None:
-    """When sky maps read as ``units`` vary by ``std_uk`` µK_CMB (a standard deviation), which no sky
-    does: the factor to multiply them by and the units they are probably in (``None`` when no unit
-    has that factor), else ``None``.
-
-    Below :data:`MIN_SKY_STD_UK` the maps are 1e3 (mK read as µK) or, below 1e-2 µK, 1e6 (K read as
-    µK) times too small; above :data:`MAX_SKY_STD_UK` they are µK labelled ``units`` (factor
-    1 / µK per unit: 1 when ``units`` is µK already, and the maps are no sky maps at all). µK maps
-    labelled mK (spread ×1e3, like the Galactic centre's) are not caught.
-    """
-    given = uk_per_unit(units)
-    if std_uk > MAX_SKY_STD_UK:
-        return 1.0 / given, UNITS
-    if std_uk >= MIN_SKY_STD_UK:
-        return None
-    factor = 1e6 if std_uk < _KELVIN_STD_UK else 1e3
-    return factor, _UNIT_NAMES.get(given * factor)
 
 
 def _canonical_units(units: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cenn.io.atomic import staged
 from cenn.sky.shipped import shipped_path
 
 PLANCK2018_BESTFIT = {
@@ -89,7 +90,6 @@ def lensed_tt(params: dict[str, float] | None = None) -> tuple[np.ndarray, np.nd
     path = _cache_dir() / f"lensed_tt_{key}.csv"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        write_spectrum(tmp, compute_lensed_tt(full), full)
-        tmp.replace(path)
+        with staged(path) as tmp:
+            write_spectrum(tmp, compute_lensed_tt(full), full)
     return read_spectrum(path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,6 +24,13 @@ _BAND_KEYS = {
     "tsz_kcmb_per_y",
 }
 _INSTRUMENT_KEYS = {"name", "description", "target_band", "bands", "sources"}
+
+
+def target_channel(band_names: Sequence[str], target_band: str) -> int:
+    """Index of the band ``target_band`` among the input channels ``band_names``: the one lookup of
+    the target channel, for an :class:`Instrument`, a store's metadata and
+    :class:`cenn.separation.InputInfo` alike."""
+    return list(band_names).index(target_band)
 
 
 def gaussian_beam_window(ell: torch.Tensor, fwhm_arcmin: float) -> torch.Tensor:
@@ -112,7 +120,7 @@ class Instrument:
     @property
     def target(self) -> Band:
         """The band whose beam the target CMB map carries (217 GHz for Planck HFI)."""
-        return self.bands[self.band_names.index(self.target_band)]
+        return self.bands[target_channel(self.band_names, self.target_band)]
 
     def with_noise_scale(self, scale: float) -> Instrument:
         """A copy whose noise is multiplied by ``scale`` (the paper also tests 5× and 10×)."""

@@ -39,12 +39,14 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from cenn import __version__
 from cenn.config import ConfigError, dumps_toml, read_toml
 from cenn.data.normalization import build_normalization
-from cenn.data.store import DatasetStore, atomic_write_text
+from cenn.data.store import DatasetStore
+from cenn.io.atomic import atomic_write_text, staged
 from cenn.model.hybrid import instrument_params
 from cenn.model.registry import model_parameters
 from cenn.model.weights import WeightsCard, load_weights, save_weights
-from cenn.outputs import KNOWN, MARKER, Inputs, check_output, clear_stale, mark, remove_output, staged
+from cenn.outputs import KNOWN, MARKER, Inputs, check_output, clear_stale, mark, remove_output
 from cenn.runtime import check_device, tune_cpu_allocator
+from cenn.sky.instrument import target_channel
 from cenn.train.config import ModelConfig, TrainConfig
 from cenn.train.data import PatchDataModule, checked_store, stream_simulation
 from cenn.train.task import CENNTask, TrainingDiverged, nonfinite_tensors
@@ -149,7 +151,7 @@ def _store_provenance(path: str | None, meta: dict[str, Any]) -> dict[str, Any]:
 
 def _target_channel(meta: dict[str, Any]) -> int:
     """Index of the target band among a store's input channels."""
-    return meta["band_names"].index(meta["target_band"])
+    return target_channel(meta["band_names"], meta["target_band"])
 
 
 def resolve_model_params(cfg: TrainConfig, meta: dict[str, Any]) -> TrainConfig:

@@ -13,9 +13,9 @@ that component's name::
     units = "K_CMB"                         # only if the FITS header does not say
     beam_fwhm_arcmin = 0.0                  # the beam already in the maps (default none)
 
-Maps are read with :func:`cenn.healpix.maps.read_map` (any Nside, RING or NESTED, K_CMB or
+Maps are read with :func:`cenn.io.healpix_maps.read_map` (any Nside, RING or NESTED, K_CMB or
 µK_CMB, amplitude checked) and cut at every patch centre on the padded generation grid with
-:func:`cenn.healpix.projection.cut_patches` (gnomonic, bilinear by default). The simulator then
+:func:`cenn.sky.cutouts.cut_patches` (gnomonic, bilinear by default). The simulator then
 applies each band's beam, or only the part of it the maps do not already carry. The maps keep
 their HEALPix pixel window, as the paper's ``gnomview`` cuts did. Each file's SHA-256 is kept
 in the parameters, so a store records exactly which maps made it and a changed file is refused.
@@ -33,7 +33,9 @@ import numpy as np
 import torch
 
 from cenn.checksums import file_sha256
+from cenn.io.healpix_maps import check_bands, read_map
 from cenn.sky.components.base import Component, SkyContext, build_checked
+from cenn.sky.cutouts import cut_patches
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
 
@@ -104,8 +106,6 @@ class MapComponent(Component):
         return self.beam_fwhm_arcmin
 
     def setup(self, instrument: Instrument, geometry: PatchGeometry, device: torch.device) -> None:
-        from cenn.healpix.maps import check_bands, read_map
-
         if isinstance(self.maps, str):
             files = [self.maps]
         else:
@@ -124,8 +124,6 @@ class MapComponent(Component):
 
     def sky(self, ctx: SkyContext) -> torch.Tensor:
         """Patches of the maps ``(batch, 1 or n_bands, n, n)`` µK_CMB on the generation grid."""
-        from cenn.healpix.projection import cut_patches
-
         lon, lat = ctx.lon_deg.cpu().numpy(), ctx.lat_deg.cpu().numpy()
         cut = cut_patches(self._values, self._nside, lon, lat, ctx.geometry, self.interpolation)
         holed = np.flatnonzero(cut.unseen_count)

@@ -1,0 +1,3 @@
+"""Files in and out, below every other layer: staged writes (:mod:`cenn.io.atomic`), map units
+(:mod:`cenn.io.units`), FITS headers (:mod:`cenn.io.fits`) and HEALPix maps
+(:mod:`cenn.io.healpix_maps`)."""

@@ -1,0 +1,77 @@
+"""``cenn predict INPUT OUTPUT``: the CMB of patches, with trained weights (default: the reference
+model). The full-sky options (``--maps``) are added, and run, by :mod:`cenn.healpix.command`; the
+CLI (:mod:`cenn.cli`) sends each call to the one it is for."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import warnings
+from pathlib import Path
+
+from cenn.predict.api import PRECISIONS, Predictor
+from cenn.predict.files import check_output, file_kind, read_input, write_output
+from cenn.predict.units import channel_order_warning, patch_spreads
+from cenn.pretrained import resolve_weights
+
+
+def _parse_frequencies(text: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"--frequencies takes GHz separated by commas, e.g. 143,217,353, got {text!r}"
+        ) from err
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"--frequencies must be positive GHz, got {text!r}")
+    return values
+
+
+def add_predict_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``cenn predict`` to ``sub``, with the options of patches (``INPUT OUTPUT``) and those both
+    kinds of input share; :func:`cenn.healpix.command.add_full_sky_arguments` adds the full sky's
+    (``--maps ... --out``)."""
+    p = sub.add_parser("predict", help="extract the CMB from patches, or from full-sky HEALPix maps "
+                       "(--maps), with trained weights (default: the reference model) or a baseline")
+    p.add_argument("input", nargs="?",
+                   help="maps (N, C, H, W) in µK_CMB: a dataset store, .npy or .fits[.gz]")
+    p.add_argument("output", nargs="?", help="CMB maps (N, 1, H, W) in µK_CMB: .npy, .fits or .fits.gz")
+    p.add_argument("--weights", help="weights file (.safetensors) from cenn train (default: the reference "
+                   "model shipped with cenn)")
+    p.add_argument("--frequencies", type=_parse_frequencies, metavar="GHZ,GHZ,...",
+                   help="frequency of each input channel (or --maps file), e.g. 143,217,353 (overrides "
+                        "what the files say)")
+    p.add_argument("--pixel-arcsec", type=float, help="pixel side in arcsec (overrides the file's)")
+    p.add_argument("--units", help="units of the input maps: uK_CMB, mK_CMB or K_CMB (default: the file's, "
+                   "else uK_CMB for .npy)")
+    p.add_argument("--batch-size", type=int, default=32, help="patches per forward pass")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--precision", choices=PRECISIONS, default="32",
+                   help="32 (float32) or bf16 (bfloat16 autocast); the output is float32 either way")
+    p.add_argument("--fill-nonfinite", action="store_true",
+                   help="fill NaN and infinite input pixels with their patch and channel median (the "
+                        "fraction filled is reported) instead of refusing them")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    return p
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Run ``cenn predict``; problems with the inputs raise ``ValueError`` (or ``StoreError``,
+    ``FileNotFoundError``) for the caller to report."""
+    if args.input is None or args.output is None:
+        raise ValueError("cenn predict needs INPUT and OUTPUT (patches), or --maps and --out (full sky)")
+    file_kind(Path(args.output), "output")  # fail before the work, not after
+    check_output(args.output, args.overwrite)
+    maps, meta = read_input(args.input, args.frequencies, args.pixel_arcsec, args.units)
+    predictor = Predictor(resolve_weights(args.weights), device=args.device, precision=args.precision,
+                          batch_size=args.batch_size)
+    cmb = predictor.predict(maps, **meta, fill_nonfinite=args.fill_nonfinite)
+    doubt = channel_order_warning(patch_spreads(maps), meta["frequencies_ghz"],  # shapes now checked
+                                  "median per-patch standard deviation")
+    if doubt:
+        warnings.warn(doubt, stacklevel=1)
+    write_output(args.output, cmb, predictor.card, source=args.input)
+    n_patches = 1 if cmb.ndim == 3 else cmb.shape[0]
+    print(f"{args.output}: CMB of {n_patches} patches of {cmb.shape[-2]}×{cmb.shape[-1]} pixels "
+          f"(µK_CMB, {predictor.card.target_frequency_ghz:g} GHz beam) from {args.input}")
+    return 0

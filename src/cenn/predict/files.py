@@ -1,0 +1,176 @@
+"""Map files in and out: patches read from a dataset store, ``.npy`` or FITS (:func:`read_input`)
+and the CMB written as ``.npy`` or FITS (:func:`write_output`), with its output path checked before
+any work (:func:`check_output`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cenn import __version__
+from cenn.data.store import open_finished
+from cenn.io.atomic import staged
+from cenn.io.fits import fits_file, stated_frequency_ghz
+from cenn.io.units import UNITS
+from cenn.model.weights import WeightsCard, fmt_list
+from cenn.outputs import check_writable
+from cenn.predict.values import check_finite_output, check_real
+
+_NPY = (".npy",)
+_FITS = (".fits", ".fits.gz")
+SUPPORTED_FILES = (*_NPY, *_FITS)
+
+
+def file_kind(path: Path, role: str) -> str:
+    """The file type ("npy" or "fits") from its name; ``ValueError`` listing the supported ones
+    otherwise."""
+    name = path.name.lower()
+    if name.endswith(_NPY):
+        return "npy"
+    if name.endswith(_FITS):
+        return "fits"
+    raise ValueError(f"{path}: unsupported {role} file type; supported: {', '.join(SUPPORTED_FILES)}"
+                     + (" or a dataset store (folder with zarr.json)" if role == "input" else ""))
+
+
+def _resolve(path: Path, what: str, flag: str, given: Any, found: Any) -> Any:
+    """The caller's value when given, else the file's; ``ValueError`` naming ``flag`` if neither."""
+    if given is not None:
+        return given
+    if found is not None:
+        return found
+    raise ValueError(f"{path} does not say its {what}: pass it with {flag}")
+
+
+def read_input(
+    path: str | Path,
+    frequencies_ghz: list[float] | None = None,
+    pixel_arcsec: float | None = None,
+    units: str | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Maps ``(N, C, H, W)`` or ``(C, H, W)`` and their ``{frequencies_ghz, pixel_arcsec, units}``.
+
+    ``path`` is a dataset store written by ``cenn simulate`` (its ``inputs``; metadata from the
+    store), a ``.npy`` array (frequencies and pixel size must be given; units default to µK_CMB) or
+    a FITS file (``.fits``/``.fits.gz``: the primary HDU's image in numpy order, header keys
+    ``FREQ1``…``FREQn`` in GHz, ``PIXSIZE`` in arcsec, ``BUNIT``). Values given here override the
+    file's.
+    """
+    path = Path(path)
+    if path.is_dir():
+        maps, found = _read_store(path)
+    elif not path.exists():
+        raise FileNotFoundError(f"no input at {path}")
+    elif file_kind(path, "input") == "npy":
+        maps, found = _read_npy(path), {"units": UNITS}
+    else:
+        maps, found = _read_fits(path)
+    check_real(maps.dtype, str(path))
+    if maps.size == 0:
+        raise ValueError(f"{path} holds an empty array (shape {maps.shape}): it has no patches to separate")
+    meta = {
+        "frequencies_ghz": _resolve(path, "frequencies", "--frequencies (frequencies_ghz)",
+                                    frequencies_ghz, found.get("frequencies_ghz")),
+        "pixel_arcsec": _resolve(path, "pixel size", "--pixel-arcsec (pixel_arcsec)",
+                                 pixel_arcsec, found.get("pixel_arcsec")),
+        "units": _resolve(path, "units", "--units (units)", units, found.get("units")),
+    }
+    meta["frequencies_ghz"] = [float(f) for f in meta["frequencies_ghz"]]
+    meta["pixel_arcsec"] = float(meta["pixel_arcsec"])
+    return maps, meta
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """The array in the ``.npy`` file ``path``; one that is empty, truncated or not a ``.npy`` array is
+    refused, naming the file."""
+    try:
+        maps = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as err:
+        raise ValueError(f"{path} is not a readable .npy array ({err}): it is empty, truncated or not "
+                         "written by numpy.save; write it again") from None
+    if not isinstance(maps, np.ndarray):
+        maps.close()
+        raise ValueError(f"{path} is a .npz archive, not a .npy array: save the maps with numpy.save")
+    return maps
+
+
+def _read_store(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    store = open_finished(path)
+    meta = store.meta
+    found = {"frequencies_ghz": meta["frequencies_ghz"], "pixel_arcsec": meta["geometry"]["pixel_arcsec"],
+             "units": meta["units"]}
+    return store.read("inputs"), found
+
+
+def _read_fits(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    with fits_file(path) as hdus:
+        header, data = hdus[0].header, hdus[0].data
+        if data is None or data.ndim not in (3, 4):
+            shape = None if data is None else data.shape
+            raise ValueError(f"{path}: the primary HDU must hold an image (N, C, H, W) or (C, H, W) in "
+                             f"numpy order; it holds {shape}")
+        maps = np.array(data, dtype=data.dtype.newbyteorder("="))  # native byte order, for torch
+    n_channels = maps.shape[-3]
+    keys = [f"FREQ{i}" for i in range(1, n_channels + 1)]
+    found = {
+        "frequencies_ghz": ([stated_frequency_ghz(path, header, k) for k in keys]
+                            if all(k in header for k in keys) else None),
+        "pixel_arcsec": header.get("PIXSIZE"),
+        "units": header.get("BUNIT"),
+    }
+    return maps, found
+
+
+def write_output(path: str | Path, maps: np.ndarray, card: WeightsCard, source: str | Path) -> None:
+    """Write the CMB ``maps (N, 1, H, W)`` (µK_CMB) predicted from ``source`` with the weights of
+    ``card`` to ``path`` (``.npy``, ``.fits`` or ``.fits.gz``), atomically (:func:`cenn.io.atomic.staged`).
+    FITS files carry BUNIT, FREQ (GHz), PIXSIZE (arcsec) and HISTORY cards naming the weights. Maps
+    holding NaN or infinite values are refused (:func:`check_finite_output`)."""
+    path = Path(path)
+    kind = file_kind(path, "output")
+    maps = np.asarray(maps, dtype=np.float32)
+    check_finite_output(maps, path)
+    with staged(path, keep_suffix=True) as tmp:
+        if kind == "npy":
+            np.save(tmp, maps)
+        else:
+            _fits_hdu(maps, card, source).writeto(tmp)
+
+
+def check_output(path: str | Path, overwrite: bool) -> Path:
+    """``path`` as a ``Path``, refused before any work when it exists (unless ``overwrite``) or is a
+    folder, or when its folder is missing or not writable (:func:`cenn.outputs.check_writable`)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: name the output file in it")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists: choose another output or pass --overwrite")
+    folder = path.parent
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise ValueError(f"the folder {folder} of the output {path.name} {state}: create it (mkdir -p "
+                         f"{folder}) or write elsewhere")
+    check_writable(folder)
+    return path
+
+
+def _ascii(text: Any) -> str:
+    return str(text).encode("ascii", "replace").decode()
+
+
+def _fits_hdu(maps: np.ndarray, card: WeightsCard, source: str | Path):
+    from astropy.io import fits
+
+    hdu = fits.PrimaryHDU(maps)
+    header = hdu.header
+    header["BUNIT"] = (UNITS, "CMB thermodynamic temperature, microkelvin")
+    header["FREQ"] = (card.target_frequency_ghz, "[GHz] band whose beam the CMB map has")
+    header["PIXSIZE"] = (card.pixel_arcsec, "[arcsec] pixel side")
+    header["COMMENT"] = "CMB predicted by cenn; axes in numpy order (patch, 1, y, x)"
+    header["HISTORY"] = _ascii(f"cenn {__version__} predict from {source}")
+    header["HISTORY"] = _ascii(f"weights: {card.architecture} on {fmt_list(card.frequencies_ghz)} GHz, "
+                               f"{card.normalization} normalization, created {card.created}, "
+                               f"cenn {card.cenn_version}")
+    return hdu

@@ -1,0 +1,99 @@
+"""What a component separation method is: the bands' maps in, the CMB out.
+
+A :class:`Separator` takes patches ``(N, C, H, W)`` in µK_CMB at the frequencies described by an
+:class:`InputInfo` and returns the CMB ``(N, 1, H, W)`` in µK_CMB at the target band's resolution.
+The network (``cenn``) and the classical baselines are all separators, so ``cenn evaluate`` treats
+them alike. Methods register themselves with :func:`register_separator`; they are built by name
+with :func:`cenn.separators.build_separator`, which sits above the methods (this module sits below
+them, so that the baselines can build on it).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from cenn.io.units import UNITS
+from cenn.sky.instrument import target_channel
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """What a separator needs to know about its input maps (frequencies in GHz, beams' FWHM in
+    arcmin, pixel side in arcsec, white-noise level per pixel in µK_CMB)."""
+
+    frequencies_ghz: tuple[float, ...]
+    band_names: tuple[str, ...]
+    beam_fwhm_arcmin: tuple[float, ...]
+    target_band: str
+    target_beam_fwhm_arcmin: float
+    pixel_arcsec: float
+    noise_uk_per_pixel: tuple[float, ...]
+    units: str = UNITS
+
+    @classmethod
+    def from_store_meta(cls, meta: dict[str, Any]) -> InputInfo:
+        """From a dataset store's metadata (``DatasetStore.meta``)."""
+        return cls(
+            frequencies_ghz=tuple(float(f) for f in meta["frequencies_ghz"]),
+            band_names=tuple(meta["band_names"]),
+            beam_fwhm_arcmin=tuple(float(b) for b in meta["beam_fwhm_arcmin"]),
+            target_band=meta["target_band"],
+            target_beam_fwhm_arcmin=float(meta["target_beam_fwhm_arcmin"]),
+            pixel_arcsec=float(meta["geometry"]["pixel_arcsec"]),
+            noise_uk_per_pixel=tuple(float(n) for n in meta["noise_uk_per_pixel"]),
+            units=meta.get("units", UNITS),
+        )
+
+    @property
+    def target_channel(self) -> int:
+        """Index of the target band among the input channels."""
+        return target_channel(self.band_names, self.target_band)
+
+
+class Separator(ABC):
+    """A component separation method (see the module docstring)."""
+
+    name: str = "separator"
+
+    @abstractmethod
+    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+        """The CMB ``(N, 1, H, W)`` float32 in µK_CMB from ``inputs (N, C, H, W)`` in µK_CMB."""
+
+    def prepare(self, meta: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
+        """Called once per dataset store (with its metadata) before :meth:`separate`; methods that
+        calibrate on the data's sky model (the oracle Wiener filter) do it here."""
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance recorded in reports: the method's name and options."""
+        return {"name": self.name}
+
+
+#: Separator factories by name, filled by :func:`register_separator`.
+SEPARATORS: dict[str, Callable[..., Separator]] = {}
+
+
+def register_separator(name: str) -> Callable[[Callable[..., Separator]], Callable[..., Separator]]:
+    """Decorator adding a separator factory under ``name``."""
+
+    def add(factory: Callable[..., Separator]) -> Callable[..., Separator]:
+        SEPARATORS[name] = factory
+        return factory
+
+    return add
+
+
+@register_separator("target-band")
+class TargetBandSeparator(Separator):
+    """No separation: the target band's input map as the CMB estimate (the reference any method
+    must beat; its residual is the foregrounds and noise at the target band)."""
+
+    name = "target-band"
+
+    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+        c = info.target_channel
+        return inputs[:, c : c + 1].to(torch.float32)
