@@ -1,7 +1,7 @@
 """Fixed-budget ablation of the learning problem: every variant trained on the same streamed patches,
 evaluated with `cenn evaluate` beside NILC, the Wiener oracle and the unseparated 217 GHz map.
 
-    python benchmarks/ablation.py [--samples 24000] [--out runs/ablation] [--variants a,b,...]
+    python benchmarks/ablation.py [--samples 24576] [--out runs/ablation] [--variants a,b,...]
         [--val-patches 256] [--quick]
 
 Variants are the training TOML files in ``benchmarks/ablation/`` (``paper``, ``uk-cenn-paper``,
@@ -79,7 +79,7 @@ def evaluate(report: Path, stores: dict[str, Path], methods: str, weights: Path 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--samples", type=int, default=24_000, help="streamed training samples per variant")
+    p.add_argument("--samples", type=int, default=24_576, help="streamed training samples per variant")
     p.add_argument("--samples-per-epoch", type=int, default=2048)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--val-patches", type=int, default=256, help="patches per evaluation set")
