@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ from cenn.evaluate.report import format_table, headline_table, summary_table
 from cenn.evaluate.summary import HEADLINE_ELL_RANGE, headline_figures
 from cenn.model import load_weights
 from cenn.model.weights import WeightsCard
-from cenn.pretrained import CHECKSUMS, DEFAULT
+from cenn.pretrained import CHECKSUMS, DEFAULT, shipped_checksums
 
 #: What each architecture is, for the card.
 ARCHITECTURES = {
@@ -43,18 +44,40 @@ ARCHITECTURES = {
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "cenn" / "pretrained"
 MAX_BYTES = 25_000_000
+#: The heading that opens the card's evaluation section.
+EVALUATION = "## Evaluation\n"
 
 
 def _join(values: list[float]) -> str:
     return ", ".join(f"{v:g}" for v in values)
 
 
-def training_chain(card: WeightsCard) -> list[WeightsCard]:
-    """The cards of the runs that led to ``card``, first run first (``model.init_weights`` links)."""
-    chain = [card]
+def _samples(card: WeightsCard) -> int:
+    """Training samples of one run."""
+    return card.training["global_step"] * card.training["config"]["trainer"]["batch_size"]
+
+
+def card_stages(text: str) -> tuple[list[str], int]:
+    """The training stage lines and the samples in all that the model card ``text`` lists."""
+    training = text[text.index("## Training"):text.index(EVALUATION)]
+    stages = [line for line in training.splitlines() if line.startswith("  - ")]
+    found = re.search(r"In all: ([\d,]+) samples", training)
+    if not stages or found is None:
+        raise ValueError("the model card lists no training stages and samples to continue from")
+    return stages, int(found[1].replace(",", ""))
+
+
+def training_stages(card: WeightsCard) -> tuple[list[str], int]:
+    """One line per training run that led to ``card`` (``model.init_weights`` links, followed back
+    to the first run), first run first, and their samples in all. A run that started from the
+    shipped reference model (a file with its SHA-256) takes that model's stages from its card."""
+    chain, earlier, samples = [card], [], 0
     while (start := chain[0].training["config"]["model"].get("init_weights")):
+        if hashlib.sha256(Path(start).read_bytes()).hexdigest() == shipped_checksums()[DEFAULT]:
+            earlier, samples = card_stages((PRETRAINED / "MODEL_CARD.md").read_text())
+            break
         chain.insert(0, load_weights(start)[1])
-    return chain
+    return earlier + [_stage(c) for c in chain], samples + sum(_samples(c) for c in chain)
 
 
 def _in_repository(path: str) -> str:
@@ -70,7 +93,7 @@ def _in_repository(path: str) -> str:
 def _stage(card: WeightsCard) -> str:
     """One line per training run: data, optimiser, length."""
     t, c = card.training, card.training["config"]
-    samples = t["global_step"] * c["trainer"]["batch_size"]
+    samples = _samples(card)
     train, val, o = t["train"], t["val"], c["optim"]
     if train.get("stream"):
         simulation = c["data"].get("simulation")
@@ -83,9 +106,6 @@ def _stage(card: WeightsCard) -> str:
     return (f"  - {data}; {o['name']} at learning rate {o['lr']} ({o.get('schedule', 'constant')} "
             f"schedule), L2 {o['l2']}, loss {loss}, batch {c['trainer']['batch_size']}, "
             f"{t['epochs']} epochs; validation on {val.get('n_patches')} patches (seed {val.get('seed')})")
-
-
-EVALUATION = "## Evaluation\n"
 
 
 def evaluation_section(metrics: dict) -> str:
@@ -129,8 +149,7 @@ def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: 
     """The model card's Markdown."""
     model, card = load_weights(run / "weights.safetensors")
     metrics = json.loads((report / "metrics.json").read_text())
-    chain = training_chain(card)
-    samples = sum(c.training["global_step"] * c.training["config"]["trainer"]["batch_size"] for c in chain)
+    stages, samples = training_stages(card)
     n_parameters = sum(p.numel() for p in model.parameters())
     m = card.metrics
     status = (f"**Preview.** Trained on a CPU for {minutes:g} minutes ({samples:,} samples), far from the "
@@ -153,9 +172,9 @@ def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: 
 ## Training
 
 Simulated patches with every component ({", ".join(card.training["train"].get("sky_components") or [])})
-and Planck noise, in {len(chain)} run(s), each starting from the previous one's weights:
+and Planck noise, in {len(stages)} run(s), each starting from the previous one's weights:
 
-{chr(10).join(_stage(c) for c in chain)}
+{chr(10).join(stages)}
 
 - In all: {samples:,} samples; {hardware}, {minutes:g} minutes ({samples / (60 * minutes):.1f} samples/s).
 - Best validation loss of the last run {m.get("loss", float("nan")):.5f} (the 217 GHz input

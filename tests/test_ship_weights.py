@@ -38,3 +38,15 @@ def test_the_evaluation_section_is_rewritten_from_the_report(ship_weights, tmp_p
     assert float(row.split()[7]) == pytest.approx(rms, rel=5e-3)  # the patch RMS column, 3 figures
     with pytest.raises(ValueError, match="no '## Evaluation' section"):
         ship_weights.reevaluated(head, metrics)
+
+
+def test_training_stages_are_read_back_from_a_card(ship_weights):
+    card = ("# card\n\n## Training\n\nin 2 run(s):\n\n  - 12,288 streamed patches; adamw\n"
+            "  - 28,672 streamed patches; adamw\n\n- In all: 40,960 samples; a CPU\n\n## Evaluation\n")
+    assert ship_weights.card_stages(card) == (["  - 12,288 streamed patches; adamw",
+                                               "  - 28,672 streamed patches; adamw"], 40_960)
+    with pytest.raises(ValueError, match="lists no training stages"):
+        ship_weights.card_stages("## Training\n\nnothing\n\n## Evaluation\n")
+    # the shipped card's stages add up to the samples it states
+    stages, samples = ship_weights.card_stages((ship_weights.PRETRAINED / "MODEL_CARD.md").read_text())
+    assert sum(int(s.split()[1].replace(",", "")) for s in stages) == samples > 0
