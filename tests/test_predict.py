@@ -47,7 +47,7 @@ def test_output_is_float32_microkelvin_equal_to_apply_network(predictor, maps):
     assert out.shape == (5, 1, 64, 64) and out.dtype == np.float32
     norm = build_normalization("minmax", reference_channel=1)
     with torch.no_grad():
-        expected = apply_network(predictor.model, norm, torch.from_numpy(maps)).numpy()
+        expected = apply_network(predictor.model, norm, torch.from_numpy(maps))[0].numpy()
     np.testing.assert_array_equal(out, expected)
 
 
@@ -408,3 +408,38 @@ def test_maps_varying_more_than_any_sky_are_refused(predictor, maps):
     with pytest.raises(ValueError, match=r"do not look like sky maps: the 217 GHz maps vary by 9\.\d+e\+07 "
                                          r"µK .*more than any sky; check their units and values"):
         predictor.predict(maps * np.float32(1e6), **META)
+
+
+def test_sigma_output_and_noise_input_are_checked(tmp_path, predictor, maps):
+    """Weights without a σ output refuse --uncertainty's request, naming why; noise-aware weights
+    without σ given use the card's nominal level (with a warning) and refuse σ of the wrong shape."""
+    from cenn.model import WeightsCard, build_model, save_weights
+
+    with pytest.raises(ValueError, match="no σ output"):
+        predictor.predict(maps, [143.0, 217.0, 353.0], 90.0, return_sigma=True)
+    torch.manual_seed(0)
+    params = {"noise_input": True, "sigma_output": True}
+    card = WeightsCard(architecture="unet-small", architecture_params=params, in_channels=3,
+                       frequencies_ghz=[143.0, 217.0, 353.0], beams_arcmin=[7.22, 4.90, 4.92],
+                       target_frequency_ghz=217.0, npix=64, pixel_arcsec=90.0, normalization="asinh",
+                       normalization_params={"scale_uk": 100.0},
+                       training={"noise_uk_per_pixel": [22.0, 31.2, 102.4]})
+    path = tmp_path / "sigma.safetensors"
+    save_weights(path, build_model("unet-small", 3, noise_input=True, sigma_output=True), card)
+    aware = Predictor(path)
+    levels = np.array([22.0, 31.2, 102.4], dtype=np.float32)[None, :, None, None]
+    nominal = np.broadcast_to(levels, maps.shape)
+    with pytest.warns(UserWarning, match="nominal per-pixel levels"):
+        cmb, sigma = aware.predict(maps, [143.0, 217.0, 353.0], 90.0, return_sigma=True)
+    given, given_sigma = aware.predict(maps, [143.0, 217.0, 353.0], 90.0, noise_sigma=nominal.copy(),
+                                       return_sigma=True)
+    np.testing.assert_array_equal(cmb, given)
+    assert sigma.shape == cmb.shape and np.all(sigma > 0)
+    with torch.no_grad():  # σ in µK is 100 µK (the asinh scale) × e^(the network's second channel)
+        raw = aware.model(torch.cat([torch.asinh(torch.from_numpy(maps) / 100.0),
+                                     torch.asinh(torch.from_numpy(nominal.copy()) / 100.0)], dim=1))
+    np.testing.assert_allclose(given_sigma, 100.0 * torch.exp(raw[:, 1:2]).numpy(), rtol=1e-4)
+    with pytest.raises(ValueError, match="one σ map per input map"):
+        aware.predict(maps, [143.0, 217.0, 353.0], 90.0, noise_sigma=nominal[:, :2].copy())
+    with pytest.raises(ValueError, match="positive standard deviation"):
+        aware.predict(maps, [143.0, 217.0, 353.0], 90.0, noise_sigma=np.zeros_like(maps))

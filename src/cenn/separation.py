@@ -61,8 +61,11 @@ class Separator(ABC):
     name: str = "separator"
 
     @abstractmethod
-    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
-        """The CMB ``(N, 1, H, W)`` float32 in µK_CMB from ``inputs (N, C, H, W)`` in µK_CMB."""
+    def separate(self, inputs: torch.Tensor, info: InputInfo,
+                 noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """The CMB ``(N, 1, H, W)`` float32 in µK_CMB from ``inputs (N, C, H, W)`` in µK_CMB.
+        ``noise_sigma``: the inputs' per-pixel noise σ (µK_CMB, their shape), for methods that use
+        it; None: each band's nominal level (``info.noise_uk_per_pixel``)."""
 
     def prepare(self, meta: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Called once per dataset store (with its metadata) before :meth:`separate`; methods that
@@ -71,6 +74,14 @@ class Separator(ABC):
     def describe(self) -> dict[str, Any]:
         """Provenance recorded in reports: the method's name and options."""
         return {"name": self.name}
+
+
+def nominal_sigma(inputs: torch.Tensor, levels: tuple[float, ...] | list[float]) -> torch.Tensor:
+    """Uniform per-pixel noise σ maps, ``inputs``' shape, each band at its level (µK_CMB)."""
+    level = torch.as_tensor(levels, dtype=inputs.dtype, device=inputs.device)
+    if len(level) != inputs.shape[1]:
+        raise ValueError(f"{len(level)} noise levels for inputs with {inputs.shape[1]} bands")
+    return level[None, :, None, None].expand(inputs.shape).clone()
 
 
 #: Separator factories by name, filled by :func:`register_separator`.
@@ -94,6 +105,7 @@ class TargetBandSeparator(Separator):
 
     name = "target-band"
 
-    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+    def separate(self, inputs: torch.Tensor, info: InputInfo,
+                 noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
         c = info.target_channel
         return inputs[:, c : c + 1].to(torch.float32)

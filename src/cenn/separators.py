@@ -13,7 +13,14 @@ from typing import Any
 
 import torch
 
-from cenn.separation import SEPARATORS, InputInfo, Separator, TargetBandSeparator, register_separator
+from cenn.separation import (
+    SEPARATORS,
+    InputInfo,
+    Separator,
+    TargetBandSeparator,
+    nominal_sigma,
+    register_separator,
+)
 
 __all__ = ["InputInfo", "NetworkSeparator", "Separator", "TargetBandSeparator", "available_separators",
            "build_separator", "register_separator"]
@@ -54,8 +61,12 @@ class NetworkSeparator(Separator):
         self.weights = Path(weights)
         self.predictor = Predictor(weights, device=device, precision=precision, batch_size=batch_size)
 
-    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
-        out = self.predictor.predict(inputs, list(info.frequencies_ghz), info.pixel_arcsec, info.units)
+    def separate(self, inputs: torch.Tensor, info: InputInfo,
+                 noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
+        if noise_sigma is None and self.predictor.takes_noise:
+            noise_sigma = nominal_sigma(inputs, info.noise_uk_per_pixel)
+        out = self.predictor.predict(inputs, list(info.frequencies_ghz), info.pixel_arcsec, info.units,
+                                     noise_sigma=noise_sigma)
         return torch.from_numpy(out).to(inputs.device)
 
     def describe(self) -> dict[str, Any]:

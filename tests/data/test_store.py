@@ -38,8 +38,8 @@ def test_store_holds_the_simulated_patches_and_metadata(tmp_path, small_config):
     expected = PatchSimulator(small_config).simulate(range(N), with_components=True)
     ds = PatchDataset(tmp_path / "d.zarr", components=True)
     item = ds[7]
-    assert torch.equal(item["inputs"], expected.inputs[7])
-    assert torch.equal(item["target"], expected.target[7])
+    torch.testing.assert_close(item["inputs"], expected.inputs[7], rtol=0, atol=1e-3)  # FFT rounding by batch
+    torch.testing.assert_close(item["target"], expected.target[7], rtol=0, atol=1e-3)
     assert item["lat"] == pytest.approx(expected.lat[7].item())
     total = sum(item["components"].values())
     assert torch.allclose(total, item["inputs"], atol=0.05)
@@ -134,3 +134,19 @@ def test_not_a_store_is_reported(tmp_path):
     with pytest.raises(StoreError, match="not a cenn dataset"):
         DatasetStore.open(tmp_path / "plain.zarr")
     assert json.loads((tmp_path / "plain.zarr" / "zarr.json").read_text())["node_type"] == "group"
+
+
+def test_noise_sigma_is_stored_and_an_older_store_reads_as_its_nominal_level(tmp_path, small_config):
+    store = simulate(tmp_path / "s.zarr", 4, small_config, chunk_size=2, progress=False)
+    expected = PatchSimulator(small_config).simulate(range(4)).noise_sigma
+    assert store.has_noise_sigma
+    torch.testing.assert_close(torch.from_numpy(store.noise_sigma(slice(0, 4))), expected, rtol=1e-6, atol=0)
+    torch.testing.assert_close(PatchDataset(tmp_path / "s.zarr")[3]["noise_sigma"], expected[3], rtol=1e-6,
+                               atol=0)
+    # a store of an earlier cenn: no noise_sigma array, no flag; each band's nominal white level
+    del store.meta["noise_sigma"]
+    assert not store.has_noise_sigma and "noise_sigma" not in store.array_names
+    levels = store.noise_sigma(slice(1, 3))
+    assert levels.shape == (2, 3, 64, 64)
+    assert np.allclose(levels[:, :, 5, 7], [[22.0, 31.2, 102.4]] * 2, rtol=2e-3)
+    assert store.noise_sigma(0).shape == (3, 64, 64)

@@ -23,7 +23,7 @@ from cenn.sky.components import COMPONENTS
 
 TINY = ["-n", "6", "--npix", "16", "--pixel-arcsec", "1440", "--chunk-size", "2", "--batch-size", "2",
         "--seed", "5", "--no-progress", *(a for c in COMPONENTS if c != "cmb" for a in ("--disable", c))]
-NAMES = ("inputs", "target", "lon", "lat")
+NAMES = ("inputs", "target", "noise_sigma", "lon", "lat")
 
 #: ``cenn simulate`` whose first chunk write touches the file argv[1], then waits for argv[2] to exist.
 PAUSED = """

@@ -5,6 +5,7 @@ import pytest
 
 from cenn.data.simulate import simulate
 from cenn.sky.components import COMPONENTS
+from cenn.sky.noise import NoiseConfig
 from cenn.sky.simulator import GeometryConfig, InstrumentConfig, RegionConfig, SimulationConfig
 
 N = 16
@@ -14,7 +15,8 @@ def _config(noise_scale: float, components: tuple[str, ...] = ("cmb",), seed: in
     return SimulationConfig(
         seed=seed, geometry=GeometryConfig(npix=64, pixel_arcsec=90.0, margin=16),
         instrument=InstrumentConfig(noise_scale=noise_scale), region=RegionConfig(30.0, 90.0),
-        components={name: {"enabled": name in components} for name in COMPONENTS})
+        components={name: {"enabled": name in components} for name in COMPONENTS},
+        noise=NoiseConfig(model="white"))  # one σ per band, so metrics have exact expectations
 
 
 @pytest.fixture(scope="package")

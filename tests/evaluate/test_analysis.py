@@ -33,7 +33,8 @@ class Scaled(Separator):
     def __init__(self, factor: float):
         self.factor = factor
 
-    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+    def separate(self, inputs: torch.Tensor, info: InputInfo,
+                 noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
         return self.factor * TargetBandSeparator().separate(inputs, info)
 
 

@@ -28,7 +28,8 @@ FIGURES = ("fig1_patches.png", "fig3_spectra.png", "fig4_mean_residual_patch.png
 class Halved(Separator):
     name = "halved"
 
-    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+    def separate(self, inputs: torch.Tensor, info: InputInfo,
+                 noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
         return 0.5 * TargetBandSeparator().separate(inputs, info)
 
 
@@ -246,3 +247,25 @@ def test_a_killed_evaluations_temporary_folder_is_cleared(stores, tmp_path):
     assert main(_evaluate_args(stores["noisy"], tmp_path / "rep")) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
     assert (tmp_path / "rep" / ".cenn-output").exists()
+
+
+def test_cross_sky_pairs_each_store_with_its_alternative_and_gives_the_ratios(stores, tmp_path):
+    """The 'alternative sky' here is the store with foregrounds; the default one holds CMB and noise:
+    every ratio is the alternative's figure over the default's, read back from each dataset's results."""
+    from cenn.evaluate.summary import headline_figures
+
+    methods = {"target-band": TargetBandSeparator(), "halved": Halved()}
+    metrics = evaluate([("high", stores["noisy"])], methods, tmp_path / "r", CONFIG, progress=False,
+                       alternative=[("high", stores["sky"])])
+    assert list(metrics["datasets"]) == ["high", "alt-high"]
+    for m in methods:
+        entry = metrics["cross_sky"][m]["high"]
+        default = headline_figures(metrics["results"][m]["high"])
+        other = headline_figures(metrics["results"][m]["alt-high"])
+        assert entry["residual_rms_uk_default"] == default["residual_rms_uk"]
+        ratio = other["residual_rms_uk"] / default["residual_rms_uk"]
+        assert entry["residual_rms_uk_ratio"] == pytest.approx(ratio)
+        assert ratio > 1.05  # the foregrounds are left in the target band map
+        assert "residual_rms_uk_vs_nilc" not in entry  # NILC was not evaluated
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "Cross-model test" in report and "alt-high" in report

@@ -199,7 +199,8 @@ def test_channel_spreads_that_doubt_the_order_warn(band_maps, tmp_path, capsys):
 class _NanSeparator(Separator):
     name = "nan"
 
-    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+    def separate(self, inputs: torch.Tensor, info: InputInfo,
+                 noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
         out = inputs[:, :1].clone()
         out[-1, 0, 3, 3] = float("nan")
         return out

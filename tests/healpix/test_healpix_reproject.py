@@ -189,7 +189,8 @@ class Recorder(Separator):
     def __init__(self):
         self.shapes = []
 
-    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+    def separate(self, inputs: torch.Tensor, info: InputInfo,
+                 noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
         self.shapes.append(tuple(inputs.shape))
         return inputs[:, :1]
 
@@ -242,7 +243,8 @@ class NanWhereZero(Separator):
     def __init__(self, centre: bool = False):
         self.centre = centre
 
-    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+    def separate(self, inputs: torch.Tensor, info: InputInfo,
+                 noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
         band = inputs[:, 1:2].to(torch.float32)
         if self.centre:
             band[0, 0, 8, 8] = 0.0

@@ -283,7 +283,8 @@ def test_same_sample_same_map_different_index_differs():
     b = d.sky(_ctx([10.0, 20.0], [40.0, -50.0], seed=4, start=7))
     assert torch.equal(a, b)
     c = d.sky(_ctx([20.0], [-50.0], seed=4, start=8))  # sample 8 alone, in another batch
-    assert torch.equal(a[1:], c)
+    # the same draws; MKL's batched FFTs may round the last float32 bit differently by batch size
+    torch.testing.assert_close(a[1:], c, rtol=1e-5, atol=0)
     other = d.sky(_ctx([10.0, 20.0], [40.0, -50.0], seed=4, start=9))
     assert not torch.allclose(a, other)
     reseeded = d.sky(_ctx([10.0, 20.0], [40.0, -50.0], seed=5, start=7))

@@ -9,6 +9,7 @@ import torch
 
 from cenn.config import ConfigError
 from cenn.sky.cmb_spectrum import lensed_tt
+from cenn.sky.noise import NoiseConfig
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
 from cenn.sky.spectra import Binning, expected_spectrum, power_spectrum
 
@@ -52,6 +53,7 @@ def test_cmb_is_the_same_in_every_band_before_the_beam(cmb_only_config):
 def test_noise_level_per_pixel_and_white_spectrum(small_config):
     small_config.components = {"cmb": {"enabled": False}} | {
         n: {"enabled": False} for n in small_config.resolved_components()}
+    small_config.noise = NoiseConfig(model="white")
     sim = PatchSimulator(small_config)
     b = sim.simulate(range(64), with_components=True)
     sigma = b.inputs.std(dim=(0, 2, 3)).numpy()
@@ -86,7 +88,9 @@ def test_large_requests_are_split_without_changing_the_patches(small_config):
     split = PatchSimulator(small_config, max_batch=2).simulate(range(5), with_components=True)
     assert split.indices == [0, 1, 2, 3, 4] and split.inputs.shape == whole.inputs.shape
     torch.testing.assert_close(split.inputs, whole.inputs, rtol=0, atol=1e-3)
-    assert torch.equal(split.target, whole.target) and torch.equal(split.lat, whole.lat)
+    # the same draws; MKL's batched FFTs may round float32 differently by batch size (on some CPUs)
+    torch.testing.assert_close(split.target, whole.target, rtol=0, atol=1e-3)
+    assert torch.equal(split.lat, whole.lat)
     assert set(split.components) == set(whole.components)
     torch.testing.assert_close(split.components["dust"], whole.components["dust"], rtol=1e-5, atol=1e-4)
 

@@ -40,7 +40,8 @@ class ILCSeparator(Separator):
         self.max_gain = max_gain
         self.last_weights: torch.Tensor | None = None  # (N, C) of the last call, for inspection
 
-    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+    def separate(self, inputs: torch.Tensor, info: InputInfo,
+                 noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
         fourier, _ = to_target_beam(inputs, info, self.max_gain)
         maps = to_maps(fourier, inputs.shape[-1])  # (N, C, n, n)
         self.last_weights = patch_ilc_weights(maps)
@@ -71,7 +72,8 @@ class HarmonicILCSeparator(Separator):
         _check_covariance(covariance)
         self.bin_width, self.covariance, self.max_gain = bin_width, covariance, max_gain
 
-    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+    def separate(self, inputs: torch.Tensor, info: InputInfo,
+                 noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
         fourier, ell = to_target_beam(inputs, info, self.max_gain)  # (N, C, n, m)
         fluctuations = fourier.clone()
         fluctuations[..., 0, 0] = 0.0  # the mean is combined apart (with_patch_mean)

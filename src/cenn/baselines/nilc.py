@@ -148,7 +148,8 @@ class NILCSeparator(Separator):
             return None
         return math.sqrt(fraction * npix**2 / (4 * math.pi))
 
-    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+    def separate(self, inputs: torch.Tensor, info: InputInfo,
+                 noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
         fourier, ell = to_target_beam(inputs, info, self.max_gain)  # (N, C, n, n//2+1)
         n, c = inputs.shape[-1], inputs.shape[1]
         ell_nyquist = float(ell[0, -1])

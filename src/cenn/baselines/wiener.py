@@ -145,11 +145,12 @@ class WienerSeparator(Separator):
 
     def prepare(self, meta: dict[str, Any]) -> None:
         """Measure the spectra on simulations of the dataset's sky model and region."""
-        config = SimulationConfig.from_dict({**meta["config"], "seed": meta["seed"] + self.seed_offset})
+        config = SimulationConfig.from_stored({**meta["config"], "seed": meta["seed"] + self.seed_offset})
         self.model = WienerModel.from_simulation(config, self.calibration_patches, self.bin_width,
                                                  self.device)
 
-    def separate(self, inputs: torch.Tensor, info: InputInfo) -> torch.Tensor:
+    def separate(self, inputs: torch.Tensor, info: InputInfo,
+                 noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
         if self.model is None:
             raise ValueError("the Wiener filter needs the data's spectra: call prepare(store.meta) first, "
                              "or build it with a WienerModel")

@@ -15,8 +15,10 @@ from cenn.data.store import DatasetStore, StoreError, open_finished
 class PatchDataset(Dataset):
     """Patches of a dataset store as dicts of tensors.
 
-    Each item: ``inputs (n_bands, H, W)``, ``target (1, H, W)`` float32 µK_CMB; ``lon``, ``lat``
-    (degrees); ``index``; and ``components`` ``{name: (n_bands, H, W)}`` when asked for.
+    Each item: ``inputs (n_bands, H, W)``, ``target (1, H, W)`` and ``noise_sigma (n_bands, H, W)``
+    float32 µK_CMB; ``lon``, ``lat`` (degrees); ``index``; and ``components`` ``{name: (n_bands, H,
+    W)}`` when asked for. A store of an earlier cenn, without ``noise_sigma``, gives each band's
+    nominal level everywhere (:meth:`DatasetStore.noise_sigma`).
 
     Args:
         path: the store.
@@ -49,11 +51,13 @@ class PatchDataset(Dataset):
         if not -len(self) <= i < len(self):
             raise IndexError(f"patch {i} out of range for {len(self)} patches")
         i = i % len(self)
-        names = ["inputs", "target", "lon", "lat"] + [f"components/{n}" for n in self.component_names]
+        sigma = ["noise_sigma"] if self.store.has_noise_sigma else []
+        names = ["inputs", "target", *sigma, "lon", "lat"] + [f"components/{n}" for n in self.component_names]
         row = self._read(i, names)
         item = {
             "inputs": torch.from_numpy(row["inputs"]),
             "target": torch.from_numpy(row["target"]),
+            "noise_sigma": torch.from_numpy(row["noise_sigma"] if sigma else self.store.noise_sigma(i)),
             "lon": float(row["lon"]),
             "lat": float(row["lat"]),
             "index": i,

@@ -40,6 +40,7 @@ def dataset_metadata(sim: PatchSimulator) -> dict[str, Any]:
         "sky_components": sim.component_names,
         "config": sim.config.to_dict(),
         "random_region_key": _hex(sim.config.region.random_key()),
+        "noise_sigma": True,
     }
 
 
@@ -53,6 +54,7 @@ def _batch_arrays(sim: PatchSimulator, indices: range, with_components: bool) ->
     arrays = {
         "inputs": batch.inputs.cpu().numpy(),
         "target": batch.target.cpu().numpy(),
+        "noise_sigma": batch.noise_sigma.cpu().numpy(),
         "lon": batch.lon.cpu().numpy(),
         "lat": batch.lat.cpu().numpy(),
     }

@@ -4,6 +4,9 @@ Layout::
 
     inputs              (N, n_bands, H, W) float32, µK_CMB
     target              (N, 1, H, W)       float32, µK_CMB (CMB at the target band's beam)
+    noise_sigma         (N, n_bands, H, W) float32, µK_CMB: the per-pixel standard deviation of
+                        the noise in ``inputs`` (stores of cenn before it lack it: see
+                        :meth:`DatasetStore.noise_sigma`)
     lon, lat            (N,)               float64, Galactic degrees
     components/<name>   (N, n_bands, H, W) float32, µK_CMB (optional; they sum to inputs)
     attrs["cenn"]       frequencies, beams, noise, geometry, units, seed, resolved
@@ -255,8 +258,27 @@ class DatasetStore:
 
     @property
     def array_names(self) -> list[str]:
-        """Every array of the store: inputs, target, lon, lat and the component maps."""
-        return ["inputs", "target", "lon", "lat", *(f"components/{c}" for c in self.meta["components"])]
+        """Every array of the store: inputs, target, (noise_sigma), lon, lat and the component maps."""
+        sigma = ["noise_sigma"] if self.has_noise_sigma else []
+        components = [f"components/{c}" for c in self.meta["components"]]
+        return ["inputs", "target", *sigma, "lon", "lat", *components]
+
+    @property
+    def has_noise_sigma(self) -> bool:
+        """Whether the store holds the per-pixel noise σ (``noise_sigma``)."""
+        return bool(self.meta.get("noise_sigma"))
+
+    def noise_sigma(self, rows: int | slice = slice(None)) -> np.ndarray:
+        """The per-pixel noise σ (µK_CMB) of patch ``rows``, ``(n_bands, H, W)`` or ``(n, n_bands,
+        H, W)``: stored, or, for a store of an earlier cenn, each band's nominal white level
+        (``noise_uk_per_pixel`` of its attrs) everywhere."""
+        if self.has_noise_sigma:
+            return self.read("noise_sigma", rows)
+        shape = self._arrays["inputs"].shape
+        n = len(range(self.n_patches)[rows]) if isinstance(rows, slice) else None
+        level = np.asarray(self.meta["noise_uk_per_pixel"], dtype=np.float32)[:, None, None]
+        one = np.broadcast_to(level, shape[1:]).copy()
+        return one if n is None else np.broadcast_to(one, (n, *shape[1:])).copy()
 
     def chunk_range(self, chunk: int) -> range:
         """Patch indices held by ``chunk``."""
@@ -472,6 +494,8 @@ def _build(path: Path, n_patches: int, meta: dict[str, Any], n_bands: int, npix:
     compressors = ZstdCodec(level=1) if compression == "zstd" else None
     group = zarr.open_group(path, mode="w")
     maps = {"inputs": n_bands, "target": 1}
+    if meta.get("noise_sigma"):
+        maps["noise_sigma"] = n_bands
     for name in component_names:
         maps[f"components/{name}"] = n_bands
     for name, channels in maps.items():

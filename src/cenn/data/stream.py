@@ -15,9 +15,9 @@ from cenn.sky.simulator import PatchSimulator, SimulationConfig
 
 class SimulatedBatches(Dataset):
     """Map-style dataset of whole batches, simulated on demand (use ``batch_size=None`` in the
-    DataLoader). Item ``key``: ``inputs (B, C, H, W)``, ``target (B, 1, H, W)`` µK_CMB and
-    ``indices (B,)``; with ``simulate=False`` only ``indices``, for simulating on the GPU in the
-    training step.
+    DataLoader). Item ``key``: ``inputs (B, C, H, W)``, ``target (B, 1, H, W)``, ``noise_sigma (B, C,
+    H, W)`` µK_CMB and ``indices (B,)``; with ``simulate=False`` only ``indices``, for simulating on
+    the GPU in the training step.
 
     The simulator is built lazily in each DataLoader worker (``torch.set_num_threads(1)`` there,
     so workers don't oversubscribe the cores).
@@ -43,4 +43,5 @@ class SimulatedBatches(Dataset):
                 torch.set_num_threads(1)
             self._simulator = PatchSimulator(self.config, "cpu")
         batch = self._simulator.simulate(indices.tolist())
-        return {"inputs": batch.inputs, "target": batch.target, "indices": indices}
+        return {"inputs": batch.inputs, "target": batch.target, "noise_sigma": batch.noise_sigma,
+                "indices": indices}

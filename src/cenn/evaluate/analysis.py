@@ -169,6 +169,10 @@ class _Reader:
     def component(self, name: str, rows: slice) -> torch.Tensor | None:
         return self.read(f"components/{name}", rows) if name in self.components else None
 
+    def noise_sigma(self, rows: slice) -> torch.Tensor:
+        """The patches' per-pixel noise σ (µK_CMB; nominal for stores without it)."""
+        return torch.from_numpy(np.ascontiguousarray(self.store.noise_sigma(rows))).to(self.device)
+
 
 def evaluate_dataset(
     path: Path | str,
@@ -221,6 +225,7 @@ def evaluate_dataset(
     for start in range(0, n, config.batch_size):
         rows = slice(start, min(n, start + config.batch_size))
         inputs, target = reader.read("inputs", rows), reader.read("target", rows)[:, 0]
+        sigma = reader.noise_sigma(rows)
         f_target = estimator.fourier(target)
         ev.cmb[rows] = dl(estimator.binned(f_target))
         comps = {c: reader.component(c, rows) for c in [*names, "cmb"] if c in has}
@@ -239,7 +244,7 @@ def evaluate_dataset(
         ev.contamination[rows] = np.nanmean(compact_dl[:, contamination_bins], axis=1)
         dust = comps["dust"][:, d] if "dust" in has else inputs[:, d]
         ev.dust_brightness_uk[rows] = dust.double().flatten(1).std(1, correction=0).cpu().numpy()
-        outputs = {m: sep.separate(inputs, info)[:, 0] for m, sep in separators.items()}
+        outputs = {m: sep.separate(inputs, info, sigma)[:, 0] for m, sep in separators.items()}
         for m, output in outputs.items():
             ev.methods[m].add(rows, estimator, f_target, target, output)
         if injector is not None:
@@ -247,7 +252,7 @@ def evaluate_dataset(
             f_injected = estimator.fourier(injected.target[:, 0])
             ev.injected[rows] = dl(estimator.binned(f_injected))
             for m, sep in separators.items():
-                change = sep.separate(inputs + injected.inputs, info)[:, 0] - outputs[m]
+                change = sep.separate(inputs + injected.inputs, info, sigma)[:, 0] - outputs[m]
                 ev.methods[m].add_response(rows, estimator, f_injected, change)
         if start < n_noise:
             keep = slice(0, min(rows.stop, n_noise) - start)
@@ -256,7 +261,7 @@ def evaluate_dataset(
                 noisy = inputs[keep] + (f - 1.0) * comps["noise"][keep]
                 for m, sep in separators.items():
                     ev.noise[m][f].add(sub, estimator, f_target[keep], target[keep],
-                                       sep.separate(noisy, info)[:, 0])
+                                       sep.separate(noisy, info, f * sigma[keep])[:, 0])
         bar.update(rows.stop - rows.start)
     bar.close()
     example = min(config.example_patch, n - 1)
@@ -270,10 +275,11 @@ def _patch_maps(reader: _Reader, index: int, info: InputInfo,
                 separators: Mapping[str, Separator]) -> PatchMaps:
     rows = slice(index, index + 1)
     inputs, target = reader.read("inputs", rows), reader.read("target", rows)
+    sigma = reader.noise_sigma(rows)
     t = info.target_channel
     maps = PatchMaps(index=index, lat=float(reader.store.read("lat", index)),
                      lon=float(reader.store.read("lon", index)),
                      total=inputs[0, t].cpu().numpy(), target=target[0, 0].cpu().numpy())
     for m, sep in separators.items():
-        maps.outputs[m] = sep.separate(inputs, info)[0, 0].cpu().numpy()
+        maps.outputs[m] = sep.separate(inputs, info, sigma)[0, 0].cpu().numpy()
     return maps

@@ -35,7 +35,7 @@ def injection_simulator(meta: dict[str, Any], seed: int, device: torch.device) -
     data["instrument"]["noise_scale"] = 0.0
     for name, params in data["components"].items():
         params["enabled"] = name == "cmb"
-    return PatchSimulator(SimulationConfig.from_dict(data), device=device)
+    return PatchSimulator(SimulationConfig.from_stored(data), device=device)
 
 
 def injected_cmb(simulator: PatchSimulator, rows: slice) -> PatchBatch:

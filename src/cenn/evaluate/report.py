@@ -25,6 +25,7 @@ from cenn.config import dumps_toml
 from cenn.evaluate import figures
 from cenn.evaluate.analysis import DatasetEvaluation
 from cenn.evaluate.config import EvaluationConfig
+from cenn.evaluate.cross_sky import cross_sky, cross_sky_table
 from cenn.evaluate.document import Document
 from cenn.evaluate.metrics import jsonable
 from cenn.evaluate.summary import SCHEMA, dataset_summary, method_summary
@@ -56,7 +57,7 @@ def paper_results() -> dict[str, Any]:
 def build_metrics(evaluations: Sequence[DatasetEvaluation], methods: dict[str, dict[str, Any]],
                   config: EvaluationConfig, timing: dict[str, float]) -> dict[str, Any]:
     """Everything ``metrics.json`` holds (schema in ``docs/evaluation.md``); arrays stay numpy."""
-    return {
+    metrics = {
         "schema": SCHEMA,
         "cenn_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -67,6 +68,8 @@ def build_metrics(evaluations: Sequence[DatasetEvaluation], methods: dict[str, d
         "timing_s": timing,
         "paper": paper_results(),
     }
+    metrics["cross_sky"] = cross_sky(metrics["results"])
+    return metrics
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -329,6 +332,12 @@ def build_document(metrics: dict[str, Any], captions: dict[str, str]) -> Documen
     doc.heading("Summary")
     doc.table(*summary_table(metrics), "Per dataset and method: mean per-patch residual RMS, RMS of the "
               "mean residual patch (the paper's Table 1), and ΔD_ℓ and residual D_ℓ averaged over all ℓ")
+    if metrics.get("cross_sky"):
+        doc.heading("Cross-model test: a sky the methods were not built for")
+        doc.table(*cross_sky_table(metrics["cross_sky"]), "Mean per-patch residual RMS and residual D_ℓ "
+                  "(300 ≤ ℓ < 2500) on the default sky and on the alternative sky (datasets alt-*), their "
+                  "ratio alternative / default, and that ratio over NILC's (> 1: the method degrades more "
+                  "than NILC)")
     doc.heading("Table 1: the mean residual patch")
     doc.table(*_table1(metrics), "Mean and RMS (µK) of the residual (label − output) averaged over the "
               "patches of each dataset")

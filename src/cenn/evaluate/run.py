@@ -13,6 +13,7 @@ from typing import Any
 from cenn.config import ConfigError, read_toml
 from cenn.evaluate.analysis import evaluate_dataset
 from cenn.evaluate.config import EvaluationConfig
+from cenn.evaluate.cross_sky import alternative_name
 from cenn.evaluate.report import check_report_out, format_table, summary_table, write_report
 from cenn.outputs import Inputs
 from cenn.pretrained import resolve_weights
@@ -40,23 +41,28 @@ def evaluate(
     progress: bool = True,
     overwrite: bool = False,
     inputs: Inputs = (),
+    alternative: Sequence[tuple[str | None, str | Path]] = (),
 ) -> dict[str, Any]:
     """Evaluate every separator on every dataset ``(name, store path)`` and write the report folder
     ``out``; returns the metrics (as in ``metrics.json``). The folder and the device are checked
     before any work (:func:`cenn.evaluate.report.check_report_out`); ``inputs``: other files the
-    evaluation reads, (role, path), e.g. its configuration file, which the report never replaces."""
+    evaluation reads, (role, path), e.g. its configuration file, which the report never replaces.
+    ``alternative``: stores of another sky model, named ``alt-<name>`` and each paired with the
+    default store of the same name for the cross-model test (:mod:`cenn.evaluate.cross_sky`)."""
     config = config or EvaluationConfig()
     out = Path(out)
-    inputs = [*inputs, *_read_inputs(data, separators)]
+    inputs = [*inputs, *_read_inputs([*data, *alternative], separators)]
     check_report_out(out, overwrite, inputs)
     check_device(str(device), "--device")
     if not separators:
         raise ValueError("no method to evaluate: give at least one (--methods)")
     evaluations, timing = [], {}
     names: set[str] = set()
-    for name, path in data:
+    for (name, path), alt in [*((d, False) for d in data), *((d, True) for d in alternative)]:
         start = time.perf_counter()
         ev = evaluate_dataset(path, separators, config, name=name, device=device, progress=progress)
+        if alt:
+            ev.name = alternative_name(ev.name)
         if ev.name in names:
             raise ValueError(f"two datasets are named {ev.name!r}: name them with NAME=PATH")
         names.add(ev.name)
@@ -119,6 +125,10 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
                    help="dataset stores from `cenn simulate` (use --components for Fig. 5 and the noise "
                         "test); names default to the latitude region: all, inner, intermediate, high")
     p.add_argument("--out", required=True, help="report folder to write")
+    p.add_argument("--alternative", nargs="+", default=[], metavar="[NAME=]STORE",
+                   help="stores of another sky model (e.g. --config src/cenn/configs/sky-alternative.toml "
+                        "in cenn simulate), each paired with the store of the same name: the report shows "
+                        "every method on both skies and the ratio")
     p.add_argument("--methods", default="cenn",
                    help=f"comma-separated methods (available: {', '.join(available_separators())})")
     p.add_argument("--weights", help="trained weights for the 'cenn' method (default: the reference model "
@@ -147,13 +157,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     config = EvaluationConfig.from_dict(settings)
-    stores = parse_data(args.data)
+    stores, alternative = parse_data(args.data), parse_data(args.alternative)
     inputs = [("--config", args.config), ("--weights", args.weights)]
-    check_report_out(Path(args.out), args.overwrite, [*inputs, *_read_inputs(stores, {})])
+    check_report_out(Path(args.out), args.overwrite, [*inputs, *_read_inputs([*stores, *alternative], {})])
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     separators = build_separators(names, method_options(args.config), args)
     metrics = evaluate(stores, separators, args.out, config, device=args.device,
-                       progress=not args.no_progress, overwrite=args.overwrite, inputs=inputs)
+                       progress=not args.no_progress, overwrite=args.overwrite, inputs=inputs,
+                       alternative=alternative)
     print(format_table(*summary_table(metrics)))
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0

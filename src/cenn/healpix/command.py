@@ -18,6 +18,7 @@ from cenn.healpix.reproject import check_apodisation_width, predict_full_sky
 from cenn.healpix.tiling import check_overlap
 from cenn.io.atomic import staged
 from cenn.io.healpix_maps import HealpixMap, check_bands, header_frequency_ghz, read_map
+from cenn.io.noise_maps import check_sigma_matches, has_noise_column, read_noise_sigma
 from cenn.io.units import UNITS
 from cenn.model.weights import WeightsCard
 from cenn.predict.files import check_output
@@ -156,6 +157,32 @@ def read_bands(args: argparse.Namespace, info: InputInfo,
     return maps
 
 
+def read_noise(args: argparse.Namespace, separator: Separator, maps: list[HealpixMap],
+               geometry: PatchGeometry) -> np.ndarray | None:
+    """Each band's per-pixel noise σ for a network that takes it, ``(C, npix)`` in µK_CMB per patch
+    pixel; None for a method that does not. A band's σ comes from its file's ``II_COV`` column, used
+    without being asked, converted from the HEALPix pixel to the patch pixel by the ratio of their
+    areas (white noise keeps σ² Ω); a file without it gets the network's nominal level, said in a
+    warning. Pixels with no σ take the band's median."""
+    if not (isinstance(separator, NetworkSeparator) and separator.predictor.takes_noise):
+        return None
+    nominal = separator.predictor.nominal_noise()
+    out = np.empty((len(maps), maps[0].values.size))
+    for band, (path, hmap, level) in enumerate(zip(args.maps, maps, nominal, strict=True)):
+        if has_noise_column(path) == "II_COV":
+            sigma = read_noise_sigma(path)
+            check_sigma_matches(sigma, hmap)
+            seen = sigma.values != hp.UNSEEN
+            per_patch_pixel = np.sqrt(hp.nside2pixarea(hmap.nside) / geometry.pixel_area_sr)
+            out[band] = np.where(seen, sigma.values, np.median(sigma.values[seen])) * per_patch_pixel
+        else:
+            warnings.warn(f"{path} has no II_COV column: the network gets its nominal noise σ, "
+                          f"{level:.3g} µK_CMB per {geometry.pixel_arcsec:g}″ pixel, everywhere in this band",
+                          stacklevel=2)
+            out[band] = level
+    return out
+
+
 def run_full_sky(args: argparse.Namespace) -> int:
     """Run ``cenn predict --maps ... --out FILE``: every check that can be made before the patches
     are separated is made first."""
@@ -173,7 +200,8 @@ def run_full_sky(args: argparse.Namespace) -> int:
     cmb, weight = predict_full_sky(np.stack([m.values for m in maps]), nside_in, separator, info, geometry,
                                    nside_out, overlap=args.overlap, apodisation_width=args.apodisation,
                                    batch_size=args.batch_size, interpolation=args.interpolation,
-                                   progress=not args.no_progress, reprojection=args.reprojection)
+                                   progress=not args.no_progress, reprojection=args.reprojection,
+                                   noise_sigma=read_noise(args, separator, maps, geometry))
     header = [("METHOD", args.method), ("CENNVER", __version__),
               ("BEAMFWHM", info.target_beam_fwhm_arcmin, "target beam FWHM [arcmin]"),
               ("FREQ", float(info.frequencies_ghz[info.target_channel]), "target band [GHz]"),

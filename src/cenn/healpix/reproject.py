@@ -169,8 +169,11 @@ def predict_full_sky(maps: np.ndarray, nside_in: int, separator: Separator, info
                      geometry: PatchGeometry, nside_out: int, overlap: float = 0.25,
                      apodisation_width: float = 0.125, batch_size: int = 32,
                      interpolation: str = "bilinear", progress: bool = True, projection: str = "gnomonic",
-                     reprojection: str = "cubic") -> tuple[np.ndarray, np.ndarray]:
+                     reprojection: str = "cubic",
+                     noise_sigma: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The CMB map ``separator`` makes from the bands ``maps`` ``(C, 12·nside_in²)`` µK_CMB RING.
+    ``noise_sigma``: the bands' per-pixel noise σ, ``maps``' shape, in µK_CMB per patch pixel, cut
+    like the maps and given to the separator (None: the separator's nominal levels).
 
     The sphere is tiled (:func:`tile_centres`), patches are cut (``interpolation``, bilinear by
     default) and separated ``batch_size`` at a time and accumulated on Nside ``nside_out``
@@ -196,8 +199,13 @@ def predict_full_sky(maps: np.ndarray, nside_in: int, separator: Separator, info
         batch = slice(start, start + batch_size)
         cut = cut_patches(maps, nside_in, lon[batch], lat[batch], geometry, interpolation, projection)
         inputs = torch.from_numpy(np.nan_to_num(cut.values, nan=0.0))
+        sigma = None
+        if noise_sigma is not None:
+            cut_sigma = cut_patches(noise_sigma, nside_in, lon[batch], lat[batch], geometry, interpolation,
+                                    projection)
+            sigma = torch.from_numpy(np.where(cut.unseen[:, None], 1.0, cut_sigma.values).astype(np.float32))
         with torch.no_grad():
-            cmb = separator.separate(inputs, info)[:, 0].cpu().numpy()
+            cmb = separator.separate(inputs, info, sigma)[:, 0].cpu().numpy()
         cmb = np.where(cut.unseen, 0.0, cmb)  # unused there, and NaN · 0 weight would spoil the map
         _check_finite_patches(cmb, lon[batch], lat[batch], separator)
         accumulator.add(cmb, lon[batch], lat[batch], valid=~cut.unseen)

@@ -42,28 +42,23 @@ class HealpixMap:
     path: Path
 
 
-def read_map(path: str | Path, units: str | None = None, field: int = 0,
+def read_map(path: str | Path, units: str | None = None, field: int | str = 0,
              ordering: str | None = None) -> HealpixMap:
-    """Column ``field`` of the HEALPix FITS file ``path`` in µK_CMB, RING-ordered.
+    """Column ``field`` (an index, or a name such as ``'I_STOKES'`` in any case) of the HEALPix FITS
+    file ``path`` in µK_CMB, RING-ordered.
 
     ``units`` overrides the header's TUNIT/BUNIT and is required when the header has none;
     ``ordering`` is required when the header has no ORDERING keyword.
     """
     path = Path(path)
     header = table_header(path)
-    n_columns = int(header.get("TFIELDS", 1))
-    if not 0 <= field < n_columns:
-        raise ValueError(f"{path} has {n_columns} column(s); pass field in 0..{n_columns - 1}")
-    ordering_in = _ordering(path, header, ordering)
+    field = column_index(path, header, field)
+    ordering_in = stored_ordering(path, header, ordering)
     units_in = units if units is not None else _header_units(path, header, field)
     factor = uk_per_unit(units_in)
-    _check_pixel_count(path, header, field)
-    raw = _read_column(path, field)
+    raw = ring_column(path, header, field, ordering_in)
     unseen = ~np.isfinite(raw) | (raw == hp.UNSEEN)
     values = np.where(unseen, hp.UNSEEN, raw * factor)
-    if ordering_in == "NESTED":
-        values = hp.reorder(values, n2r=True)
-        unseen = values == hp.UNSEEN
     _check_amplitude(path, values[~unseen], units_in)
     return HealpixMap(values=values, nside=hp.npix2nside(values.size), ordering_in=ordering_in,
                       units_in=units_in, unseen_fraction=float(unseen.mean()), path=path)
@@ -81,6 +76,43 @@ def table_header(path: Path) -> fits.Header:
                              "after the primary HDU (HEALPix maps are tables of pixels, as healpy.write_map "
                              "writes them); for patches (N, C, H, W) use cenn predict INPUT OUTPUT")
         return hdus[1].header.copy()
+
+
+def column_names(header: fits.Header) -> list[str]:
+    """The names (TTYPEn) of the columns of a table's ``header``, ``''`` for an unnamed one."""
+    return [str(header.get(f"TTYPE{i + 1}", "")).strip() for i in range(int(header.get("TFIELDS", 1)))]
+
+
+def find_column(header: fits.Header, name: str) -> int | None:
+    """Index of the first column named ``name`` (TTYPEn, any case) in ``header``, else ``None``."""
+    wanted = name.strip().upper()
+    return next((i for i, found in enumerate(column_names(header)) if found.upper() == wanted), None)
+
+
+def column_index(path: Path, header: fits.Header, field: int | str) -> int:
+    """Index of column ``field`` (an index, or a name in any case) of the map ``path``; ``ValueError``
+    naming the file (and its columns) when it has no such column."""
+    n_columns = int(header.get("TFIELDS", 1))
+    if isinstance(field, str):
+        found = find_column(header, field)
+        if found is None:
+            names = column_names(header)
+            listing = ", ".join(name or f"unnamed column {i + 1}" for i, name in enumerate(names))
+            raise ValueError(f"{path} has no column {field!r} (its columns: {listing}); pass one of these "
+                             "names, or the column's index, as field")
+        return found
+    if not 0 <= field < n_columns:
+        raise ValueError(f"{path} has {n_columns} column(s); pass field in 0..{n_columns - 1}")
+    return int(field)
+
+
+def ring_column(path: Path, header: fits.Header, field: int, ordering_in: str) -> np.ndarray:
+    """Column ``field`` of the map ``path`` (``header`` its table's, ``ordering_in`` its stored
+    ordering from :func:`stored_ordering`) as float64 in RING order, values as stored (UNSEEN and NaN
+    kept); its pixel count is checked first (see :func:`_check_pixel_count`)."""
+    _check_pixel_count(path, header, field)
+    raw = _read_column(path, field)
+    return hp.reorder(raw, n2r=True) if ordering_in == "NESTED" else raw
 
 
 def _check_pixel_count(path: Path, header: fits.Header, field: int) -> None:
@@ -138,7 +170,7 @@ def check_bands(maps: list[HealpixMap]) -> None:
                       "cut_patches and those pixels get no weight in predict_full_sky", stacklevel=2)
 
 
-def _ordering(path: Path, header: fits.Header, given: str | None) -> str:
+def stored_ordering(path: Path, header: fits.Header, given: str | None) -> str:
     """RING or NESTED from the header's ORDERING, or ``given`` when the header has none."""
     found = header.get("ORDERING")
     if found is None and given is None:
@@ -160,10 +192,16 @@ def _ordering_name(path: Path, name: str) -> str:
 
 def _header_units(path: Path, header: fits.Header, field: int) -> str:
     """TUNIT<field+1> or BUNIT of the map's extension or primary header."""
-    for value in (header.get(f"TUNIT{field + 1}"), header.get("BUNIT"), fits.getheader(path).get("BUNIT")):
+    for value in (column_unit(header, field), header.get("BUNIT"), fits.getheader(path).get("BUNIT")):
         if value is not None and str(value).strip():
             return str(value).strip()
     raise ValueError(f"{path} states no units (TUNIT{field + 1} or BUNIT); pass units='K_CMB' or 'uK_CMB'")
+
+
+def column_unit(header: fits.Header, field: int) -> str | None:
+    """The units TUNIT<field+1> states for column ``field`` of a table's ``header``, else ``None``."""
+    value = header.get(f"TUNIT{field + 1}")
+    return str(value).strip() if value is not None and str(value).strip() else None
 
 
 def _check_amplitude(path: Path, seen_uk: np.ndarray, units: str) -> None:

@@ -1,5 +1,6 @@
 """Map units: cenn works in µK_CMB (:data:`UNITS`); maps labelled K_CMB or mK_CMB are converted
-(:func:`uk_per_unit`), and a spread no sky has says the label is wrong (:func:`misread_units`)."""
+(:func:`uk_per_unit`), noise variances in K_CMB² and the like too (:func:`uk_per_root_variance_unit`),
+and a spread no sky has says the label is wrong (:func:`misread_units`)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,22 @@ def uk_per_unit(units: str) -> float:
                          "and MJy/sr need a band-dependent conversion) and pass units='K_CMB', 'mK_CMB' "
                          "or 'uK_CMB'")
     return _UK_PER_UNIT[key]
+
+
+def uk_per_root_variance_unit(units: str) -> float:
+    """µK_CMB per square root of the variance unit ``units``, so that σ[µK] = √variance × this:
+    K_CMB^2, Kcmb^2, K_CMB**2, (K_CMB)^2, K2 → 1e6; mK_CMB^2 → 1e3; uK_CMB^2, µK^2 → 1 (any case).
+    ``ValueError`` for units that are not a squared temperature in CMB units."""
+    key = units.strip().replace("**", "^").replace("(", "").replace(")", "").replace(" ", "")
+    base = key.removesuffix("^2") if key.endswith("^2") else key.removesuffix("2")
+    try:
+        if not base or base == key:
+            raise ValueError("not squared")
+        return uk_per_unit(base)
+    except ValueError:
+        raise ValueError(f"unknown variance units {units!r}: a noise variance must be in K_CMB^2, mK_CMB^2 "
+                         "or uK_CMB^2 (variances in MJy²/sr² or K_RJ² need a band-dependent conversion); "
+                         "pass units='K_CMB^2', 'mK_CMB^2' or 'uK_CMB^2'") from None
 
 
 def power_of_ten(factor: float) -> str:

@@ -1,12 +1,58 @@
-"""Running a network on maps in physical units: normalise, forward, invert."""
+"""Running a network on maps in physical units: normalise, forward, invert.
+
+A network may also see the per-pixel noise σ of its inputs (``noise_input``: the σ maps, put through
+the same normalisation, as extra input channels after the bands) and may return the standard
+deviation of its own residual (``sigma_output``: a second output channel holding ``log σ`` in
+network units).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 from cenn.data.normalization import Normalization
+
+
+def noise_input(net: nn.Module) -> bool:
+    """Whether ``net`` takes the inputs' per-pixel noise σ as extra channels."""
+    return bool(getattr(net, "noise_input", False))
+
+
+def sigma_output(net: nn.Module) -> bool:
+    """Whether ``net`` returns the standard deviation of its residual (``log σ``, channel 1)."""
+    return bool(getattr(net, "sigma_output", False))
+
+
+def network_inputs(normalization: Normalization, inputs: torch.Tensor, stats: torch.Tensor,
+                   noise_sigma: torch.Tensor | None) -> torch.Tensor:
+    """What the network sees: the normalised bands ``(B, C, H, W)``, followed, when ``noise_sigma``
+    (µK_CMB, the shape of ``inputs``) is given, by σ in the same normalisation,
+    ``normalize(σ) − normalize(0)`` (σ over the scale for the linear transforms), ``(B, 2C, H, W)``."""
+    x = normalization.normalize_inputs(inputs, stats)
+    if noise_sigma is None:
+        return x
+    if noise_sigma.shape != inputs.shape:
+        raise ValueError(f"the noise σ maps have shape {tuple(noise_sigma.shape)} but the inputs "
+                         f"{tuple(inputs.shape)}: give one σ map per input map")
+    zero = normalization.normalize_inputs(inputs.new_zeros((*inputs.shape[:2], 1, 1)), stats)
+    sigma = normalization.normalize_inputs(noise_sigma.to(inputs.dtype), stats) - zero
+    return torch.cat([x, sigma], dim=1)
+
+
+def split_outputs(output: torch.Tensor, normalization: Normalization,
+                  stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The network's output in network space → the CMB ``(B, 1, H, W)`` µK_CMB and, for a
+    two-channel output, its residual's σ ``(B, 1, H, W)`` µK_CMB (``denormalize(μ + e^s) −
+    denormalize(μ)``, exact for the affine target transforms), else None."""
+    mean = output[:, :1]
+    cmb = normalization.denormalize_target(mean, stats)
+    if output.shape[1] == 1:
+        return cmb, None
+    spread = torch.exp(output[:, 1:2].double()).to(mean.dtype)
+    return cmb, (normalization.denormalize_target(mean + spread, stats) - cmb).abs()
 
 
 def apply_network(
@@ -14,12 +60,14 @@ def apply_network(
     normalization: Normalization,
     inputs: torch.Tensor,
     channels_last: bool = False,
-) -> torch.Tensor:
-    """CMB ``(B, 1, H, W)`` µK_CMB (float32) from observed ``inputs (B, C, H, W)`` µK_CMB:
-    ``forward`` (the network, possibly compiled) applied between ``normalization`` and its
-    inverse, with per-patch statistics of the inputs."""
+    noise_sigma: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """CMB ``(B, 1, H, W)`` µK_CMB (float32) from observed ``inputs (B, C, H, W)`` µK_CMB, and its σ
+    (µK_CMB) for a network with a σ output, else None: ``forward`` (the network, possibly compiled)
+    applied between ``normalization`` and its inverse, with per-patch statistics of the inputs.
+    ``noise_sigma``: the inputs' per-pixel noise σ, for a network that takes it (None otherwise)."""
     stats = normalization.fit(inputs)
-    x = normalization.normalize_inputs(inputs, stats)
+    x = network_inputs(normalization, inputs, stats, noise_sigma)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    return normalization.denormalize_target(forward(x).float(), stats)
+    return split_outputs(forward(x).float(), normalization, stats)

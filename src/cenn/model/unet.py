@@ -58,16 +58,21 @@ class ResUNet(nn.Module):
         out_channels: output maps.
         zero_head: start with a zero output layer (the network then returns 0 at first, which suits
             networks that learn a correction to a linear estimate).
+        noise_input: also take each band's per-pixel noise σ, as ``in_channels`` more input maps
+            after the bands (:func:`cenn.model.apply.network_inputs`).
+        sigma_output: also return the log standard deviation of the residual, as one more output
+            map after the ``out_channels`` (:func:`cenn.model.apply.split_outputs`).
     """
 
     def __init__(self, in_channels: int = 3, widths: Sequence[int] = UNET_WIDTHS, out_channels: int = 1,
-                 zero_head: bool = False):
+                 zero_head: bool = False, noise_input: bool = False, sigma_output: bool = False):
         super().__init__()
         if len(widths) < 2:
             raise ValueError("a U-Net needs at least two resolutions (widths of length >= 2)")
         widths = tuple(int(w) for w in widths)
         self.in_channels, self.multiple = in_channels, 2 ** (len(widths) - 1)
-        self.stem = nn.Conv2d(in_channels, widths[0], 3, padding=1)
+        self.noise_input, self.sigma_output = bool(noise_input), bool(sigma_output)
+        self.stem = nn.Conv2d(in_channels * (2 if noise_input else 1), widths[0], 3, padding=1)
         self.down_blocks = nn.ModuleList([ResidualBlock(widths[0], widths[0])])
         self.downsample = nn.ModuleList()
         for c_in, c_out in itertools.pairwise(widths):
@@ -78,21 +83,24 @@ class ResUNet(nn.Module):
             for c_deep, c_skip in zip(widths[:0:-1], widths[-2::-1], strict=True)
         )
         self.head_norm = _norm(widths[0])
-        self.head = nn.Conv2d(widths[0], out_channels, 1)
+        self.head = nn.Conv2d(widths[0], out_channels + int(sigma_output), 1)
         if zero_head:
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"ResUNet expects input of shape (B, {self.in_channels}, H, W); "
+        channels = self.stem.in_channels
+        if x.ndim != 4 or x.shape[1] != channels:
+            what = " (the bands, then their noise σ)" if self.noise_input else ""
+            raise ValueError(f"ResUNet expects input of shape (B, {channels}, H, W){what}; "
                              f"got {tuple(x.shape)}")
         if x.shape[2] % self.multiple or x.shape[3] % self.multiple:
             raise ValueError(f"ResUNet needs H and W divisible by {self.multiple}; got {tuple(x.shape)}: "
                              f"crop or pad the patches to a multiple of {self.multiple} pixels")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, in_channels, H, W)`` → ``(B, out_channels, H, W)`` in network units."""
+        """``(B, in_channels [× 2 with noise_input], H, W)`` → ``(B, out_channels [+ 1 with
+        sigma_output], H, W)`` in network units."""
         self._check_input(x)
         h = self.down_blocks[0](self.stem(x))
         skips = [h]

@@ -87,6 +87,37 @@ def _check_card_matches(model: nn.Module, card: WeightsCard) -> None:
                          "card.architecture, card.in_channels or card.architecture_params")
 
 
+def load_grown(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load ``state`` into ``model`` whose tensors may be larger along some axes (a network given
+    more input or output channels, e.g. ``noise_input`` or ``sigma_output`` added to a trained one):
+    each tensor is copied into the leading corner of the model's and the rest set to zero, so the
+    grown network computes what the old one did (new input channels ignored, new outputs 0). Returns
+    the names of the tensors that grew; raises ValueError when a name is missing or a tensor would
+    shrink."""
+    own = model.state_dict()
+    if set(own) != set(state):
+        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        raise ValueError(f"the initial weights do not fit this network: it has tensors they lack "
+                         f"{missing[:3]} and they have tensors it lacks {extra[:3]}")
+    grown = []
+    with torch.no_grad():
+        for name, target in own.items():
+            source = state[name]
+            if source.shape == target.shape:
+                target.copy_(source)
+                continue
+            fits = source.ndim == target.ndim and all(
+                s <= t for s, t in zip(source.shape, target.shape, strict=True))
+            if not fits:
+                raise ValueError(f"the initial weights' {name} has shape {tuple(source.shape)}, which does "
+                                 f"not fit in this network's {tuple(target.shape)}")
+            target.zero_()
+            target[tuple(slice(0, s) for s in source.shape)].copy_(source)
+            grown.append(name)
+    model.load_state_dict(own)
+    return grown
+
+
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     """Hex SHA-256 of named tensors: names, dtypes, shapes and bytes, in name order."""
     digest = hashlib.sha256()

@@ -11,7 +11,7 @@ import torch
 
 from cenn.data.normalization import build_normalization
 from cenn.io.units import UNITS, uk_per_unit
-from cenn.model.apply import apply_network
+from cenn.model.apply import apply_network, noise_input, sigma_output
 from cenn.model.weights import check_inputs, fmt_list, load_weights
 from cenn.predict.units import check_spread
 from cenn.predict.values import check_finite, check_real, fill_nonfinite_pixels
@@ -44,6 +44,25 @@ class Predictor:
         self.model.to(memory_format=torch.channels_last)
         self.normalization = build_normalization(self.card.normalization, **self.card.normalization_params)
 
+    @property
+    def takes_noise(self) -> bool:
+        """Whether the network takes the inputs' per-pixel noise σ."""
+        return noise_input(self.model)
+
+    @property
+    def gives_sigma(self) -> bool:
+        """Whether the network returns the standard deviation of its residual."""
+        return sigma_output(self.model)
+
+    def nominal_noise(self) -> list[float]:
+        """Each band's per-pixel noise σ (µK_CMB) of the data the network was trained on, used where
+        none is given."""
+        levels = self.card.training.get("noise_uk_per_pixel")
+        if levels is None:
+            raise ValueError("these weights take the noise σ of their inputs but their card does not "
+                             "record the training data's noise level: give noise_sigma")
+        return [float(n) for n in levels]
+
     def predict(
         self,
         inputs: np.ndarray | torch.Tensor,
@@ -51,9 +70,15 @@ class Predictor:
         pixel_arcsec: float,
         units: str = UNITS,
         fill_nonfinite: bool = False,
-    ) -> np.ndarray:
+        noise_sigma: np.ndarray | torch.Tensor | None = None,
+        return_sigma: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """The CMB in µK_CMB, float32: ``(N, 1, H, W)`` from ``inputs (N, C, H, W)``, or ``(1, H, W)``
-        from one patch ``(C, H, W)``.
+        from one patch ``(C, H, W)``; with ``return_sigma``, also the per-pixel standard deviation of
+        its residual (same shape and units; only for weights with a σ output).
+
+        ``noise_sigma``: the inputs' per-pixel noise σ (their shape and ``units``), for weights that
+        take it; without it they get the training data's nominal level everywhere, with a warning.
 
         ``inputs`` are maps at ``frequencies_ghz`` (GHz, one per channel) with pixels of side
         ``pixel_arcsec`` (arcsec) in ``units`` (µK_CMB, or K_CMB and mK_CMB converted here). Raises
@@ -73,15 +98,48 @@ class Predictor:
             if fraction > 0:
                 warnings.warn(f"{100 * fraction:.4g} % of the input pixels were NaN or infinite and were "
                               "filled with their patch and channel median", stacklevel=2)
+        if return_sigma and not self.gives_sigma:
+            raise ValueError(f"the weights {self.card.architecture!r} have no σ output, so they cannot "
+                             "give an uncertainty: use weights trained with sigma_output (the shipped "
+                             "reference model has one)")
         self.check(maps, frequencies_ghz, pixel_arcsec, UNITS, given_units=units)
-        out = np.empty((maps.shape[0], 1, *maps.shape[2:]), dtype=np.float32)
+        sigma = self._noise(noise_sigma, maps, factor, single)
+        out = np.empty((2 if return_sigma else 1, maps.shape[0], 1, *maps.shape[2:]), dtype=np.float32)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         with torch.inference_mode(), autocast:
             for start in range(0, maps.shape[0], self.batch_size):
-                batch = maps[start : start + self.batch_size].to(self.device)
-                cmb = apply_network(self.model, self.normalization, batch, self.channels_last)
-                out[start : start + len(batch)] = cmb.float().cpu().numpy()
-        return out[0] if single else out
+                rows = slice(start, start + self.batch_size)
+                batch = maps[rows].to(self.device)
+                noise = None if sigma is None else sigma[rows].to(self.device)
+                cmb, spread = apply_network(self.model, self.normalization, batch, self.channels_last, noise)
+                out[0, rows] = cmb.float().cpu().numpy()
+                if return_sigma:
+                    out[1, rows] = spread.float().cpu().numpy()
+        out = out[:, 0] if single else out
+        return (out[0], out[1]) if return_sigma else out[0]
+
+    def _noise(self, noise_sigma: np.ndarray | torch.Tensor | None, maps: torch.Tensor, factor: float,
+               single: bool) -> torch.Tensor | None:
+        """The per-pixel noise σ in µK_CMB for weights that take it (None otherwise): ``noise_sigma``
+        checked against the maps, or the nominal level everywhere (with a warning)."""
+        if not self.takes_noise:
+            return None
+        if noise_sigma is None:
+            levels = self.nominal_noise()
+            warnings.warn(f"no noise σ given: the training data's nominal per-pixel levels "
+                          f"{fmt_list(levels)} µK_CMB are used everywhere", stacklevel=3)
+            level = torch.tensor(levels, dtype=torch.float32)[None, :, None, None]
+            return level.expand(maps.shape).clone()
+        sigma = _as_float32_tensor(noise_sigma)
+        sigma = sigma[None] if single else sigma
+        if sigma.shape != maps.shape:
+            raise ValueError(f"noise_sigma has shape {tuple(sigma.shape)} but the inputs "
+                             f"{tuple(maps.shape)}: give one σ map per input map")
+        sigma = sigma * factor
+        if not bool(torch.isfinite(sigma).all()) or bool((sigma <= 0).any()):
+            raise ValueError("noise_sigma holds zero, negative, NaN or infinite values: σ must be a "
+                             "positive standard deviation in every pixel")
+        return sigma
 
     def check(self, maps: torch.Tensor, frequencies_ghz: list[float], pixel_arcsec: float,
               units: str, given_units: str | None = None) -> None:

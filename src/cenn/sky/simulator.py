@@ -1,7 +1,9 @@
 """The patch simulator: multi-frequency sky patches and their CMB target, batched in torch.
 
 Each sample is a pure function of (seed, index): inputs ``(n_bands, H, W)`` = Σ components
-convolved with each band's beam + white noise; target ``(1, H, W)`` = the CMB convolved with
+convolved with each band's beam + noise (white per pixel, σ following the scan:
+:mod:`cenn.sky.noise`), with component parameters drawn per patch where the sky is randomised
+(:mod:`cenn.sky.randomise`); target ``(1, H, W)`` = the CMB convolved with
 the target band's beam (the paper's Eq. 8); the patch centre in Galactic degrees. Fields are
 generated on a grid padded by ``margin`` pixels and cropped, so patches are not periodic.
 """
@@ -27,8 +29,9 @@ from cenn.sky.components import COMPONENTS, Component, SkyContext, build_compone
 from cenn.sky.components.from_maps import resolve_map_paths
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import FWHM_TO_SIGMA, load_instrument
-from cenn.sky.noise import white_noise
+from cenn.sky.noise import NoiseConfig, NoiseModel
 from cenn.sky.projection import draw_centres
+from cenn.sky.randomise import check_ranges, draw_parameters
 from cenn.sky.rng import SampleRandom, region_key
 from cenn.sky.sky_split import SkySplit
 
@@ -143,7 +146,9 @@ class SimulationConfig:
     """Everything that defines a simulated dataset, apart from its size.
 
     ``components`` maps a component name to its parameters; ``enabled = false`` switches one off.
-    Components not listed run with their defaults.
+    Components not listed run with their defaults. ``noise``: how the per-pixel noise σ varies over
+    the sky. ``randomise``: ``{component: {parameter: [low, high]}}`` drawn per patch
+    (:mod:`cenn.sky.randomise`); empty for the nominal sky.
     """
 
     seed: int = 0
@@ -151,10 +156,31 @@ class SimulationConfig:
     instrument: InstrumentConfig = field(default_factory=InstrumentConfig)
     region: RegionConfig = field(default_factory=RegionConfig)
     components: dict[str, dict[str, Any]] = field(default_factory=_default_components)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    randomise: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            check_ranges(self.randomise)
+        except ValueError as err:
+            raise ConfigError(f"simulation.{err}") from err
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SimulationConfig:
         return from_dict(cls, data, "simulation")
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> SimulationConfig:
+        """The configuration a dataset recorded (its resolved :meth:`to_dict`). Stores list every
+        component they had, so one they lack is switched off, and a store without ``noise`` had
+        white noise: a store written by an earlier cenn is regenerated as it was."""
+        data = dict(data)
+        components = {name: dict(params) for name, params in data.get("components", {}).items()}
+        for name in COMPONENTS:
+            components.setdefault(name, {"enabled": False})
+        data["components"] = components
+        data.setdefault("noise", {"model": "white"})
+        return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: Path | str) -> SimulationConfig:
@@ -208,16 +234,22 @@ class PatchBatch:
         target: ``(batch, 1, H, W)`` CMB at the target band's resolution.
         lon, lat: patch centres, Galactic degrees, ``(batch,)`` float64.
         indices: sample indices.
+        noise_sigma: ``(batch, n_bands, H, W)`` the per-pixel standard deviation of the noise in
+            the inputs, µK_CMB.
+        indices: sample indices.
         components: optional per-component maps ``(batch, n_bands, H, W)`` after the beam,
             including ``"noise"``; they sum to ``inputs``.
+        parameters: the randomised parameters' values, ``{"component.parameter": (batch,)}``.
     """
 
     inputs: torch.Tensor
     target: torch.Tensor
     lon: torch.Tensor
     lat: torch.Tensor
+    noise_sigma: torch.Tensor
     indices: list[int]
     components: dict[str, torch.Tensor] | None = None
+    parameters: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @classmethod
     def concatenate(cls, parts: Sequence[PatchBatch]) -> PatchBatch:
@@ -230,8 +262,10 @@ class PatchBatch:
             target=torch.cat([p.target for p in parts]),
             lon=torch.cat([p.lon for p in parts]),
             lat=torch.cat([p.lat for p in parts]),
+            noise_sigma=torch.cat([p.noise_sigma for p in parts]),
             indices=[i for p in parts for i in p.indices],
             components=comps,
+            parameters={k: torch.cat([p.parameters[k] for p in parts]) for k in parts[0].parameters},
         )
 
 
@@ -273,6 +307,8 @@ class PatchSimulator:
                 comp = build_component(name, params)
                 comp.setup(self.instrument, self.grid, self.device)
                 self.components.append(comp)
+        self.noise = NoiseModel(self.config.noise, self.instrument, self.geometry, self.device)
+        self._ranges = check_ranges(self.config.randomise)
         self._ell = self.grid.ell(self.device)
         self._region_key = self.config.region.random_key()
         self._windows: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -326,7 +362,8 @@ class PatchSimulator:
         region = self.config.region
         lon, lat = draw_centres(random, region.lat_min, region.lat_max, region.sky_split, self.geometry,
                                 strata=region.latitude_strata() if region.strata else None)
-        ctx = SkyContext(self.grid, self.instrument, lon, lat, random)
+        draws = draw_parameters(random, self._ranges)
+        ctx = SkyContext(self.grid, self.instrument, lon, lat, random, draws)
         n_bands = self.instrument.n_bands
         real_sums: dict[float, torch.Tensor] = {}  # by the beam already in the maps
         fourier_sums: dict[float, torch.Tensor] = {}
@@ -334,11 +371,13 @@ class PatchSimulator:
         per_component = {} if with_components else None
         for comp in self.components:
             applied = comp.applied_beam_arcmin()
+            amplitude = draws.get(comp.name, {}).get("amplitude")
+            factor = 1.0 if amplitude is None else amplitude.to(torch.float32)[:, None, None, None]
             if comp.fourier_native:
-                f = comp.sky_fourier(ctx)
+                f = comp.sky_fourier(ctx) * factor
                 _accumulate(fourier_sums, applied, f)
             else:
-                m = comp.sky(ctx)
+                m = comp.sky(ctx) * factor
                 _accumulate(real_sums, applied, m)
                 f = torch.fft.rfft2(m) if with_components or comp.name == "cmb" else None
             beams, target_beam = self.beam_windows(applied)
@@ -349,7 +388,8 @@ class PatchSimulator:
                 per_component[comp.name] = shown.expand(-1, n_bands, -1, -1)
         for applied, m in real_sums.items():
             _accumulate(fourier_sums, applied, torch.fft.rfft2(m))
-        noise = white_noise(random, self.instrument, self.geometry)
+        sigma = self.noise.sigma(lon, lat)
+        noise = self.noise.draw(random, sigma)
         inputs = noise
         for applied, f in fourier_sums.items():
             inputs = self._beam_crop(f, self.beam_windows(applied)[0]) + inputs
@@ -360,8 +400,10 @@ class PatchSimulator:
             target=target.contiguous(),
             lon=lon,
             lat=lat,
+            noise_sigma=sigma.contiguous(),
             indices=list(random.indices),
             components=per_component,
+            parameters={f"{c}.{p}": v for c, params in draws.items() for p, v in params.items()},
         )
 
 

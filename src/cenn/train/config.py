@@ -85,13 +85,19 @@ class DataConfig:
 @dataclass
 class LossConfig:
     """The training loss (:mod:`cenn.train.losses`), computed in the normalisation's network space
-    (µK_CMB for ``identity``, units of ``scale_uk`` for ``scale`` and ``asinh``)."""
+    (µK_CMB for ``identity``, units of ``scale_uk`` for ``scale`` and ``asinh``). A network with a σ
+    output also minimises ``sigma_weight`` × the Gaussian negative log-likelihood of the target
+    under its mean (detached: the mean is trained by ``name`` alone) and its σ; the weight bounds how
+    much the σ head's gradients move the layers it shares with the mean."""
 
     name: str = "mse"
+    sigma_weight: float = 0.05
 
     def __post_init__(self) -> None:
         if self.name not in LOSSES:
             raise ValueError(f"loss name must be one of {tuple(sorted(LOSSES))}, got {self.name!r}")
+        if not (isinstance(self.sigma_weight, int | float) and 0 <= self.sigma_weight < float("inf")):
+            raise ValueError(f"loss.sigma_weight must be a finite number >= 0, got {self.sigma_weight!r}")
 
 
 @dataclass

@@ -73,7 +73,7 @@ def stream_simulation(cfg: TrainConfig, val_meta: dict[str, Any]) -> SimulationC
     if d.simulation:
         base = SimulationConfig.load(d.simulation)
     else:
-        base = SimulationConfig.from_dict(val_meta["config"])
+        base = SimulationConfig.from_stored(val_meta["config"])
         split = base.region.sky_split
         if split is not None and split.part == "validation":  # train on the rest of the sky
             base.region.sky_split = dataclasses.replace(split, part="train")
@@ -143,7 +143,8 @@ class PatchDataModule(L.LightningDataModule):
         if self._device_simulator is None:
             self._device_simulator = PatchSimulator(self.stream_config, batch["indices"].device)
         sim = self._device_simulator.simulate(batch["indices"].tolist())
-        return {"inputs": sim.inputs, "target": sim.target, "indices": batch["indices"]}
+        return {"inputs": sim.inputs, "target": sim.target, "noise_sigma": sim.noise_sigma,
+                "indices": batch["indices"]}
 
     def val_dataloader(self) -> DataLoader:
         dataset = PatchDataset(self.cfg.data.val, cache_chunks=1)

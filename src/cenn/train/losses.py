@@ -35,6 +35,13 @@ def patch_log_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 LOSSES: dict[str, Loss] = {"mse": mse, "patch-log-mse": patch_log_mse}
 
 
+def gaussian_nll(mean: torch.Tensor, log_sigma: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean Gaussian negative log-likelihood per pixel, ``log σ + (y − μ)² / 2σ²`` (constant dropped),
+    of ``target`` under ``N(mean, σ²)``, ``σ = exp(log_sigma)``; all ``(B, 1, H, W)`` in network units.
+    Trains a σ output; pass ``mean`` detached so that the mean is trained by its own loss alone."""
+    return (log_sigma + 0.5 * (target - mean).pow(2) * torch.exp(-2.0 * log_sigma)).mean()
+
+
 def build_loss(name: str) -> Loss:
     """The loss ``name``; ``ValueError`` naming the choices for an unknown one."""
     if name not in LOSSES:

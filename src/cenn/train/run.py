@@ -43,7 +43,7 @@ from cenn.data.store import DatasetStore
 from cenn.io.atomic import atomic_write_text, staged
 from cenn.model.hybrid import instrument_params
 from cenn.model.registry import model_parameters
-from cenn.model.weights import WeightsCard, load_weights, save_weights
+from cenn.model.weights import WeightsCard, load_grown, load_weights, save_weights
 from cenn.outputs import KNOWN, MARKER, Inputs, check_output, clear_stale, mark, remove_output
 from cenn.runtime import check_device, tune_cpu_allocator
 from cenn.sky.instrument import target_channel
@@ -184,10 +184,11 @@ def _with_initial_architecture(cfg: TrainConfig) -> TrainConfig:
 
 def _initialise(task: CENNTask, cfg: TrainConfig) -> None:
     """Load ``model.init_weights`` into the task's network (a fresh run only: a resumed run continues
-    from its checkpoint)."""
+    from its checkpoint); a network grown from them (noise σ inputs, a σ output) starts as they were,
+    its new channels at zero (:func:`cenn.model.weights.load_grown`)."""
     if cfg.model.init_weights:
         net, _ = load_weights(cfg.model.init_weights)
-        task.net.load_state_dict(net.state_dict())
+        load_grown(task.net, net.state_dict())
 
 
 def _card(cfg: TrainConfig, data: PatchDataModule, metrics: dict[str, float],
@@ -202,6 +203,7 @@ def _card(cfg: TrainConfig, data: PatchDataModule, metrics: dict[str, float],
          "sky_components": data.train_meta["sky_components"]},
         "val": _store_provenance(cfg.data.val, meta),
         "epochs": trainer.current_epoch, "global_step": trainer.global_step,
+        "noise_uk_per_pixel": [float(n) for n in meta["noise_uk_per_pixel"]],
     }
     return WeightsCard(
         architecture=cfg.model.name, architecture_params=cfg.model.params,

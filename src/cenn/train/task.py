@@ -9,9 +9,9 @@ import torch
 
 from cenn.data.normalization import build_normalization
 from cenn.model import build_model
-from cenn.model.apply import apply_network
+from cenn.model.apply import apply_network, network_inputs, noise_input, sigma_output
 from cenn.train.config import TrainConfig
-from cenn.train.losses import build_loss
+from cenn.train.losses import build_loss, gaussian_nll
 
 #: Keras's Adagrad defaults, kept so the paper's learning rate means what it meant there.
 KERAS_ADAGRAD = {"initial_accumulator_value": 0.1, "eps": 1e-7}
@@ -83,16 +83,21 @@ class CENNTask(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # --- the network in µK ----------------------------------------------------------------
-    def _prepare(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = batch["inputs"]
         stats = self.normalization.fit(inputs)
-        x = self.normalization.normalize_inputs(inputs, stats)
+        sigma = batch["noise_sigma"] if noise_input(self.net) else None
+        x = network_inputs(self.normalization, inputs, stats, sigma)
         if self.cfg.trainer.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, stats
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """CMB ``(B, 1, H, W)`` µK_CMB from observed ``inputs (B, C, H, W)`` µK_CMB."""
-        return apply_network(self._forward, self.normalization, inputs, self.cfg.trainer.channels_last)
+    def forward(self, inputs: torch.Tensor, noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """CMB ``(B, 1, H, W)`` µK_CMB from observed ``inputs (B, C, H, W)`` µK_CMB (and their noise
+        σ, µK_CMB, for a network that takes it)."""
+        sigma = noise_sigma if noise_input(self.net) else None
+        return apply_network(self._forward, self.normalization, inputs, self.cfg.trainer.channels_last,
+                             sigma)[0]
 
     # --- steps ----------------------------------------------------------------------------------
     def check_finite(self, loss: torch.Tensor, batch: dict, stage: str) -> None:
@@ -119,19 +124,32 @@ class CENNTask(L.LightningModule):
                                "new folder")
 
     def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
-        inputs, target = batch["inputs"], batch["target"]
-        x, stats = self._prepare(inputs)
-        y = self.normalization.normalize_target(target, stats)
-        pred = self._forward(x).float()
-        return {"loss": self.loss(pred, y), "pred": pred, "stats": stats, "y": y}
+        x, stats = self._prepare(batch)
+        y = self.normalization.normalize_target(batch["target"], stats)
+        out = self._forward(x).float()
+        pred = out[:, :1]
+        losses = {"loss": self.loss(pred, y), "pred": pred, "stats": stats, "y": y}
+        if sigma_output(self.net):
+            log_sigma = out[:, 1:2]
+            losses["nll"] = gaussian_nll(pred.detach(), log_sigma, y)
+            losses["within_1sigma"] = ((pred - y).abs() < torch.exp(log_sigma)).float().mean()
+        return losses
+
+    def _objective(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss to minimise: the mean's loss, plus the weighted σ likelihood when there is a σ."""
+        if "nll" not in out:
+            return out["loss"]
+        return out["loss"] + self.cfg.loss.sigma_weight * out["nll"]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self._losses(batch)
         l2 = sum(k.pow(2).sum() for k in self._kernels) * self.cfg.optim.l2
-        loss = out["loss"] + l2
+        loss = self._objective(out) + l2
         self.check_finite(loss, batch, "training")
         bs = batch["inputs"].shape[0]
         self.log("train/loss", out["loss"], prog_bar=True, batch_size=bs)
+        if "nll" in out:
+            self.log("train/nll", out["nll"], batch_size=bs)
         self.log("train/l2", l2, batch_size=bs)
         return loss
 
@@ -143,6 +161,9 @@ class CENNTask(L.LightningModule):
         pred_uk = self.normalization.denormalize_target(out["pred"], stats)
         bs = inputs.shape[0]
         self.log("val/loss", out["loss"], prog_bar=True, sync_dist=True, batch_size=bs)
+        if "nll" in out:
+            self.log_dict({"val/nll": out["nll"], "val/within_1sigma": out["within_1sigma"]},
+                          sync_dist=True, batch_size=bs)
         self.log_dict({
             "val/mse_uk2": (pred_uk - target).pow(2).mean(),
             "val/loss_input": self.loss(self.normalization.normalize_target(ref, stats), out["y"]),

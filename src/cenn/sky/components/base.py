@@ -8,13 +8,18 @@ To add a component: subclass :class:`Component` as a dataclass whose fields are 
 (with defaults and units in the docstring), give it a unique ``name``, decorate it with
 :func:`register`, and implement :meth:`Component.sky` (real space) or, for Gaussian fields,
 :meth:`Component.sky_fourier` with ``fourier_native = True``.
+
+Randomised skies: a component lists in ``randomisable`` the scalar parameters that a simulation
+may draw afresh for every patch (``[randomise.<component>]`` of the simulation TOML), and reads
+them with :meth:`Component.per_patch`, which returns the patch's draw or, when the parameter is
+not randomised, the configured value for every patch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -35,6 +40,8 @@ class SkyContext:
         instrument: bands, with unit conversions.
         lon_deg, lat_deg: patch centres, Galactic, degrees, float64, shape (batch,).
         random: per-sample random streams.
+        draws: per-patch values of randomised parameters, ``{component: {parameter: (batch,)
+            float64}}``; empty for the nominal sky.
     """
 
     geometry: PatchGeometry
@@ -42,6 +49,7 @@ class SkyContext:
     lon_deg: torch.Tensor
     lat_deg: torch.Tensor
     random: SampleRandom
+    draws: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
@@ -58,7 +66,18 @@ class Component:
 
     name: ClassVar[str] = ""
     fourier_native: ClassVar[bool] = False
+    #: Scalar parameters a randomised sky may draw per patch (read them with :meth:`per_patch`).
+    randomisable: ClassVar[tuple[str, ...]] = ()
     scale: float = 1.0
+
+    def per_patch(self, ctx: SkyContext, parameter: str) -> torch.Tensor:
+        """The value of ``parameter`` for every patch of the batch, ``(batch,)`` float64 on the
+        context's device: the patch's draw when the sky randomises it, else the configured value."""
+        drawn = ctx.draws.get(self.name, {}).get(parameter)
+        if drawn is not None:
+            return drawn.to(device=ctx.device, dtype=torch.float64)
+        return torch.full((ctx.batch,), float(getattr(self, parameter)), dtype=torch.float64,
+                          device=ctx.device)
 
     def setup(self, instrument: Instrument, geometry: PatchGeometry, device: torch.device) -> None:
         """Precompute anything that depends only on the instrument and the grid (optional)."""

@@ -83,6 +83,7 @@ class Dust(Component):
     """
 
     name = "dust"
+    randomisable = ("beta", "temperature_k")
     reference_ghz: float = _default("reference_ghz")
     csc_amplitude_mjysr: float = _default("csc_amplitude_mjysr")
     csc_softening_deg: float = _default("csc_softening_deg")
@@ -294,11 +295,12 @@ class Dust(Component):
         rho_c = math.sqrt(max(0.0, 1.0 - rho * rho))
         white = fields.white_fourier(ctx.random, "dust_sed", self._coarse, channels=2)
         u = fields.to_real(white * self._sed_amp, self._coarse).to(torch.float64)
-        beta = self.beta + self.beta_patch_sigma * z[:, 1, None, None] + self.beta_field_sigma * u[:, 0]
+        beta0 = self.per_patch(ctx, "beta")[:, None, None]
+        beta = beta0 + self.beta_patch_sigma * z[:, 1, None, None] + self.beta_field_sigma * u[:, 0]
         t_patch = rho * z[:, 1] + rho_c * z[:, 2]
         t_field = rho * u[:, 0] + rho_c * u[:, 1]
         temp = (
-            self.temperature_k
+            self.per_patch(ctx, "temperature_k")[:, None, None]
             + self.temperature_patch_sigma_k * t_patch[:, None, None]
             + self.temperature_field_sigma_k * t_field
         )

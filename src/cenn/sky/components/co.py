@@ -1,0 +1,324 @@
+"""Galactic CO rotational lines: CO(1-0), CO(2-1) and CO(3-2) in the bands that contain them.
+
+Model (parameters and their sources in ``cenn/sky/data/co.toml``; ``W`` is the velocity-integrated
+CO(1-0) intensity in K_RJ km/s):
+
+* Mean intensity at every pixel (Galactic l, b): a thin molecular disk, bright in the inner Galaxy
+  (|l| ≲ 55°) and fainter towards the anticentre, thicker in angle in the outer Galaxy, plus a
+  thicker layer of local clouds (the same form as the dust's disk and thick terms, with CO's own
+  numbers and random draws)::
+
+      W̄(l, b) = A_disk [f_ac + (1 - f_ac) S(l)] e^{-|b|/h(l)} + A_local e^{-|b|/h_local}
+      S(l) = 1 / (1 + e^{(|l| - l_in)/Δl}),   h(l) = h_out + (h_in - h_out) S(l)
+
+  evaluated on a coarse grid and upsampled (bilinear in log), times a mean-preserving lognormal
+  patch factor ``exp(σ_p z - σ_p²/2)``.
+* Clumps: ``W(x) = W̄(x) exp(σ_g u(x) - σ_g² v/2)``, ``u`` a Gaussian field with ``C_ℓ ∝ ℓ^slope``
+  of unit variance over ``ℓ >= sigma_g_lmin`` (``v`` its variance on the grid), as for dust but
+  wider (σ_g = 1.2) and harder.
+* High-latitude clouds: with probability ``p`` a patch also holds a cloud complex
+  ``W_c max(ũ - t, 0) / m(t)``, ``ũ = u/√v``, ``t = Φ⁻¹(1 - f_cover)`` so that it covers about
+  ``f_cover`` of the patch, ``m(t) = E[ũ - t | ũ > t]`` so that the mean over the covered area is
+  ``W_c`` (lognormal per patch around ``cloud_mean_kkms``).
+* Saturation: ``W ← W_s tanh(W / W_s)`` caps the rare extreme pixels of the lognormal tails (the
+  line is optically thick); it changes W < 300 K km/s by less than 0.4 %.
+* Lines: W(2-1) = R21 W, W(3-2) = R32 W, each ratio lognormal per patch around its configured
+  value. Band ``b`` gets ``T_b = Σ_lines R_line F(b, line) W`` in µK_CMB, ``F`` from the shipped
+  table for the real bandpasses (``"217:2-1"``) or else :func:`top_hat_conversion_uk`, which is
+  zero for a line outside the band's top-hat: Planck 143 GHz gets exactly zero.
+
+Random streams: ``co`` (small-scale field), ``co_patch`` (per-patch normals), ``co_cloud`` (whether
+a patch has a high-latitude cloud).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+import torch
+
+from cenn.sky import fields, units
+from cenn.sky.components.base import Component, SkyContext, register
+from cenn.sky.geometry import PatchGeometry
+from cenn.sky.instrument import Band, Instrument
+from cenn.sky.projection import pixel_coordinates
+from cenn.sky.shipped import shipped_toml
+
+LINES_GHZ: dict[str, float] = {"1-0": 115.2712018, "2-1": 230.5380000, "3-2": 345.7959899}
+"""Rest frequencies (GHz) of the 12CO rotational lines (CDMS / JPL catalogues)."""
+
+KM_S = 1e3  # m/s
+
+
+def load_defaults() -> dict[str, Any]:
+    """The ``[parameters]`` table of the shipped ``co.toml``."""
+    return shipped_toml("co.toml")["parameters"]
+
+
+_D = load_defaults()
+
+
+def _default(key: str):
+    """Default of a scalar parameter, from ``co.toml``."""
+    return _D[key]
+
+
+def _wrap_lon(lon_deg: torch.Tensor) -> torch.Tensor:
+    """Longitude in (-180, 180]."""
+    return 180.0 - torch.remainder(180.0 - lon_deg, 360.0)
+
+
+def top_hat_conversion_uk(
+    line_ghz: float, centre_ghz: float, mjysr_per_kcmb: float, fractional_bandwidth: float
+) -> float:
+    """µK_CMB per K_RJ km/s of a line at ``line_ghz`` seen by a top-hat band.
+
+    The band spans ``centre (1 ± w/2)``; a line outside it gives 0. Inside, the line's integrated
+    brightness (2kν₀²/c²)(ν₀/c) W spread over the band width Δν = w ν_c, divided by the band's
+    MJy sr⁻¹ per K_CMB ``U``: ΔT = 2kν₀³/c³ · (1 km/s) / (Δν U) (36.25 µK_CMB per K km/s for
+    CO(2-1) in a 217 GHz band with w = 0.33 and U = 483.69).
+    """
+    half = 0.5 * fractional_bandwidth * centre_ghz
+    if abs(line_ghz - centre_ghz) > half:
+        return 0.0
+    nu0 = line_ghz * 1e9
+    integrated = 2.0 * units.K_BOLTZMANN * nu0**3 / units.C_LIGHT**3 * KM_S  # W m⁻² sr⁻¹ per K km/s
+    width_hz = fractional_bandwidth * centre_ghz * 1e9
+    return integrated / (width_hz * mjysr_per_kcmb * units.MJY_SR) * 1e6
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@register
+@dataclass
+class CO(Component):
+    """Galactic CO line emission (defaults and sources: ``cenn/sky/data/co.toml``).
+
+    Intensities in K_RJ km/s of CO(1-0), angles in degrees. See the module docstring for the
+    equations.
+    """
+
+    name = "co"
+    randomisable = ("ratio_21", "ratio_32", "disk_latitude_scale_deg", "sigma_g", "cloud_probability")
+    disk_amplitude_kkms: float = _default("disk_amplitude_kkms")
+    disk_latitude_scale_deg: float = _default("disk_latitude_scale_deg")
+    disk_outer_latitude_scale_deg: float = _default("disk_outer_latitude_scale_deg")
+    disk_inner_longitude_deg: float = _default("disk_inner_longitude_deg")
+    disk_longitude_edge_deg: float = _default("disk_longitude_edge_deg")
+    disk_anticentre_fraction: float = _default("disk_anticentre_fraction")
+    local_amplitude_kkms: float = _default("local_amplitude_kkms")
+    local_latitude_scale_deg: float = _default("local_latitude_scale_deg")
+    patch_scatter_ln: float = _default("patch_scatter_ln")
+    coarse_npix: int = _default("coarse_npix")
+    sigma_g: float = _default("sigma_g")
+    sigma_g_lmin: float = _default("sigma_g_lmin")
+    slope: float = _default("slope")
+    ratio_21: float = _default("ratio_21")
+    ratio_32: float = _default("ratio_32")
+    ratio_21_scatter_ln: float = _default("ratio_21_scatter_ln")
+    ratio_32_scatter_ln: float = _default("ratio_32_scatter_ln")
+    cloud_probability: float = _default("cloud_probability")
+    cloud_cover_fraction: float = _default("cloud_cover_fraction")
+    cloud_mean_kkms: float = _default("cloud_mean_kkms")
+    cloud_scatter_ln: float = _default("cloud_scatter_ln")
+    saturation_kkms: float = _default("saturation_kkms")
+    fractional_bandwidth: float = _default("fractional_bandwidth")
+    conversion_uk_per_kkms: dict[str, float] = field(
+        default_factory=lambda: dict(_D["conversion_uk_per_kkms"])
+    )
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "conversion_uk_per_kkms":
+                self._check_table(value)
+                continue
+            if not _number(value) or not math.isfinite(value):
+                raise ValueError(f"co parameter {f.name} must be a finite number, got {value!r}")
+            if f.name == "coarse_npix":
+                if value != int(value) or value < 8:
+                    raise ValueError(f"co parameter coarse_npix must be an integer >= 8, got {value!r}")
+                self.coarse_npix = int(value)
+            else:
+                setattr(self, f.name, float(value))
+        positive = (
+            "disk_latitude_scale_deg", "disk_outer_latitude_scale_deg", "disk_longitude_edge_deg",
+            "local_latitude_scale_deg", "sigma_g_lmin", "fractional_bandwidth", "saturation_kkms",
+        )
+        non_negative = (
+            "disk_amplitude_kkms", "disk_inner_longitude_deg", "disk_anticentre_fraction",
+            "local_amplitude_kkms", "patch_scatter_ln", "sigma_g", "ratio_21", "ratio_32",
+            "ratio_21_scatter_ln", "ratio_32_scatter_ln", "cloud_probability", "cloud_mean_kkms",
+            "cloud_scatter_ln",
+        )
+        for key in positive:
+            if not getattr(self, key) > 0:
+                raise ValueError(f"co parameter {key} must be > 0, got {getattr(self, key)}")
+        for key in non_negative:
+            if not getattr(self, key) >= 0:
+                raise ValueError(f"co parameter {key} must be >= 0, got {getattr(self, key)}")
+        if not self.disk_anticentre_fraction <= 1:
+            raise ValueError(f"co parameter disk_anticentre_fraction must be <= 1, got "
+                             f"{self.disk_anticentre_fraction}")
+        if not self.cloud_probability <= 1:
+            raise ValueError(f"co parameter cloud_probability must be <= 1, got {self.cloud_probability}")
+        if not 0 < self.cloud_cover_fraction < 1:
+            raise ValueError(f"co parameter cloud_cover_fraction must lie in (0, 1), got "
+                             f"{self.cloud_cover_fraction}")
+        if not self.fractional_bandwidth < 2:
+            raise ValueError(f"co parameter fractional_bandwidth must be < 2 (the band's low edge "
+                             f"above 0 GHz), got {self.fractional_bandwidth}")
+        if not self.slope < -2:
+            raise ValueError(f"co parameter slope must be < -2 (C_ℓ ∝ ℓ^slope with finite large-ℓ "
+                             f"variance), got {self.slope}")
+
+    def _check_table(self, value: Any) -> None:
+        """Validate and normalise ``conversion_uk_per_kkms`` (``"<band>:<line>"`` -> µK per K km/s)."""
+        if not isinstance(value, dict):
+            raise ValueError(f"co parameter conversion_uk_per_kkms must be a table, got {value!r}")
+        table = {}
+        for key, factor in value.items():
+            band, sep, line = str(key).rpartition(":")
+            if not sep or not band or line not in LINES_GHZ:
+                raise ValueError(
+                    f"co conversion_uk_per_kkms key {key!r} must be '<band name>:<line>' with a line "
+                    f"among {sorted(LINES_GHZ)}"
+                )
+            if not _number(factor) or not (math.isfinite(factor) and factor >= 0):
+                raise ValueError(f"co conversion_uk_per_kkms[{key!r}] must be a finite number >= 0 "
+                                 f"(µK_CMB per K_RJ km/s), got {factor!r}")
+            table[str(key)] = float(factor)
+        self.conversion_uk_per_kkms = table
+
+    # ------------------------------------------------------------------ model pieces
+
+    def conversion_uk(self, band: Band, line: str) -> float:
+        """µK_CMB in ``band`` per K_RJ km/s of ``line`` ("1-0", "2-1", "3-2"): the shipped
+        bandpass value for the band's name if there is one, else the top-hat value."""
+        key = f"{band.name}:{line}"
+        if key in self.conversion_uk_per_kkms:
+            return self.conversion_uk_per_kkms[key]
+        return top_hat_conversion_uk(
+            LINES_GHZ[line], band.frequency_ghz, band.mjysr_per_kcmb, self.fractional_bandwidth
+        )
+
+    def conversion_table(self, instrument: Instrument) -> torch.Tensor:
+        """µK_CMB per K_RJ km/s of every line in every band, ``(n_bands, 3)`` float64, lines in
+        the order of :data:`LINES_GHZ`."""
+        return torch.tensor(
+            [[self.conversion_uk(band, line) for line in LINES_GHZ] for band in instrument.bands],
+            dtype=torch.float64,
+        )
+
+    def mean_intensity(
+        self, lon_deg: torch.Tensor, lat_deg: torch.Tensor,
+        latitude_scale_deg: torch.Tensor | float | None = None,
+    ) -> torch.Tensor:
+        """W̄(l, b): mean CO(1-0) intensity in K_RJ km/s (no patch scatter), broadcasting; the
+        inner-disk latitude scale defaults to ``disk_latitude_scale_deg``."""
+        lon = _wrap_lon(torch.as_tensor(lon_deg, dtype=torch.float64))
+        lat = torch.as_tensor(lat_deg, dtype=torch.float64, device=lon.device).abs()
+        h_in = self.disk_latitude_scale_deg if latitude_scale_deg is None else latitude_scale_deg
+        inner = torch.sigmoid((self.disk_inner_longitude_deg - lon.abs()) / self.disk_longitude_edge_deg)
+        h = self.disk_outer_latitude_scale_deg + (h_in - self.disk_outer_latitude_scale_deg) * inner
+        f_ac = self.disk_anticentre_fraction
+        disk = self.disk_amplitude_kkms * (f_ac + (1.0 - f_ac) * inner) * torch.exp(-lat / h)
+        local = self.local_amplitude_kkms * torch.exp(-lat / self.local_latitude_scale_deg)
+        return disk + local
+
+    # ------------------------------------------------------------------ setup and drawing
+
+    def setup(self, instrument: Instrument, geometry: PatchGeometry, device: torch.device) -> None:
+        device = torch.device(device)
+        n = geometry.npix
+        self._key = (geometry, instrument, device)
+        self._conversion = self.conversion_table(instrument).to(device)  # (n_bands, 3)
+        # Amplitude of u: C_ℓ = 2π(-α-2) ℓ_lo^-(α+2) ℓ^α has unit variance over ℓ >= ℓ_lo
+        # (continuous normalisation, independent of the grid); _u_var is u's variance on the grid.
+        ell = geometry.ell(device)
+        weights = torch.full(ell.shape, 2.0, dtype=torch.float64, device=device)
+        weights[:, 0] = 1.0
+        if n % 2 == 0:
+            weights[:, -1] = 1.0
+        a = self.slope
+        log_c = (math.log(2.0 * math.pi) + math.log(-a - 2.0) - (a + 2.0) * math.log(self.sigma_g_lmin)
+                 - math.log(geometry.pixel_area_sr))
+        amp = torch.exp(0.5 * (a * torch.log(ell.clamp_min(1e-30)) + log_c))
+        amp[0, 0] = 0.0
+        self._u_amp = amp.to(torch.float32)
+        self._u_var = float((amp.square() * weights).sum() / (n * n))
+        # Cloud threshold t and m(t) = E[z - t | z > t] = φ(t)/(1 - Φ(t)) - t for z ~ N(0, 1).
+        unit = NormalDist()
+        t = unit.inv_cdf(1.0 - self.cloud_cover_fraction)
+        self._cloud_t = t
+        self._cloud_m = unit.pdf(t) / self.cloud_cover_fraction - t
+        nc = self.coarse_npix
+        self._coarse = PatchGeometry(nc, geometry.npix * geometry.pixel_arcsec / nc)
+        # Bilinear interpolation matrix, coarse pixel centres -> fine pixel centres (both grids
+        # cover the same square), clamped at the border like F.interpolate.
+        src = ((torch.arange(n, dtype=torch.float64) + 0.5) * nc / n - 0.5).clamp(0, nc - 1)
+        i0 = src.floor().long().clamp(max=nc - 2)
+        frac = src - i0
+        interp = torch.zeros(n, nc, dtype=torch.float64)
+        rows = torch.arange(n)
+        interp[rows, i0] = 1.0 - frac
+        interp[rows, i0 + 1] = frac
+        self._interp = interp.to(device=device, dtype=torch.float32)
+
+    def _upsample(self, coarse: torch.Tensor) -> torch.Tensor:
+        """Bilinear upsampling of ``(B, nc, nc)`` to ``(B, 1, n, n)`` on the generation grid."""
+        w = self._interp
+        return torch.matmul(w, torch.matmul(coarse.to(torch.float32), w.T))[:, None]
+
+    def line_ratios(self, ctx: SkyContext, z: torch.Tensor) -> torch.Tensor:
+        """Per-patch W(line)/W(1-0) of the lines of :data:`LINES_GHZ`, ``(batch, 3)`` float64, from
+        the configured or randomised R21, R32 and the normals ``z`` (``(batch, 2)``)."""
+        s21, s32 = self.ratio_21_scatter_ln, self.ratio_32_scatter_ln
+        r21 = self.per_patch(ctx, "ratio_21").clamp_min(0.0) * torch.exp(s21 * z[:, 0] - 0.5 * s21 * s21)
+        r32 = self.per_patch(ctx, "ratio_32").clamp_min(0.0) * torch.exp(s32 * z[:, 1] - 0.5 * s32 * s32)
+        return torch.stack([torch.ones_like(r21), r21, r32], dim=1)
+
+    def sky(self, ctx: SkyContext) -> torch.Tensor:
+        """CO maps in µK_CMB before the beam, ``(batch, n_bands, n, n)``, float32."""
+        geometry, device = ctx.geometry, ctx.device
+        if getattr(self, "_key", None) != (geometry, ctx.instrument, device):
+            self.setup(ctx.instrument, geometry, device)
+        z = ctx.random.normal("co_patch", (4,), dtype=torch.float64)
+        # Mean intensity with the patch factor, log K km/s on the coarse grid, upsampled.
+        lon, lat = pixel_coordinates(ctx.lon_deg.to(device), ctx.lat_deg.to(device), self._coarse)
+        h_in = self.per_patch(ctx, "disk_latitude_scale_deg").clamp_min(1e-3)[:, None, None]
+        s = self.patch_scatter_ln
+        log_mean = torch.log(self.mean_intensity(lon, lat, h_in).clamp_min(1e-300))
+        log_mean = log_mean + (s * z[:, 0] - 0.5 * s * s)[:, None, None]
+        fine = self._upsample(log_mean.clamp_min(-80.0))  # (B, 1, n, n); e^-80 ~ 0 in float32
+        # Clumps: W = W̄ exp(σ_g (u - σ_g v / 2)); u is reused, in place, after the clouds.
+        white = fields.white_fourier(ctx.random, "co", geometry)
+        white.mul_(self._u_amp)
+        # One inverse transform per patch: the batched one vectorises across patches and rounds
+        # differently with the batch size, so a patch's bytes would depend on its batch.
+        u = torch.cat([fields.to_real(w, geometry) for w in white.split(1)])  # (B, 1, n, n), variance v
+        # High-latitude cloud complexes in a random subset of patches, from the same field u.
+        p = self.per_patch(ctx, "cloud_probability").clamp(0.0, 1.0)
+        idx = torch.nonzero(ctx.random.uniform("co_cloud", ()) < p).flatten()
+        if len(idx):
+            sc = self.cloud_scatter_ln
+            w_c = self.cloud_mean_kkms * torch.exp(sc * z[idx, 3] - 0.5 * sc * sc) / self._cloud_m
+            cloud = (u[idx] * (1.0 / math.sqrt(self._u_var)) - self._cloud_t).clamp_min_(0.0)
+            cloud.mul_(w_c.to(torch.float32)[:, None, None, None])
+        sig = self.per_patch(ctx, "sigma_g").clamp_min(0.0).to(torch.float32)[:, None, None, None]
+        w_map = u.sub_(0.5 * self._u_var * sig).mul_(sig).add_(fine).exp_()
+        if len(idx):
+            w_map.index_add_(0, idx, cloud)
+        # Saturation W_s tanh(W / W_s), then lines into bands: T_b = Σ_line R_line F(b, line) W.
+        w_sat = self.saturation_kkms
+        w_map.mul_(1.0 / w_sat).tanh_()
+        ratios = self.line_ratios(ctx, z[:, 1:3])  # (B, 3)
+        # (elementwise, not a matrix product, so a patch's bytes do not depend on the batch size)
+        per_band = (ratios[:, None, :] * self._conversion).sum(dim=-1) * (self.scale * w_sat)
+        return w_map * per_band.to(torch.float32)[:, :, None, None]

@@ -1,0 +1,75 @@
+"""Randomised skies: per-patch draws within their ranges, used by the components, refused when
+malformed; the nominal sky unchanged."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cenn.config import ConfigError
+from cenn.sky.components import COMPONENTS
+from cenn.sky.randomise import check_ranges, draw_parameters
+from cenn.sky.rng import SampleRandom
+from cenn.sky.simulator import GeometryConfig, PatchSimulator, SimulationConfig
+
+GEOMETRY = GeometryConfig(npix=32, margin=8)
+
+
+def _only(name: str, **extra) -> SimulationConfig:
+    components = {n: {"enabled": n == name} for n in COMPONENTS}
+    config = SimulationConfig(seed=2, geometry=GEOMETRY, components=components, **extra)
+    config.instrument.noise_scale = 0.0
+    return config
+
+
+def test_draws_stay_in_their_ranges_and_amplitudes_are_log_uniform():
+    ranges = check_ranges({"dust": {"beta": [1.3, 1.8], "amplitude": [0.3, 3.0]}})
+    draws = draw_parameters(SampleRandom(5, range(4000)), ranges)["dust"]
+    beta, amplitude = draws["beta"].numpy(), draws["amplitude"].numpy()
+    assert beta.min() >= 1.3 and beta.max() <= 1.8
+    assert amplitude.min() >= 0.3 and amplitude.max() <= 3.0
+    assert np.mean(beta) == pytest.approx(1.55, abs=0.01)  # uniform: mean at the middle
+    assert np.median(amplitude) == pytest.approx(math.sqrt(0.3 * 3.0), rel=0.05)  # log-uniform
+    assert np.mean(amplitude < 1.0) == pytest.approx(0.5, abs=0.03)
+
+
+def test_each_parameter_has_its_own_stream():
+    one = draw_parameters(SampleRandom(5, range(8)), check_ranges({"dust": {"beta": [1.3, 1.8]}}))
+    two = draw_parameters(SampleRandom(5, range(8)),
+                          check_ranges({"cib": {"amplitude": [0.5, 1.5]}, "dust": {"beta": [1.3, 1.8]}}))
+    assert torch.equal(one["dust"]["beta"], two["dust"]["beta"])
+
+
+def test_amplitude_multiplies_the_component_maps_exactly():
+    nominal = PatchSimulator(_only("cib")).simulate(range(3))
+    doubled = PatchSimulator(_only("cib", randomise={"cib": {"amplitude": [2.0, 2.0]}})).simulate(range(3))
+    assert torch.allclose(doubled.inputs, 2.0 * nominal.inputs, rtol=1e-5, atol=1e-4)
+    assert doubled.parameters["cib.amplitude"].tolist() == [2.0, 2.0, 2.0]
+
+
+def test_a_drawn_sed_parameter_is_the_one_the_component_uses():
+    fixed = _only("dust")
+    fixed.components["dust"]["beta"] = 1.7
+    drawn = _only("dust", randomise={"dust": {"beta": [1.7, 1.7]}})
+    assert torch.equal(PatchSimulator(fixed).simulate(range(2)).inputs,
+                       PatchSimulator(drawn).simulate(range(2)).inputs)
+    wider = PatchSimulator(_only("dust", randomise={"dust": {"beta": [1.3, 1.8]}})).simulate(range(64))
+    # 353/143 dust ratio steepens with β: the drawn β must order the patches' band ratios
+    ratio = (wider.inputs[:, 2].mean((1, 2)) / wider.inputs[:, 0].mean((1, 2))).numpy()
+    beta = wider.parameters["dust.beta"].numpy()
+    assert np.corrcoef(beta, np.log(ratio))[0, 1] > 0.5
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"ghost": {"amplitude": [1, 2]}}, "unknown component"),
+    ({"dust": {"slope_faint": [-3, -2]}}, "cannot draw 'slope_faint'"),
+    ({"dust": {"beta": [1.8, 1.3]}}, "low <= high"),
+    ({"dust": {"beta": [1.3]}}, r"\[low, high\]"),
+    ({"dust": {"beta": "wide"}}, r"\[low, high\]"),
+    ({"cib": {"amplitude": [0.0, 2.0]}}, "positive"),
+    ({"dust": [1, 2]}, "table of parameter"),
+])
+def test_bad_ranges_are_refused_before_any_simulation(table, message):
+    with pytest.raises(ConfigError, match=message):
+        SimulationConfig(randomise=table)
