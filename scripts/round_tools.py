@@ -78,6 +78,7 @@ def simulate_sets(work: Path, device: str, npix: int, n_val: int, n_eval: int) -
         (f"eval-{region}", n_eval, 9201 + k, region, True)
         for k, region in enumerate(("all", "inner", "intermediate", "high"))]
     paths = []
+    work.mkdir(parents=True, exist_ok=True)  # simulate() writes a store only into an existing folder
     for name, n, seed, region, components in sets:
         config = SimulationConfig(seed=seed, geometry=geometry, region=RegionConfig(*LATITUDE_BANDS[region]))
         store = simulate(work / f"{name}.zarr", n, config, device=device, chunk_size=min(64, n),

@@ -24,6 +24,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from cenn.evaluate.calibration import calibrated
+from cenn.evaluate.cross_sky import cross_sky_table
 from cenn.evaluate.report import format_table, headline_table, summary_table
 from cenn.evaluate.summary import HEADLINE_ELL_RANGE, headline_figures
 from cenn.model import load_weights
@@ -34,7 +36,9 @@ from cenn.pretrained import CHECKSUMS, DEFAULT, shipped_checksums
 ARCHITECTURES = {
     "cenn-paper": "the paper's CENN: 6 stride-2 convolutions and 6 transposed convolutions with skip "
                   "connections",
-    "unet": "a residual U-Net (GroupNorm, SiLU, bilinear upsampling, a full-resolution skip, linear output)",
+    "unet": "a residual U-Net (GroupNorm, SiLU, bilinear upsampling, a full-resolution skip, linear output; "
+            "with noise_input it also takes each band's per-pixel noise σ, with sigma_output it also gives "
+            "the σ of its residual)",
     "hilc-unet": "ILC-informed: a harmonic ILC (per-patch weights in bins of equal mode count) plus a "
                  "correction from a residual U-Net that sees the ILC map and the beam-matched CMB-free band "
                  "differences, asinh-compressed on one µK scale; output = ILC + correction",
@@ -135,6 +139,46 @@ The same evaluation with the residual D_ℓ and ΔD_ℓ = D_ℓ(CMB) − D_ℓ(o
 Reading it: where t_ℓ is below 1 the network suppresses the CMB together with what it cannot tell from
 it (noise at high ℓ), as the Wiener filter does: it minimises the residual, it is not unbiased. For
 power spectra divide by t_ℓ, or use a signal-preserving model (`sp-unet`, docs/learning.md).
+{_cross_sky_section(metrics)}{_calibration_section(metrics)}"""
+
+
+def _cross_sky_section(metrics: dict) -> str:
+    """The cross-model test's table, when the report has one."""
+    if not metrics.get("cross_sky"):
+        return ""
+    header, rows = cross_sky_table(metrics["cross_sky"])
+    return f"""
+### On a sky it was not trained for
+
+The same methods on the alternative sky (`src/cenn/configs/sky-alternative.toml`, datasets alt-*), the
+ratio alternative / default, and that ratio over NILC's:
+
+```
+{format_table(header, rows)}
+```
+"""
+
+
+def _calibration_section(metrics: dict) -> str:
+    """Coverage of the stated σ, when a method states one."""
+    entries = calibrated(metrics["results"])
+    if not entries:
+        return ""
+    rows = [[m, d, f"{c['coverage']['1sigma']:.3f}", f"{c['coverage']['2sigma']:.3f}",
+             f"{c['reliability']['max_deviation']:.3f}", f"{c['mask']['kept_fraction']:.3f}",
+             "–" if c["mask"]["residual_rms_in_uk"] is None else f"{c['mask']['residual_rms_in_uk']:.1f}"]
+            for d, m, c in entries]
+    header = ["method", "set", "within 1σ", "within 2σ", "max reliability deviation",
+              f"kept by σ ≤ {entries[0][2]['mask']['threshold_uk']:g} µK", "RMS inside [µK]"]
+    return f"""
+### The σ it states
+
+Fraction of pixels whose residual lies within 1σ and 2σ of the stated σ (a Gaussian: 0.683 and 0.954),
+the largest distance of the reliability diagram from the diagonal, and the confidence mask:
+
+```
+{format_table(header, rows)}
+```
 """
 
 

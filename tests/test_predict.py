@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from cenn.cli import main
 from cenn.data.normalization import build_normalization
 from cenn.model.apply import apply_network
 from cenn.predict import (
@@ -410,13 +411,11 @@ def test_maps_varying_more_than_any_sky_are_refused(predictor, maps):
         predictor.predict(maps * np.float32(1e6), **META)
 
 
-def test_sigma_output_and_noise_input_are_checked(tmp_path, predictor, maps):
-    """Weights without a σ output refuse --uncertainty's request, naming why; noise-aware weights
-    without σ given use the card's nominal level (with a warning) and refuse σ of the wrong shape."""
+@pytest.fixture(scope="module")
+def sigma_weights(tmp_path_factory):
+    """Untrained noise-aware weights with a σ output (unet-small, 64² patches of 90″)."""
     from cenn.model import WeightsCard, build_model, save_weights
 
-    with pytest.raises(ValueError, match="no σ output"):
-        predictor.predict(maps, [143.0, 217.0, 353.0], 90.0, return_sigma=True)
     torch.manual_seed(0)
     params = {"noise_input": True, "sigma_output": True}
     card = WeightsCard(architecture="unet-small", architecture_params=params, in_channels=3,
@@ -424,9 +423,17 @@ def test_sigma_output_and_noise_input_are_checked(tmp_path, predictor, maps):
                        target_frequency_ghz=217.0, npix=64, pixel_arcsec=90.0, normalization="asinh",
                        normalization_params={"scale_uk": 100.0},
                        training={"noise_uk_per_pixel": [22.0, 31.2, 102.4]})
-    path = tmp_path / "sigma.safetensors"
-    save_weights(path, build_model("unet-small", 3, noise_input=True, sigma_output=True), card)
-    aware = Predictor(path)
+    path = tmp_path_factory.mktemp("sigma") / "sigma.safetensors"
+    save_weights(path, build_model("unet-small", 3, **params), card)
+    return path
+
+
+def test_sigma_output_and_noise_input_are_checked(sigma_weights, predictor, maps):
+    """Weights without a σ output refuse --uncertainty's request, naming why; noise-aware weights
+    without σ given use the card's nominal level (with a warning) and refuse σ of the wrong shape."""
+    with pytest.raises(ValueError, match="no σ output"):
+        predictor.predict(maps, [143.0, 217.0, 353.0], 90.0, return_sigma=True)
+    aware = Predictor(sigma_weights)
     levels = np.array([22.0, 31.2, 102.4], dtype=np.float32)[None, :, None, None]
     nominal = np.broadcast_to(levels, maps.shape)
     with pytest.warns(UserWarning, match="nominal per-pixel levels"):
@@ -443,3 +450,30 @@ def test_sigma_output_and_noise_input_are_checked(tmp_path, predictor, maps):
         aware.predict(maps, [143.0, 217.0, 353.0], 90.0, noise_sigma=nominal[:, :2].copy())
     with pytest.raises(ValueError, match="positive standard deviation"):
         aware.predict(maps, [143.0, 217.0, 353.0], 90.0, noise_sigma=np.zeros_like(maps))
+
+
+def test_uncertainty_is_written_beside_the_cmb_and_refused_without_a_sigma_output(
+        tmp_path, weights, sigma_weights, maps, capsys):
+    inp = tmp_path / "maps.npy"
+    np.save(inp, maps)
+    base = ["predict", str(inp), str(tmp_path / "cmb.npy"), "--frequencies", "143,217,353",
+            "--pixel-arcsec", "90"]
+    assert main([*base, "--weights", str(weights), "--uncertainty", str(tmp_path / "s.npy")]) == 2
+    assert "--uncertainty needs weights with a σ output" in capsys.readouterr().err
+    assert not (tmp_path / "cmb.npy").exists() and not (tmp_path / "s.npy").exists()
+    noise = np.full(maps.shape, 30.0, dtype=np.float32)
+    np.save(tmp_path / "noise.npy", noise)
+    args = [*base, "--weights", str(sigma_weights), "--uncertainty", str(tmp_path / "s.npy"),
+            "--noise-sigma", str(tmp_path / "noise.npy")]
+    assert main(args) == 0
+    cmb, sigma = np.load(tmp_path / "cmb.npy"), np.load(tmp_path / "s.npy")
+    expected, expected_sigma = Predictor(sigma_weights).predict(maps, **META, noise_sigma=noise,
+                                                                return_sigma=True)
+    np.testing.assert_array_equal(cmb, expected)
+    np.testing.assert_array_equal(sigma, expected_sigma)
+    np.save(tmp_path / "noise.npy", noise[:, :2])
+    assert main([*args, "--overwrite"]) == 2
+    assert "has shape (5, 2, 64, 64) but the maps (5, 3, 64, 64)" in capsys.readouterr().err
+    np.save(tmp_path / "noise.npy", noise * 1e-6)  # σ in K labelled as the maps' µK
+    assert main([*args, "--overwrite"]) == 2
+    assert "its units are wrong" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from cenn.demo import METHODS
 from cenn.evaluate.run import add_evaluate_parser, run_evaluate
 from cenn.experiment import add_experiment_parser, run_experiment_command
 from cenn.healpix.command import add_full_sky_arguments, run_full_sky
+from cenn.outputs import OutputWriteError
 from cenn.predict.command import add_predict_parser, run_predict
 from cenn.sky.simulator import LATITUDE_BANDS, SimulationConfig, read_simulation_toml
 
@@ -247,6 +248,8 @@ def _add_export_weights(sub: argparse._SubParsersAction) -> None:
     p.add_argument("weights_out", help="output weights file")
     p.add_argument("--dtype", choices=list(DTYPES), default="fp16",
                    help="storage precision of the floating-point tensors (default fp16)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output file (never the input)")
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -273,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_simulate(args: argparse.Namespace) -> int:
     from cenn.data.simulate import simulate
+    from cenn.runtime import check_device
 
+    check_device(args.device, "--device")
     config = simulation_config_from_args(args)
     if args.describe:
         from cenn.sky.describe import describe_table, measure_spectra
@@ -284,11 +289,12 @@ def _run_simulate(args: argparse.Namespace) -> int:
         return 0
     if args.out is None or args.patches is None:
         raise ValueError("cenn simulate needs an output path and -n/--patches (or --describe)")
+    instrument = args.instrument if args.instrument and Path(args.instrument).is_file() else None
     store = simulate(
         args.out, args.patches, config, device=args.device, workers=args.workers,
         chunk_size=args.chunk_size, batch_size=args.batch_size, with_components=args.components,
         shard=args.shard, overwrite=args.overwrite, compression=args.compression,
-        progress=not args.no_progress,
+        progress=not args.no_progress, inputs=[("--config", args.config), ("--instrument", instrument)],
     )
     state = "complete" if store.complete else "this shard done; other shards pending"
     print(f"{args.out}: {store.n_patches} patches, {state}")
@@ -308,7 +314,7 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_export_weights(args: argparse.Namespace) -> int:
     from cenn.model.weights import DTYPES, export_weights
 
-    export_weights(args.weights_in, args.weights_out, DTYPES[args.dtype])
+    export_weights(args.weights_in, args.weights_out, DTYPES[args.dtype], overwrite=args.overwrite)
     size_mb = Path(args.weights_out).stat().st_size / 1e6
     print(f"{args.weights_out}: {args.dtype}, {size_mb:.1f} MB")
     return 0
@@ -326,15 +332,36 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What an interrupted command (Ctrl-C) kept, and how to go on.
+_INTERRUPTED = {
+    "simulate": "the chunks already written are kept (a store is never left half-written); rerun the same "
+                "command to resume",
+    "train": "the run folder keeps the checkpoint of the last finished epoch (checkpoints/last.ckpt); rerun "
+             "the same command to resume from it",
+    "evaluate": "no report was written (it is written whole at the end); rerun the same command",
+    "predict": "no output was left half-written; rerun the same command (with --overwrite if an output was "
+               "already written)",
+    "experiment": "the finished steps, the chunks of the stores and the run's last checkpoint are kept; "
+                  "rerun the same command to resume",
+    "demo": "the data already simulated are kept; rerun the same command to resume",
+    "export-weights": "no output was written; rerun the same command",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cenn`` console script."""
+    """Entry point of the ``cenn`` console script. Every refusal and failure is one line on stderr
+    (exit 2); Ctrl-C is one line saying what was kept and how to resume (exit 130)."""
     args = build_parser().parse_args(argv)
     try:
         runners = {"simulate": _run_simulate, "train": _run_train, "predict": _run_predict,
                    "evaluate": run_evaluate, "experiment": run_experiment_command, "demo": _run_demo,
                    "export-weights": _run_export_weights}
         return runners[args.command](args)
-    except (ConfigError, StoreError, FileNotFoundError, FileExistsError, ValueError) as err:
+    except KeyboardInterrupt:
+        print(f"\ncenn {args.command}: interrupted: {_INTERRUPTED[args.command]}", file=sys.stderr)
+        return 130
+    except (ConfigError, StoreError, FileNotFoundError, FileExistsError, ValueError,
+            OutputWriteError) as err:  # each names the problem and the fix
         print(f"cenn {args.command}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a full disk, a read-only folder, ...

@@ -30,14 +30,15 @@ from typing import Any
 
 from cenn.config import ConfigError, dumps_toml, from_dict, read_toml
 from cenn.data.simulate import simulate
-from cenn.data.store import DatasetStore
+from cenn.data.store import DatasetStore, StoreError
 from cenn.io.atomic import atomic_write_text
-from cenn.outputs import Inputs, check_apart, remove_output
+from cenn.outputs import MARKER, Inputs, check_apart, check_output, mark, remove_output
 from cenn.runtime import check_device
 from cenn.sky.simulator import LATITUDE_BANDS, SimulationConfig
 
 STEPS = ("simulate", "train", "evaluate")
 CONFIG_FILE = "experiment.toml"
+WEIGHTS_FILE = "weights.safetensors"
 
 
 @dataclass
@@ -141,23 +142,74 @@ def _store(out: Path, name: str) -> Path:
     return out / "data" / f"{name}.zarr"
 
 
-def _prepare_out(out: Path, config: ExperimentConfig, overwrite: bool, inputs: Inputs = ()) -> None:
-    """Create ``out`` with the resolved configuration. Where it holds another experiment, the
-    outputs made with settings that changed (:func:`_stale_outputs`) are refused, or removed with
-    ``overwrite``; the others are kept and reused."""
+def _stale(out: Path, config: ExperimentConfig) -> list[Path]:
+    """The outputs in ``out`` made with settings other than ``config``'s (:func:`_stale_outputs`);
+    none when ``out`` holds no experiment or this one."""
     text = dumps_toml(config.to_dict())
     saved = out / CONFIG_FILE
-    if saved.exists() and saved.read_text() != text:
-        stale = _stale_outputs(read_toml(saved), tomllib.loads(text), out)
-        if stale and not overwrite:
-            names = ", ".join(str(p.relative_to(out)) for p in stale)
-            raise ConfigError(f"{out} holds a different experiment ({saved}): {names} were made with other "
-                              "settings; use another folder, or --overwrite to redo them (only they are "
-                              "removed)")
-        for path in stale:
-            _remove_output(path, inputs)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(saved, text)
+    if not saved.is_file() or saved.read_text() == text:
+        return []
+    return _stale_outputs(read_toml(saved), tomllib.loads(text), out)
+
+
+def _check_stale(out: Path, config: ExperimentConfig, overwrite: bool) -> list[Path]:
+    """The outputs ``overwrite`` redoes where ``out`` holds another experiment (:func:`_stale`);
+    refused without ``overwrite``."""
+    stale = _stale(out, config)
+    if stale and not overwrite:
+        names = ", ".join(str(p.relative_to(out)) for p in stale)
+        raise ConfigError(f"{out} holds a different experiment ({out / CONFIG_FILE}): {names} were made "
+                          "with other settings; use another folder, or --overwrite to redo them (only they "
+                          "are removed)")
+    return stale
+
+
+def _prepare_out(out: Path, config: ExperimentConfig, stale: list[Path], inputs: Inputs = ()) -> None:
+    """Create ``out`` (marked as cenn's) with the resolved configuration, removing the ``stale``
+    outputs (:func:`_check_stale`); the others are kept and reused."""
+    for path in stale:
+        _remove_output(path, inputs)
+    out.mkdir(exist_ok=True)
+    if not (out / MARKER).exists():
+        mark(out, "experiment")
+    atomic_write_text(out / CONFIG_FILE, dumps_toml(config.to_dict()))
+
+
+def _finished_store(path: Path) -> bool:
+    """Whether ``path`` holds a complete dataset store."""
+    try:
+        return DatasetStore.open(path).complete
+    except StoreError:
+        return False
+
+
+def check_step_order(config: ExperimentConfig, out: Path, steps: tuple[str, ...],
+                     config_file: str | Path | None = None, stale: list[Path] | None = None) -> None:
+    """Refuse, before any work, steps whose inputs no earlier step made: ``train`` or ``evaluate``
+    without ``simulate`` where a store they read is missing or unfinished, ``evaluate`` without
+    ``train`` where the network's weights are missing; the message names the missing step and the
+    command that makes it. Outputs that ``--overwrite`` would redo (changed settings) count as
+    missing."""
+    stale = set(_stale(out, config) if stale is None else stale)
+    command = f"cenn experiment {config_file or 'CONFIG'} --out {out}"
+    weights = out / "run" / WEIGHTS_FILE
+    trains = "train" in steps and not (weights.exists() and weights.parent not in stale)
+    evaluates = "evaluate" in steps and not ((out / "report").exists() and out / "report" not in stale)
+    if "simulate" not in steps:
+        needed = ({config.train_dataset, config.val_dataset} if trains else set()) | (
+            set(config.evaluate.datasets) if evaluates else set())
+        missing = [n for n in sorted(needed)
+                   if _store(out, n) in stale or not _finished_store(_store(out, n))]
+        if missing:
+            raise ValueError(f"--steps {','.join(steps)} needs the dataset(s) {', '.join(missing)} "
+                             f"({out / 'data'}), which the simulate step makes and which are missing or "
+                             f"unfinished: run `{command} --steps simulate` first, or add simulate to "
+                             "--steps")
+    network = "cenn" in config.evaluate.methods and "weights" not in config.evaluate.options.get("cenn", {})
+    if evaluates and network and "train" not in steps and (not weights.exists() or weights.parent in stale):
+        raise ValueError(f"--steps {','.join(steps)} evaluates the trained network, but {weights}, which the "
+                         f"train step makes, is missing: run `{command} --steps train` first (after the "
+                         "simulate step), or add train to --steps")
 
 
 def _stale_outputs(old: dict[str, Any], new: dict[str, Any], out: Path) -> list[Path]:
@@ -238,6 +290,7 @@ def _check_methods(spec: EvaluateSpec) -> None:
 
 
 def run_simulate(config: ExperimentConfig, out: Path, device: str, workers: int, progress: bool) -> None:
+    (out / "data").mkdir(exist_ok=True)
     for name, spec in config.datasets.items():
         simulate(_store(out, name), spec.patches, config.simulation_config(name), device=device,
                  workers=workers, chunk_size=config.chunk_size, with_components=spec.components,
@@ -258,7 +311,7 @@ def train_config(config: ExperimentConfig, out: Path, progress: bool) -> Any:
 def run_train(config: ExperimentConfig, out: Path, progress: bool) -> Path:
     from cenn.train import train
 
-    weights = out / "run" / "weights.safetensors"
+    weights = out / "run" / WEIGHTS_FILE
     if weights.exists():  # exported once training has finished
         return weights
     return train(train_config(config, out, progress), out / "run")
@@ -296,8 +349,13 @@ def run_experiment(config: ExperimentConfig, out: Path | str, steps: tuple[str, 
     unknown = set(steps) - set(STEPS)
     if unknown:
         raise ValueError(f"unknown step(s) {sorted(unknown)}; steps are {', '.join(STEPS)}")
+    check_device(device, "--device")
+    inputs = input_files(config, config_file)
+    check_output(out, "experiment", inputs)  # a file, a missing or unwritable parent, a folder not cenn's
     check_steps(config, out, device)
-    _prepare_out(out, config, overwrite, input_files(config, config_file))
+    stale = _check_stale(out, config, overwrite)
+    check_step_order(config, out, steps, config_file, stale)
+    _prepare_out(out, config, stale, inputs)
     if "simulate" in steps:
         run_simulate(config, out, device, workers, progress)
     if "train" in steps:

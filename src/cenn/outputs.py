@@ -10,19 +10,28 @@ Files are staged under a temporary name in the folder of their destination (``.N
 :mod:`cenn.io.atomic`) and renamed, so only the destination's disk needs room; a folder being
 replaced is first renamed to ``.NAME.oldPID``. Those a killed process left behind are removed by the
 next run (:func:`clear_stale`).
+
+Single output files (weights, predicted maps, images, masks) go through one guard: before any work,
+:func:`check_file_outputs` refuses a file that is, or lies inside, an input of the command, a folder,
+a file in a missing, non-folder or unwritable folder, two outputs that are one file, and an
+existing file unless ``overwrite``; :func:`write_file` stages the file and turns any ``OSError``
+while writing it (a full disk, a read-only file system, no permission) into one line that names the
+file and the fix (:class:`OutputWriteError`).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from cenn import __version__
-from cenn.io.atomic import atomic_write_text, discard, temporary_path
+from cenn.io.atomic import atomic_write_text, discard, staged, temporary_path
 
 MARKER = ".cenn-output"
 #: What a folder of each kind holds, besides its marker and temporary files.
@@ -31,12 +40,14 @@ KNOWN = {
                       "metrics.json"}),
     "report": frozenset({"metrics.json", "report.md", "report.html", "evaluation.toml", "tables", "figures"}),
     "experiment": frozenset({"experiment.toml", "data", "run", "report"}),
+    "demo": frozenset({"demo.toml", "data", "report"}),
 }
 #: The entries that identify a folder of each kind written before markers existed.
 _SIGNATURE = {
     "run": ("config.toml", "checkpoints"),
     "report": ("evaluation.toml", "metrics.json", "report.md"),
     "experiment": ("experiment.toml",),
+    "demo": ("demo.toml", "data", "report"),
 }
 #: cenn's temporary names: ``.NAME.tmpPID``, ``.NAME.oldPID`` and ``.NAME.XXXXXXXX.tmp`` (weights
 #: files as earlier versions staged them).
@@ -46,7 +57,16 @@ Inputs = Iterable[tuple[str, str | Path | None]]
 
 
 class OutputError(ValueError):
-    """An output folder cannot be written, or replacing it would lose data."""
+    """An output cannot be written, or writing or replacing it would lose data."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """An output file exists and ``--overwrite`` was not given."""
+
+
+class OutputWriteError(OSError):
+    """Writing an output failed (a full disk, a read-only file system, no permission): the message
+    is one line naming the output and the fix; ``errno`` is the original error's."""
 
 
 def mark(folder: Path, kind: str) -> None:
@@ -143,13 +163,17 @@ def check_output(folder: Path, kind: str, inputs: Inputs = (), overwrite: bool =
     inputs = list(inputs)
     check_apart(folder, inputs, kind)
     if not folder.exists():
+        if folder.parent.exists() and not folder.parent.is_dir():
+            raise OutputError(f"{folder.parent} is a file, not a folder: correct the path of the {kind} "
+                              f"folder {folder}")
         if not folder.parent.is_dir():
             raise FileNotFoundError(f"{folder.parent} does not exist: create it first (mkdir -p "
                                     f"{folder.parent}) or correct the path of the {kind} folder {folder}")
         check_writable(folder.parent)
         return
     if not folder.is_dir():
-        raise FileExistsError(f"{folder} is a file, not a {kind} folder: choose another path")
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise FileExistsError(f"{folder} is a file, not {article} {kind} folder: choose another path")
     if overwrite:
         check_removable(folder, kind, inputs)
         check_writable(folder.parent)
@@ -208,3 +232,120 @@ def clear_stale(folder: Path, names: Iterable[str]) -> list[Path]:
             discard(entry)
             removed.append(entry)
     return removed
+
+
+# --- single output files --------------------------------------------------------------------------
+
+def same_path(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name one file or folder: the same resolved path (symbolic links
+    followed), or, when both exist, the same file (hard links included)."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_file_output(path: str | Path, inputs: Inputs = (), overwrite: bool = False,
+                      what: str = "output", role: str | None = None) -> Path:
+    """``path`` as a ``Path``, refused (:class:`OutputError`), before any work, when it is or lies
+    inside one of ``inputs`` ((role, path); None paths skipped; even with ``overwrite``), is a folder,
+    its folder is missing, a file or not writable, or it exists and ``overwrite`` is not given.
+    ``what`` names the kind of output in the messages (``output``, ``weights file``), ``role`` the
+    option or argument that gave it (``--mask``, ``OUTPUT``)."""
+    path = Path(path)
+    file = what if what.endswith("file") else f"{what} file"
+    named = f"{role} {path}" if role else f"{path}"
+    for source_role, source in inputs:
+        if source is None:
+            continue
+        if same_path(path, source):
+            raise OutputError(f"{named} is also {source_role} {source}, an input of this command: cenn never "
+                              f"writes over its inputs; choose another path for the {what}")
+        if Path(source).is_dir() and Path(source).resolve() in path.resolve().parents:
+            raise OutputError(f"{named} lies inside {source_role} {source}, an input of this command: "
+                              f"write the {what} elsewhere")
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder: name the {file} in it (e.g. {path / 'NAME'})")
+    folder = path.parent
+    if not folder.is_dir():
+        state = "is a file, not a folder" if folder.exists() else "does not exist"
+        fix = (f"create it (mkdir -p {folder}) or write elsewhere" if not folder.exists()
+               else "correct the path or write elsewhere")
+        raise OutputError(f"the folder {folder} of the {what} {path.name} {state}: {fix}")
+    check_writable(folder)
+    if not overwrite:
+        check_absent(path)
+    return path
+
+
+def check_absent(path: Path) -> None:
+    """Refuse an output file ``path`` that exists (``--overwrite`` not given)."""
+    if path.exists() or path.is_symlink():
+        raise OutputExistsError(f"{path} exists: choose another output or pass --overwrite")
+
+
+def check_file_outputs(outputs: Sequence[tuple[str, str | Path | None]], inputs: Inputs = (),
+                       overwrite: bool = False, what: str = "output") -> list[Path | None]:
+    """Check each output file ``(role, path)`` of one command (:func:`check_file_output`; None paths
+    skipped) and that no two are one file; returns them as paths, in order."""
+    inputs = list(inputs)
+    checked: list[Path | None] = []
+    for index, (role, path) in enumerate(outputs):
+        if path is None:
+            checked.append(None)
+            continue
+        for other_role, other in outputs[:index]:
+            if other is not None and same_path(path, other):
+                raise OutputError(f"{role} {path} is also {other_role} {other}: give each output its own "
+                                  "file")
+        checked.append(check_file_output(path, inputs, overwrite, what, role))
+    return checked
+
+
+def write_error(path: str | Path, err: OSError, what: str = "output") -> OutputWriteError:
+    """One line for an ``OSError`` ``err`` while writing the ``what`` file ``path``: the file, the
+    cause and the fix."""
+    path = Path(path)
+    cause = err.strerror or str(err)
+    code = err.errno
+    again = "then rerun the same command (nothing was left half-written)"
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        text = (f"{path}: the disk is full ({cause}) writing the {what}: free space there or write it "
+                f"elsewhere, {again}")
+    elif code == errno.EROFS:
+        text = f"{path}: the file system there is read-only ({cause}): write the {what} elsewhere"
+    elif code in (errno.EACCES, errno.EPERM):
+        text = (f"{path}: no permission to write the {what} there ({cause}): choose a folder you can "
+                "write to, or get write permission for it")
+    elif code == errno.EISDIR:
+        text = f"{path} is a folder: name the {what} file in it"
+    elif code in (errno.ENOENT, errno.ENOTDIR):
+        text = (f"{path}: its folder {path.parent} no longer exists or is not a folder ({cause}): create "
+                f"it (mkdir -p {path.parent}) or write elsewhere")
+    else:
+        text = f"{path}: writing the {what} failed ({cause}): fix that or write elsewhere, {again}"
+    failed = OutputWriteError(text)
+    failed.errno = code
+    return failed
+
+
+@contextmanager
+def write_file(path: str | Path, what: str = "output", keep_suffix: bool = False,
+               overwrite: bool = True) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write, renamed to ``path`` when the block succeeds
+    (:func:`cenn.io.atomic.staged`); any ``OSError`` inside becomes a :class:`OutputWriteError` naming
+    ``path`` (never the temporary name) and the fix. Without ``overwrite`` an existing ``path`` (one
+    that appeared during the work, after :func:`check_file_output`) is refused."""
+    path = Path(path)
+    if not overwrite:
+        check_absent(path)
+    try:
+        with staged(path, keep_suffix=keep_suffix) as tmp:
+            yield tmp
+    except OutputWriteError:
+        raise
+    except OSError as err:
+        raise write_error(path, err, what) from None

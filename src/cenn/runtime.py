@@ -14,6 +14,10 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 #: glibc ``mallopt`` parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -69,3 +73,14 @@ def check_device(name: str, option: str, accelerator: bool = False) -> None:
     if kind == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"{option} {name}: Apple's GPU (mps) is not available on this machine: "
                          f"use {option} cpu")
+
+
+def checked_device(device: object, option: str = "device") -> torch.device:
+    """``device`` (a name or a ``torch.device``) as a ``torch.device``, refused as :func:`check_device`
+    says (a ``ValueError`` naming ``option`` and the fix) when this machine lacks it or it is unknown."""
+    import torch
+
+    if not isinstance(device, str | torch.device):
+        raise ValueError(f"{option} must be a device name such as 'cpu' or 'cuda', got {device!r}")
+    check_device(str(device), option)
+    return torch.device(device)

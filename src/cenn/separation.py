@@ -67,6 +67,13 @@ class Separator(ABC):
         ``noise_sigma``: the inputs' per-pixel noise σ (µK_CMB, their shape), for methods that use
         it; None: each band's nominal level (``info.noise_uk_per_pixel``)."""
 
+    def separate_with_sigma(
+        self, inputs: torch.Tensor, info: InputInfo, noise_sigma: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The CMB as :meth:`separate` and the per-pixel standard deviation of its residual
+        ``(N, 1, H, W)`` µK_CMB, for methods that state one; None for the others."""
+        return self.separate(inputs, info, noise_sigma), None
+
     def prepare(self, meta: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Called once per dataset store (with its metadata) before :meth:`separate`; methods that
         calibrate on the data's sky model (the oracle Wiener filter) do it here."""

@@ -63,11 +63,24 @@ class NetworkSeparator(Separator):
 
     def separate(self, inputs: torch.Tensor, info: InputInfo,
                  noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
+        return self._run(inputs, info, noise_sigma, False)[0]
+
+    def separate_with_sigma(
+        self, inputs: torch.Tensor, info: InputInfo, noise_sigma: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self._run(inputs, info, noise_sigma, self.predictor.gives_sigma)
+
+    def _run(self, inputs: torch.Tensor, info: InputInfo, noise_sigma: torch.Tensor | None,
+             with_sigma: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The network's CMB and, when ``with_sigma``, its σ, on ``inputs``' device."""
         if noise_sigma is None and self.predictor.takes_noise:
             noise_sigma = nominal_sigma(inputs, info.noise_uk_per_pixel)
         out = self.predictor.predict(inputs, list(info.frequencies_ghz), info.pixel_arcsec, info.units,
-                                     noise_sigma=noise_sigma)
-        return torch.from_numpy(out).to(inputs.device)
+                                     noise_sigma=noise_sigma, return_sigma=with_sigma)
+        if not with_sigma:
+            return torch.from_numpy(out).to(inputs.device), None
+        cmb, sigma = out
+        return torch.from_numpy(cmb).to(inputs.device), torch.from_numpy(sigma).to(inputs.device)
 
     def describe(self) -> dict[str, Any]:
         card = self.predictor.card

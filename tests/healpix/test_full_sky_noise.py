@@ -103,3 +103,50 @@ def test_sigma_is_cut_like_the_maps_and_given_to_the_separator():
     cut = torch.cat(recorder.seen)
     assert cut.shape[1:] == (3, 16, 16)
     torch.testing.assert_close(cut.mean(dim=(0, 2, 3)), torch.tensor([10.0, 20.0, 40.0]))
+
+
+@pytest.fixture(scope="module")
+def sigma_weights(tmp_path_factory):
+    """Noise-aware weights with a σ output, for 32² patches of pixels 0.8 × the Nside-32 pixel."""
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("w") / "sigma.safetensors"
+    params = {"noise_input": True, "sigma_output": True}
+    card = WeightsCard(architecture="unet-small", architecture_params=params, in_channels=3,
+                       frequencies_ghz=[143.0, 217.0, 353.0], beams_arcmin=[7.22, 4.90, 4.92],
+                       target_frequency_ghz=217.0, npix=32,
+                       pixel_arcsec=hp.nside2resol(NSIDE, arcmin=True) * 48,
+                       normalization="asinh", normalization_params={"scale_uk": 100.0},
+                       training={"noise_uk_per_pixel": NOMINAL})
+    save_weights(path, build_model("unet-small", 3, **params), card)
+    return path
+
+
+def test_full_sky_writes_sigma_beside_the_cmb_and_the_confidence_mask(tmp_path, sigma_weights, capsys):
+    from cenn.cli import main
+
+    sigma_hp = np.full(hp.nside2npix(NSIDE), 30.0)
+    paths = [_planck_file(tmp_path / f"{b}.fits", _sky(b), sigma_hp) for b in (143, 217, 353)]
+    out, mask = tmp_path / "cmb.fits", tmp_path / "mask.fits"
+    base = ["predict", "--maps", *paths, "--out", str(out), "--weights", str(sigma_weights), "--no-progress"]
+    assert main([*base, "--mask-above", "100"]) == 2
+    assert "--mask-above UK and --mask FILE.fits go together" in capsys.readouterr().err
+    assert main([*base, "--mask-above", "100", "--mask", str(mask)]) == 0
+    _cmb, weight, sigma = hp.read_map(out, field=(0, 1, 2))
+    assert fits.getheader(out, 1)["TTYPE3"] == "SIGMA" and np.all(sigma > 0) and np.all(weight > 0)
+    threshold = float(np.median(sigma))
+    assert main([*base, "--mask-above", str(threshold), "--mask", str(mask), "--overwrite"]) == 0
+    kept = hp.read_map(mask)
+    np.testing.assert_array_equal(kept, (hp.read_map(out, field=2) <= threshold).astype(float))
+    assert 0.3 < kept.mean() < 0.7
+    assert "confidence mask" in capsys.readouterr().out
+
+
+def test_mask_needs_a_method_that_states_sigma(tmp_path, noise_weights, capsys):
+    from cenn.cli import main
+
+    paths = [_planck_file(tmp_path / f"{b}.fits", _sky(b)) for b in (143, 217, 353)]
+    args = ["predict", "--maps", *paths, "--out", str(tmp_path / "c.fits"), "--weights", str(noise_weights),
+            "--mask-above", "50", "--mask", str(tmp_path / "m.fits"), "--no-progress"]
+    assert main(args) == 2
+    assert "needs a method that states the σ" in capsys.readouterr().err
+    assert not (tmp_path / "c.fits").exists()

@@ -10,33 +10,21 @@ import math
 import numpy as np
 import pytest
 import torch
+from galactic_support import GEOM, GRID, INST, MARGIN, check_defaults, check_scale, simulate_alone
+from galactic_support import sky_context as _ctx
 
-from cenn.sky.components import COMPONENTS, SkyContext, build_component
+from cenn.sky.components import build_component
 from cenn.sky.components.co import CO, LINES_GHZ, load_defaults, top_hat_conversion_uk
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.instrument import Instrument, load_instrument
-from cenn.sky.rng import SampleRandom
-from cenn.sky.simulator import PatchSimulator, SimulationConfig
+from cenn.sky.instrument import Instrument
 
-GEOM = PatchGeometry(128, 90.0)
-MARGIN = 32
-GRID = GEOM.padded(MARGIN)
-INST = load_instrument("planck_hfi")
 I143, I217, I353 = 0, 1, 2
 F217, F353 = 45.85, 175.1  # µK_CMB per K_RJ km/s of CO(2-1) at 217 and CO(3-2) at 353 (co.toml)
 FIXED_RATIOS = {"ratio_21_scatter_ln": 0.0, "ratio_32_scatter_ln": 0.0}
 
 
-def _ctx(lon, lat, seed=0, start=0, draws=None):
-    lon = torch.as_tensor(lon, dtype=torch.float64)
-    lat = torch.as_tensor(lat, dtype=torch.float64)
-    random = SampleRandom(seed, range(start, start + len(lon)))
-    return SkyContext(GRID, INST, lon, lat, random, draws or {})
-
-
 def _draw(co, lon, lat, seed=0, start=0, draws=None) -> np.ndarray:
     """CO maps cropped to the 128-pixel patch, µK_CMB, numpy (batch, 3, 128, 128)."""
-    maps = co.sky(_ctx(lon, lat, seed, start, draws))
+    maps = co.sky(_ctx(lon, lat, seed, start, draws=draws))
     assert maps.dtype == torch.float32 and maps.shape == (len(lon), 3, GRID.npix, GRID.npix)
     return maps[..., MARGIN:-MARGIN, MARGIN:-MARGIN].numpy()
 
@@ -53,14 +41,8 @@ def _latitudes_on_equator() -> np.ndarray:
 
 
 def test_defaults_come_from_the_data_file():
-    data = load_defaults()
-    assert set(data) == {f.name for f in dataclasses.fields(CO)} - {"scale"}
-    co = CO()
-    for key, value in data.items():
-        assert getattr(co, key) == value, key
-    assert CO.name == "co" and COMPONENTS["co"] is CO
-    fields = {f.name for f in dataclasses.fields(CO)}
-    assert {"ratio_21", "ratio_32"} <= set(CO.randomisable) <= fields
+    check_defaults(CO, load_defaults())
+    assert {"ratio_21", "ratio_32"} <= set(CO.randomisable)
 
 
 def test_top_hat_conversion_against_a_hand_computed_value():
@@ -209,8 +191,7 @@ def test_reproducible_from_seed_and_index():
 
 
 def test_scale_and_mean_intensity_law():
-    full = CO().sky(_ctx([20.0], [0.0]))
-    np.testing.assert_allclose(CO(scale=0.5).sky(_ctx([20.0], [0.0])).numpy(), 0.5 * full.numpy(), rtol=1e-6)
+    check_scale(CO, [20.0], [0.0], 0.5)
     co = CO()
     lon = torch.tensor([20.0, 20.0, 20.0, 180.0, 20.0])
     w = co.mean_intensity(lon, torch.tensor([0.0, 2.0, 10.0, 0.0, 60.0]))
@@ -220,12 +201,5 @@ def test_scale_and_mean_intensity_law():
 
 
 def test_simulator_runs_with_co_alone():
-    comps = {name: {"enabled": False} for name in COMPONENTS if name != "co"}
-    cfg = SimulationConfig.from_dict(
-        {"geometry": {"npix": 64, "margin": 16}, "region": {"lat_max": 2.0}, "components": comps}
-    )
-    sim = PatchSimulator(cfg)
-    assert sim.component_names == ["co"]
-    co = sim.simulate([0, 1], with_components=True).components["co"]
-    assert co.shape == (2, 3, 64, 64)
+    co = simulate_alone("co", {"lat_max": 2.0}, [0, 1])
     assert torch.all(co[:, I143] == 0) and torch.all(co[:, I217] > 0)

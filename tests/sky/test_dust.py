@@ -3,42 +3,39 @@ configuration. Small grids (128-pixel patches, 32-pixel margin) keep the file fa
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
+from galactic_support import (
+    COARSE,
+    GEOM,
+    GRID,
+    INST,
+    MARGIN,
+    check_defaults,
+    check_reproducible,
+    check_scale,
+    simulate_alone,
+)
+from galactic_support import sky_context as _ctx
 
 from cenn.config import ConfigError
 from cenn.sky import fields
-from cenn.sky.components import COMPONENTS, SkyContext
+from cenn.sky.components import SkyContext
 from cenn.sky.components.dust import Dust, load_defaults
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.instrument import load_instrument
 from cenn.sky.projection import draw_centres
 from cenn.sky.rng import SampleRandom
-from cenn.sky.simulator import PatchSimulator, SimulationConfig
+from cenn.sky.simulator import SimulationConfig
 from cenn.sky.spectra import Binning, cl_to_dl, expected_spectrum, power_spectrum
 
-GEOM = PatchGeometry(128, 90.0)
-MARGIN = 32
-GRID = GEOM.padded(MARGIN)
-COARSE = PatchGeometry(64, 360.0)  # a full 6.4° patch with 6' pixels, for brightness tests
-INST = load_instrument("planck_hfi")
 I143, I217, I353 = 0, 1, 2
 U353 = INST.bands[I353].mjysr_per_kcmb
 NO_SPREAD = {
     "beta_patch_sigma": 0.0, "beta_field_sigma": 0.0,
     "temperature_patch_sigma_k": 0.0, "temperature_field_sigma_k": 0.0,
 }
-
-
-def _ctx(lon, lat, seed=0, start=0, grid=GRID):
-    lon = torch.as_tensor(lon, dtype=torch.float64)
-    lat = torch.as_tensor(lat, dtype=torch.float64)
-    random = SampleRandom(seed, range(start, start + len(lon)))
-    return SkyContext(grid, INST, lon, lat, random)
 
 
 def _draw(dust, lon, lat, seed=0, start=0):
@@ -67,13 +64,7 @@ def _dl(maps, edges):
 
 
 def test_defaults_come_from_the_data_file():
-    data = load_defaults()
-    names = {f.name for f in dataclasses.fields(Dust)} - {"scale"}
-    assert set(data) == names
-    dust = Dust()
-    for key, value in data.items():
-        assert getattr(dust, key) == value, key
-    assert Dust.name == "dust" and COMPONENTS["dust"] is Dust
+    check_defaults(Dust, load_defaults())
 
 
 def test_config_overrides_and_refuses_unknown_parameters():
@@ -92,16 +83,7 @@ def test_config_overrides_and_refuses_unknown_parameters():
 
 
 def test_simulator_runs_with_dust_alone():
-    comps = {name: {"enabled": False} for name in COMPONENTS if name != "dust"}
-    comps["dust"] = {"csc_amplitude_mjysr": 0.1}
-    cfg = SimulationConfig.from_dict(
-        {"geometry": {"npix": 64, "margin": 16}, "region": {"lat_min": 30.0}, "components": comps}
-    )
-    sim = PatchSimulator(cfg)
-    assert sim.component_names == ["dust"]
-    batch = sim.simulate([0, 1], with_components=True)
-    dust = batch.components["dust"]
-    assert dust.shape == (2, 3, 64, 64)
+    dust = simulate_alone("dust", {"lat_min": 30.0}, [0, 1], {"csc_amplitude_mjysr": 0.1})
     # 353 GHz patch mean of a few hundred µK at high latitude; dust fades towards 143 GHz
     mean = dust.mean(dim=(-2, -1))
     assert torch.all((mean[:, I353] > 50) & (mean[:, I353] < 5000))
@@ -278,20 +260,8 @@ def test_sed_varies_with_spread():
 
 
 def test_same_sample_same_map_different_index_differs():
-    d = Dust()
-    a = d.sky(_ctx([10.0, 20.0], [40.0, -50.0], seed=4, start=7))
-    b = d.sky(_ctx([10.0, 20.0], [40.0, -50.0], seed=4, start=7))
-    assert torch.equal(a, b)
-    c = d.sky(_ctx([20.0], [-50.0], seed=4, start=8))  # sample 8 alone, in another batch
-    # the same draws; MKL's batched FFTs may round the last float32 bit differently by batch size
-    torch.testing.assert_close(a[1:], c, rtol=1e-5, atol=0)
-    other = d.sky(_ctx([10.0, 20.0], [40.0, -50.0], seed=4, start=9))
-    assert not torch.allclose(a, other)
-    reseeded = d.sky(_ctx([10.0, 20.0], [40.0, -50.0], seed=5, start=7))
-    assert not torch.allclose(a, reseeded)
+    check_reproducible(Dust(), [10.0, 20.0], [40.0, -50.0])
 
 
 def test_scale_multiplies_maps():
-    a = Dust().sky(_ctx([10.0], [40.0]))
-    b = Dust(scale=2.0).sky(_ctx([10.0], [40.0]))
-    assert torch.allclose(b, 2 * a, rtol=1e-6)
+    check_scale(Dust, [10.0], [40.0], 2.0)

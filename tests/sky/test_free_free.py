@@ -4,33 +4,35 @@ values are computed here in numpy, independently of the component's torch code."
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
+from galactic_support import (
+    COARSE,
+    GRID,
+    KCMB_PER_KRJ,
+    MARGIN,
+    NU,
+    check_defaults,
+    check_reproducible,
+    check_scale,
+    galactic_law,
+    level_centres,
+    patch_means,
+    simulate_alone,
+    small_scale_slope,
+)
+from galactic_support import sky_context as _ctx
 
 from cenn.config import ConfigError
 from cenn.sky import fields
-from cenn.sky.components import COMPONENTS, SkyContext
 from cenn.sky.components.free_free import FreeFree
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.instrument import load_instrument
-from cenn.sky.projection import draw_centres, pixel_directions
-from cenn.sky.rng import SampleRandom
+from cenn.sky.projection import pixel_directions
 from cenn.sky.shipped import shipped_toml
-from cenn.sky.simulator import PatchSimulator, SimulationConfig
+from cenn.sky.simulator import SimulationConfig
 
-GEOM = PatchGeometry(128, 90.0)
-MARGIN = 32
-GRID = GEOM.padded(MARGIN)
-COARSE = PatchGeometry(64, 360.0)  # a full 6.4° patch with 6' pixels, for levels
-INST = load_instrument("planck_hfi")
-NU = np.array([b.frequency_ghz for b in INST.bands])
-U = np.array([b.mjysr_per_kcmb for b in INST.bands])
-# K_CMB per K_RJ at the band centre: (2 k nu^2 / c^2) / U, U in MJy/sr per K_CMB
-KCMB_PER_KRJ = 2 * 1.380649e-23 * (NU * 1e9) ** 2 / 2.99792458e8**2 / 1e-20 / U
 DEFAULTS = shipped_toml("free_free.toml")["parameters"]
 # deterministic sky: no patch scatter, no small-scale field, T_e fixed
 SMOOTH = {"patch_scatter_ln": 0.0, "sigma_g_min": 0.0, "sigma_g_max": 0.0,
@@ -45,42 +47,11 @@ def draine_rj_uk(nu_ghz, em, t_e):
     return 1e6 * t_e * -np.expm1(-tau)
 
 
-def em_law(lon, lat, p=DEFAULTS):
-    """The documented mean emission measure (pc cm^-6) at Galactic (l, b) in degrees."""
-    lon = (np.asarray(lon) + 180.0) % 360.0 - 180.0
-    b = np.radians(lat)
-    layer = p["csc_amplitude"] / np.sqrt(np.sin(b) ** 2 + np.sin(np.radians(p["csc_softening_deg"])) ** 2)
-    layer = layer + p["thick_amplitude"] * np.exp(-np.abs(lat) / p["thick_scale_height_deg"])
-    boost = 1 + p["inner_boost"] * np.exp(-0.5 * (lon / p["inner_width_deg"]) ** 2) * np.cos(b)
-    f = p["disk_anticentre_fraction"]
-    along = f + (1 - f) * np.exp(-np.abs(lon) / p["disk_longitude_scale_deg"])
-    return layer * boost + p["disk_amplitude"] * along * np.exp(-np.abs(lat) / p["disk_scale_height_deg"])
-
-
-def _ctx(lon, lat, seed=0, start=0, grid=GRID, draws=None):
-    lon = torch.as_tensor(lon, dtype=torch.float64)
-    lat = torch.as_tensor(lat, dtype=torch.float64)
-    random = SampleRandom(seed, range(start, start + len(lon)))
-    return SkyContext(grid, INST, lon, lat, random, draws or {})
-
-
-def _patch_means(comp, lon, lat, seed):
-    """Patch means (µK_CMB, (batch, 3)) of full 6.4° patches on the coarse grid."""
-    maps = fields.crop(comp.sky(_ctx(lon, lat, seed, grid=COARSE.padded(16))), 16)
-    return maps.mean(dim=(-2, -1)).double().numpy()
-
-
 # ---------------------------------------------------------------------- parameters, config
 
 
 def test_defaults_come_from_the_data_file():
-    names = {f.name for f in dataclasses.fields(FreeFree)} - {"scale"}
-    assert set(DEFAULTS) == names
-    ff = FreeFree()
-    for key, value in DEFAULTS.items():
-        assert getattr(ff, key) == value, key
-    assert COMPONENTS["free_free"] is FreeFree
-    assert set(FreeFree.randomisable) <= names
+    check_defaults(FreeFree, DEFAULTS)
 
 
 @pytest.mark.parametrize(
@@ -117,14 +88,7 @@ def test_config_overrides_and_refuses_unknown_parameters():
 
 
 def test_simulator_runs_with_free_free_alone():
-    comps = {name: {"enabled": False} for name in COMPONENTS if name != "free_free"}
-    cfg = SimulationConfig.from_dict(
-        {"geometry": {"npix": 64, "margin": 16}, "region": {"lat_max": 3.0}, "components": comps}
-    )
-    sim = PatchSimulator(cfg)
-    assert sim.component_names == ["free_free"]
-    ff = sim.simulate([0, 1, 2], with_components=True).components["free_free"]
-    assert ff.shape == (3, 3, 64, 64)
+    ff = simulate_alone("free_free", {"lat_max": 3.0}, [0, 1, 2])
     assert torch.all(ff.mean(dim=(-2, -1)) > 0.5)  # tens to hundreds of µK_CMB near the plane
 
 
@@ -177,9 +141,9 @@ def test_per_patch_electron_temperature_draws_are_used():
 def test_patch_mean_follows_the_documented_law(lon, lat):
     """Smooth sky (no scatter, no small-scale field): the patch mean is the numpy law averaged
     over the pixel directions (numpy gnomonic projection), times the Draine spectrum."""
-    got = _patch_means(FreeFree(**SMOOTH), [lon], [lat], seed=2)[0]
+    got = patch_means(FreeFree(**SMOOTH), [lon], [lat], seed=2)[0]
     pl, pb = pixel_directions(np.array([lon]), np.array([lat]), COARSE)
-    em = em_law(pl, pb).mean()
+    em = galactic_law(pl, pb, DEFAULTS).mean()
     expected = draine_rj_uk(NU, em, DEFAULTS["electron_temperature_k"]) * KCMB_PER_KRJ
     np.testing.assert_allclose(got, expected, rtol=0.02)  # log-bilinear upsampling of the ridge cusp: < 1 %
 
@@ -192,13 +156,8 @@ def test_band_levels_match_the_documented_numbers(region, expected_143):
     """Mean patch level (µK_CMB) with the default scatter, over 96 patches: centres at |b| < 2°,
     |l| < 30° (121 / 87 / 135 µK_CMB at 143 / 217 / 353 in docs/sky-model.md) and uniform in area
     at |b| > 30° (0.34 / 0.24 / 0.38)."""
-    n, seed = 96, 5
-    if region == "inner_plane":
-        rng = np.random.default_rng(seed)
-        lon, lat = rng.uniform(-30, 30, n) % 360, rng.uniform(-2, 2, n)
-    else:
-        lon, lat = draw_centres(SampleRandom(seed, range(n)), 30.0, 90.0)
-    means = _patch_means(FreeFree(), lon, lat, seed).mean(axis=0)
+    lon, lat = level_centres(region, 96, seed=5)
+    means = patch_means(FreeFree(), lon, lat, seed=5).mean(axis=0)
     assert means[0] == pytest.approx(expected_143, rel=0.25)
     # the bands keep the Draine ratios on average (T_e scatter moves them by < 1 %)
     kcmb = draine_rj_uk(NU, 1.0, DEFAULTS["electron_temperature_k"]) * KCMB_PER_KRJ
@@ -208,7 +167,7 @@ def test_band_levels_match_the_documented_numbers(region, expected_143):
 def test_plane_is_bright_and_high_latitude_faint():
     """Free-free above 100 GHz matters only in the plane: a patch on the inner ridge is > 100x a
     patch at b = 60°."""
-    plane, high = _patch_means(FreeFree(**SMOOTH), [15.0, 15.0], [0.0, 60.0], seed=3)
+    plane, high = patch_means(FreeFree(**SMOOTH), [15.0, 15.0], [0.0, 60.0], seed=3)
     assert np.all(plane > 100 * high)
     assert 50.0 < plane[0] < 500.0 and 0.1 < high[0] < 1.0
 
@@ -217,20 +176,9 @@ def test_plane_is_bright_and_high_latitude_faint():
 
 
 def test_small_scale_spectrum_has_the_configured_slope():
-    """Numpy FFT of the full (periodic) generation grid at high latitude, σ_g fixed at 0.1: the
-    power of δ = I/⟨I⟩ - 1 falls as ℓ^slope over 300 < ℓ < 3000."""
+    """σ_g fixed at 0.1: the power of δ = I/⟨I⟩ - 1 falls as ℓ^slope over 300 < ℓ < 3000."""
     ff = FreeFree(patch_scatter_ln=0.0, sigma_g_min=0.1, sigma_g_max=0.1)
-    maps = ff.sky(_ctx(np.linspace(0, 315, 8), np.full(8, 80.0), seed=4))[:, 1].double().numpy()
-    delta = maps / maps.mean(axis=(-2, -1), keepdims=True) - 1
-    power = (np.abs(np.fft.fft2(delta)) ** 2).mean(axis=0)
-    k = np.fft.fftfreq(GRID.npix)
-    ell = 2 * np.pi * np.hypot(*np.meshgrid(k, k, indexing="ij")) / GRID.pixel_rad
-    edges = np.geomspace(300, 3000, 9)
-    which = np.digitize(ell, edges)
-    centres = np.array([ell[which == i].mean() for i in range(1, len(edges))])
-    binned = np.array([power[which == i].mean() for i in range(1, len(edges))])
-    fit = np.polyfit(np.log(centres), np.log(binned), 1)[0]
-    assert fit == pytest.approx(DEFAULTS["slope"], abs=0.1)
+    assert small_scale_slope(ff) == pytest.approx(DEFAULTS["slope"], abs=0.1)
 
 
 def test_maps_are_positive_float32_and_clumpier_in_the_plane():
@@ -243,19 +191,8 @@ def test_maps_are_positive_float32_and_clumpier_in_the_plane():
 
 
 def test_same_sample_same_map_different_index_differs():
-    ff = FreeFree()
-    a = ff.sky(_ctx([10.0, 20.0], [2.0, -50.0], seed=4, start=7))
-    b = ff.sky(_ctx([10.0, 20.0], [2.0, -50.0], seed=4, start=7))
-    assert torch.equal(a, b)
-    # sample 8 alone, in another batch: the same map (up to rounding: this torch's batched
-    # inverse FFT is not bitwise batch-invariant)
-    alone = ff.sky(_ctx([20.0], [-50.0], seed=4, start=8))
-    assert torch.allclose(a[1:], alone, rtol=1e-5, atol=0.0)
-    assert not torch.allclose(a, ff.sky(_ctx([10.0, 20.0], [2.0, -50.0], seed=4, start=9)))
-    assert not torch.allclose(a, ff.sky(_ctx([10.0, 20.0], [2.0, -50.0], seed=5, start=7)))
+    check_reproducible(FreeFree(), [10.0, 20.0], [2.0, -50.0])
 
 
 def test_scale_multiplies_maps():
-    a = FreeFree().sky(_ctx([10.0], [1.0]))
-    b = FreeFree(scale=2.0).sky(_ctx([10.0], [1.0]))
-    assert torch.allclose(b, 2 * a, rtol=1e-6)
+    check_scale(FreeFree, [10.0], [1.0], 2.0)

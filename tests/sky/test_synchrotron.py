@@ -4,47 +4,36 @@ configuration. Expected values are computed here in numpy, independently of the 
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
+from galactic_support import (
+    COARSE,
+    GRID,
+    INST,
+    KCMB_PER_KRJ,
+    NU,
+    check_defaults,
+    check_reproducible,
+    check_scale,
+    galactic_law,
+    level_centres,
+    patch_means,
+    small_scale_slope,
+)
+from galactic_support import sky_context as _ctx
 
 from cenn.config import ConfigError
-from cenn.sky import fields, units
-from cenn.sky.components import COMPONENTS, SkyContext
+from cenn.sky import units
 from cenn.sky.components.synchrotron import Synchrotron
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.instrument import Band, Instrument, load_instrument
-from cenn.sky.projection import draw_centres, pixel_directions
-from cenn.sky.rng import SampleRandom
+from cenn.sky.instrument import Band, Instrument
+from cenn.sky.projection import pixel_directions
 from cenn.sky.shipped import shipped_toml
 from cenn.sky.simulator import SimulationConfig
 
-GEOM = PatchGeometry(128, 90.0)
-MARGIN = 32
-GRID = GEOM.padded(MARGIN)
-COARSE = PatchGeometry(64, 360.0)  # a full 6.4° patch with 6' pixels, for levels
-INST = load_instrument("planck_hfi")
-NU = np.array([b.frequency_ghz for b in INST.bands])
-U = np.array([b.mjysr_per_kcmb for b in INST.bands])
-# K_CMB per K_RJ at the band centre: (2 k nu^2 / c^2) / U, U in MJy/sr per K_CMB
-KCMB_PER_KRJ = 2 * 1.380649e-23 * (NU * 1e9) ** 2 / 2.99792458e8**2 / 1e-20 / U
 DEFAULTS = shipped_toml("synchrotron.toml")["parameters"]
 NU0 = DEFAULTS["reference_ghz"]
 SMOOTH = {"patch_scatter_ln": 0.0, "sigma_g_min": 0.0, "sigma_g_max": 0.0, "beta_patch_sigma": 0.0}
-
-
-def t408_law(lon, lat, p=DEFAULTS):
-    """The documented mean brightness (K_RJ at 408 MHz) at Galactic (l, b) in degrees."""
-    lon = (np.asarray(lon) + 180.0) % 360.0 - 180.0
-    b = np.radians(lat)
-    layer = p["csc_amplitude"] / np.sqrt(np.sin(b) ** 2 + np.sin(np.radians(p["csc_softening_deg"])) ** 2)
-    layer = layer + p["thick_amplitude"] * np.exp(-np.abs(lat) / p["thick_scale_height_deg"])
-    boost = 1 + p["inner_boost"] * np.exp(-0.5 * (lon / p["inner_width_deg"]) ** 2) * np.cos(b)
-    f = p["disk_anticentre_fraction"]
-    along = f + (1 - f) * np.exp(-np.abs(lon) / p["disk_longitude_scale_deg"])
-    return layer * boost + p["disk_amplitude"] * along * np.exp(-np.abs(lat) / p["disk_scale_height_deg"])
 
 
 def sed_kcmb(beta, curvature=0.0, pivot=DEFAULTS["curvature_pivot_ghz"]):
@@ -52,29 +41,11 @@ def sed_kcmb(beta, curvature=0.0, pivot=DEFAULTS["curvature_pivot_ghz"]):
     return 1e6 * (NU / NU0) ** (beta + curvature * np.log(NU / pivot)) * KCMB_PER_KRJ
 
 
-def _ctx(lon, lat, seed=0, start=0, grid=GRID, draws=None, instrument=INST):
-    lon = torch.as_tensor(lon, dtype=torch.float64)
-    lat = torch.as_tensor(lat, dtype=torch.float64)
-    random = SampleRandom(seed, range(start, start + len(lon)))
-    return SkyContext(grid, instrument, lon, lat, random, draws or {})
-
-
-def _patch_means(comp, lon, lat, seed):
-    """Patch means (µK_CMB, (batch, 3)) of full 6.4° patches on the coarse grid."""
-    maps = fields.crop(comp.sky(_ctx(lon, lat, seed, grid=COARSE.padded(16))), 16)
-    return maps.mean(dim=(-2, -1)).double().numpy()
-
-
 # ---------------------------------------------------------------------- parameters, config
 
 
 def test_defaults_come_from_the_data_file():
-    names = {f.name for f in dataclasses.fields(Synchrotron)} - {"scale"}
-    assert set(DEFAULTS) == names
-    sync = Synchrotron()
-    for key, value in DEFAULTS.items():
-        assert getattr(sync, key) == value, key
-    assert COMPONENTS["synchrotron"] is Synchrotron
+    check_defaults(Synchrotron, DEFAULTS)
     assert set(Synchrotron.randomisable) == {"beta", "curvature"}
 
 
@@ -159,9 +130,10 @@ def test_unit_conversion_is_krj_per_kcmb_for_monochromatic_bands():
 def test_patch_mean_follows_the_documented_law(lon, lat):
     """Smooth sky: the patch mean is the numpy law averaged over the pixel directions (numpy
     gnomonic projection) times the power law."""
-    got = _patch_means(Synchrotron(**SMOOTH), [lon], [lat], seed=2)[0]
+    got = patch_means(Synchrotron(**SMOOTH), [lon], [lat], seed=2)[0]
     pl, pb = pixel_directions(np.array([lon]), np.array([lat]), COARSE)
-    np.testing.assert_allclose(got, t408_law(pl, pb).mean() * sed_kcmb(DEFAULTS["beta"]), rtol=0.01)
+    np.testing.assert_allclose(got, galactic_law(pl, pb, DEFAULTS).mean() * sed_kcmb(DEFAULTS["beta"]),
+                               rtol=0.01)
 
 
 @pytest.mark.parametrize(
@@ -172,13 +144,8 @@ def test_band_levels_match_the_documented_numbers(region, expected):
     """Mean patch level (µK_CMB) with the default scatter over 96 patches, as in docs/sky-model.md:
     centres at |b| < 2°, |l| < 30° and uniform in area at |b| > 30°. Small above 100 GHz, a few
     µK even in the plane."""
-    n, seed = 96, 5
-    if region == "inner_plane":
-        rng = np.random.default_rng(seed)
-        lon, lat = rng.uniform(-30, 30, n) % 360, rng.uniform(-2, 2, n)
-    else:
-        lon, lat = draw_centres(SampleRandom(seed, range(n)), 30.0, 90.0)
-    means = _patch_means(Synchrotron(), lon, lat, seed).mean(axis=0)
+    lon, lat = level_centres(region, 96, seed=5)
+    means = patch_means(Synchrotron(), lon, lat, seed=5).mean(axis=0)
     np.testing.assert_allclose(means, expected, rtol=0.3)
 
 
@@ -186,20 +153,9 @@ def test_band_levels_match_the_documented_numbers(region, expected):
 
 
 def test_small_scale_spectrum_has_the_configured_slope():
-    """Numpy FFT of the full (periodic) generation grid at high latitude, σ_g fixed at 0.1: the
-    power of δ = T/⟨T⟩ - 1 falls as ℓ^slope over 300 < ℓ < 3000."""
+    """σ_g fixed at 0.1: the power of δ = T/⟨T⟩ - 1 falls as ℓ^slope over 300 < ℓ < 3000."""
     sync = Synchrotron(patch_scatter_ln=0.0, sigma_g_min=0.1, sigma_g_max=0.1)
-    maps = sync.sky(_ctx(np.linspace(0, 315, 8), np.full(8, 80.0), seed=4))[:, 1].double().numpy()
-    delta = maps / maps.mean(axis=(-2, -1), keepdims=True) - 1
-    power = (np.abs(np.fft.fft2(delta)) ** 2).mean(axis=0)
-    k = np.fft.fftfreq(GRID.npix)
-    ell = 2 * np.pi * np.hypot(*np.meshgrid(k, k, indexing="ij")) / GRID.pixel_rad
-    edges = np.geomspace(300, 3000, 9)
-    which = np.digitize(ell, edges)
-    centres = np.array([ell[which == i].mean() for i in range(1, len(edges))])
-    binned = np.array([power[which == i].mean() for i in range(1, len(edges))])
-    fit = np.polyfit(np.log(centres), np.log(binned), 1)[0]
-    assert fit == pytest.approx(DEFAULTS["slope"], abs=0.1)
+    assert small_scale_slope(sync) == pytest.approx(DEFAULTS["slope"], abs=0.1)
 
 
 def test_maps_are_positive_float32():
@@ -209,16 +165,8 @@ def test_maps_are_positive_float32():
 
 
 def test_same_sample_same_map_different_index_differs():
-    sync = Synchrotron()
-    a = sync.sky(_ctx([10.0, 20.0], [2.0, -50.0], seed=4, start=7))
-    assert torch.equal(a, sync.sky(_ctx([10.0, 20.0], [2.0, -50.0], seed=4, start=7)))
-    # sample 8 alone, in another batch: the same map (up to rounding: this torch's batched
-    # inverse FFT is not bitwise batch-invariant)
-    assert torch.allclose(a[1:], sync.sky(_ctx([20.0], [-50.0], seed=4, start=8)), rtol=1e-5, atol=0.0)
-    assert not torch.allclose(a, sync.sky(_ctx([10.0, 20.0], [2.0, -50.0], seed=4, start=9)))
-    assert not torch.allclose(a, sync.sky(_ctx([10.0, 20.0], [2.0, -50.0], seed=5, start=7)))
+    check_reproducible(Synchrotron(), [10.0, 20.0], [2.0, -50.0])
 
 
 def test_scale_multiplies_maps():
-    a = Synchrotron().sky(_ctx([10.0], [1.0]))
-    assert torch.allclose(Synchrotron(scale=0.5).sky(_ctx([10.0], [1.0])), 0.5 * a, rtol=1e-6)
+    check_scale(Synchrotron, [10.0], [1.0], 0.5)

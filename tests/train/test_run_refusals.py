@@ -114,6 +114,27 @@ def test_a_diverged_run_stops_with_an_error_and_exports_no_weights(stores, tmp_p
     assert not (run / "weights.safetensors").exists() and not (run / "metrics.json").exists()
 
 
+def test_ctrl_c_during_training_is_one_line_saying_how_to_resume(stores, tmp_path, capsys, monkeypatch):
+    """Lightning answers Ctrl-C with its own shutdown and SystemExit(1): cenn reports it as the
+    interruption it is (exit 130, one line), and no weights are exported."""
+    import signal
+
+    def interrupted(self, batch, batch_idx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(CENNTask, "training_step", interrupted)
+    run = tmp_path / "run"
+    try:
+        assert main(_args(stores, run)) == 130
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Lightning ignored it
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("cenn train: interrupted: the run folder keeps the checkpoint of the last finished")
+    assert "rerun the same command to resume" in err
+    assert not (run / "weights.safetensors").exists()
+
+
 def test_nonfinite_patches_are_named_and_nonfinite_weights_never_exported(stores, tmp_path):
     cfg = _config(stores)
     task = CENNTask(cfg.to_dict(), in_channels=3, reference_channel=1)

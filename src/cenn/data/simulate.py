@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import numbers
 import os
+import shutil
 import threading
 import time
 import warnings
@@ -18,6 +20,7 @@ from tqdm.auto import tqdm
 
 from cenn.config import dumps_toml
 from cenn.data.store import DatasetStore, StoreError
+from cenn.outputs import Inputs, OutputError, check_apart, check_writable
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
 
 CONFIG_FILE = "simulation.toml"
@@ -126,14 +129,87 @@ def _worker_chunk(chunk: int, with_components: bool, batch_size: int) -> int:
                                    with_components, batch_size)))
 
 
+def map_inputs(config: SimulationConfig) -> list[tuple[str, str]]:
+    """(role, path) of the map files a simulation reads (``components.<name>.maps``)."""
+    found = []
+    for name, params in config.to_dict().get("components", {}).items():
+        maps = params.get("maps") if isinstance(params, dict) else None
+        for band, path in (maps.items() if isinstance(maps, dict) else [(None, maps)]):
+            if isinstance(path, str):
+                found.append((f"the {name} map" + (f" of band {band}" if band else ""), path))
+    return found
+
+
+def check_store_output(path: Path, overwrite: bool = False, inputs: Inputs = ()) -> None:
+    """Refuse, before any work, a store path that is, holds or lies inside an input, is a file, lies
+    in a missing or unwritable folder, or (``overwrite``) that is not a store cenn wrote or holds the
+    working folder: cenn only ever deletes its own stores."""
+    check_apart(path, inputs, "store")
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path} is a file, not a dataset store: choose another path for the store")
+    if not path.exists():
+        folder = path.parent
+        if not folder.is_dir():
+            state = "is a file, not a folder" if folder.exists() else "does not exist"
+            raise OutputError(f"the folder {folder} of the store {path.name} {state}: create it (mkdir -p "
+                              f"{folder}) or correct the path")
+        check_writable(folder)
+        return
+    check_writable(path)
+    if not overwrite:
+        return
+    cwd = Path.cwd().resolve()
+    if path.resolve() == cwd or path.resolve() in cwd.parents:
+        raise OutputError(f"{path} holds the working folder {cwd}: cenn does not remove it; run the command "
+                          "from another folder, or give the store a path of its own (e.g. train.zarr)")
+    if not any(path.iterdir()):
+        return
+    if not (path / "zarr.json").exists():
+        raise StoreError(f"{path} exists and is not a dataset store (no zarr.json); refusing to overwrite "
+                         "it: choose another path for the store")
+    if not DatasetStore.written_by_cenn(path):
+        raise StoreError(f"{path} is a zarr group that cenn did not write (not a cenn dataset store); "
+                         "refusing to overwrite it: choose another path, or remove it yourself")
+
+
+def store_bytes(n_patches: int, n_bands: int, npix: int, n_components: int) -> int:
+    """Bytes of a store of ``n_patches`` uncompressed: inputs, noise σ and ``n_components`` component
+    maps (n_bands each), the target, and the coordinates."""
+    return n_patches * (4 * npix * npix * (n_bands * (2 + n_components) + 1) + 16)
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if n_bytes < 1000 or unit == "PB":
+            return f"{n_bytes:.3g} {unit}" if unit != "bytes" else f"{n_bytes:.0f} bytes"
+        n_bytes /= 1000
+    raise AssertionError  # not reached
+
+
+def check_disk_space(path: Path, n_patches: int, config: SimulationConfig, with_components: bool) -> None:
+    """Refuse, before the store is created, one larger than the free space where it goes (with the
+    space of a store at ``path`` that it replaces)."""
+    from cenn.sky.instrument import load_instrument
+
+    n_bands = load_instrument(config.instrument.name).n_bands
+    enabled = sum(p["enabled"] for p in config.resolved_components().values())
+    need = store_bytes(n_patches, n_bands, config.geometry.npix, enabled + 1 if with_components else 0)
+    folder = next(p for p in (path, *path.parents) if p.exists())
+    free = shutil.disk_usage(folder).free
+    if path.is_dir():  # replaced (--overwrite)
+        free += sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+    if need > free:
+        raise OutputError(f"{path}: {n_patches} patches need about {_size(need)} "
+                          f"({_size(need / n_patches)} each, uncompressed) but {folder} has {_size(free)} "
+                          "free: simulate fewer patches (-n), free space there, or write elsewhere")
+
+
 def _open_or_create(path: Path, n_patches: int, sim: PatchSimulator, with_components: bool,
                     chunk_size: int, compression: str, overwrite: bool) -> DatasetStore:
     meta = dataset_metadata(sim)
     names = [*sim.component_names, "noise"] if with_components else []
     if path.exists() and overwrite:
-        if any(path.iterdir()) and not (path / "zarr.json").exists():
-            raise StoreError(f"{path} exists and is not a dataset store; refusing to overwrite it")
-        DatasetStore.remove(path)
+        DatasetStore.remove(path)  # checked first: a store cenn wrote (check_store_output)
     if not path.exists():
         try:
             return DatasetStore.create(path, n_patches, meta, sim.instrument.n_bands, sim.geometry.npix,
@@ -239,6 +315,7 @@ def simulate(
     overwrite: bool = False,
     compression: str = "none",
     progress: bool = True,
+    inputs: Inputs = (),
 ) -> DatasetStore:
     """Simulate ``n_patches`` patches into the dataset store at ``out``.
 
@@ -249,7 +326,10 @@ def simulate(
     this shard makes this one fail at once (StoreError). ``workers > 0`` runs that many
     processes; the store's bytes are the same whatever ``workers`` (every process simulates on one
     thread, :data:`cenn.sky.simulator.CPU_THREADS`). ``compression`` must be the store's when
-    resuming, like every other setting.
+    resuming, like every other setting. The path is checked before any work
+    (:func:`check_store_output`): never one of ``inputs`` ((role, path), e.g. the configuration file)
+    or of the simulation's maps, and ``overwrite`` only ever replaces a store cenn wrote; a new store
+    larger than the free space is refused.
 
     Returns:
         The store; ``store.complete`` is True once every chunk of every shard is written.
@@ -261,7 +341,15 @@ def simulate(
         raise ValueError(f"shard must be i/N with 0 <= i < N, got {index}/{n_shards}")
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
+    if isinstance(n_patches, bool) or not isinstance(n_patches, numbers.Integral):
+        raise ValueError(f"n_patches must be a whole number of patches, got {n_patches!r}")
+    if n_patches < 1:
+        raise ValueError(f"a dataset needs at least one patch, got {n_patches}")
+    n_patches = int(n_patches)
     path = Path(out)
+    check_store_output(path, overwrite, [*inputs, *map_inputs(config)])
+    if overwrite or not path.exists():  # a new store
+        check_disk_space(path, n_patches, config, with_components)
     sim = PatchSimulator(config, device)
     store = _open_or_create(path, n_patches, sim, with_components, chunk_size, compression,
                             overwrite)

@@ -198,8 +198,8 @@ class DatasetStore:
             raise StoreError(f"{path}: its metadata {path / 'zarr.json'} cannot be read ({err}): "
                              f"the store is damaged; {_RECREATE}") from err
         if meta is None:
-            raise StoreError(f"{path} is a zarr group but not a cenn dataset (no 'cenn' attrs): "
-                             "choose another path, or replace it with --overwrite")
+            raise StoreError(f"{path} is a zarr group but not a cenn dataset (no 'cenn' attrs): choose "
+                             "another path (cenn never replaces a zarr group it did not write)")
         if meta.get("format_version") != FORMAT_VERSION:
             raise StoreError(
                 f"{path} has store format {meta.get('format_version')}, this cenn reads "
@@ -225,6 +225,18 @@ class DatasetStore:
             raise StoreError(f"{self.path}: {name!r} is not an array of {self.n_patches} patches: the "
                              f"store is damaged; {_RECREATE}")
         return array
+
+    @staticmethod
+    def written_by_cenn(path: Path | str) -> bool:
+        """Whether the folder ``path`` is a dataset store cenn created (its progress folder, or the
+        'cenn' attrs in its zarr.json), damaged or not; a zarr group of anyone else's is not."""
+        path = Path(path)
+        if (path / PROGRESS_DIR).is_dir():
+            return True
+        try:
+            return "cenn" in json.loads((path / "zarr.json").read_text()).get("attributes", {})
+        except (OSError, ValueError, AttributeError):
+            return False
 
     @staticmethod
     def remove(path: Path | str) -> None:

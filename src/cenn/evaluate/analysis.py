@@ -2,7 +2,8 @@
 residual metrics kept, so the paper's Sect. 4 analysis (and more) can be summarised afterwards.
 
 Memory stays bounded: maps are read ``batch_size`` patches at a time; what is kept per patch is a
-few spectra of ``n_bins`` values and a few numbers, plus one running residual sum per method.
+few spectra of ``n_bins`` values and a few numbers, plus one running residual sum per method and,
+for methods that state a per-pixel σ, fixed-size calibration counts (:mod:`cenn.evaluate.calibration`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cenn.data.store import DatasetStore, open_finished
+from cenn.evaluate.calibration import CalibrationStats
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.injection import injected_cmb, injection_simulator
 from cenn.evaluate.metrics import in_range, pixel_metrics
@@ -106,6 +108,9 @@ class DatasetEvaluation:
         methods: per method, nominal :class:`ResidualStats`.
         noise: per method and noise factor, :class:`ResidualStats` on the first patches.
         examples: ``"example"`` (config.example_patch) and ``"contaminated"`` patches' maps.
+        calibration: per method that states a per-pixel σ of its residual
+            (:meth:`Separator.separate_with_sigma`), its :class:`CalibrationStats`; other methods
+            are absent.
     """
 
     name: str
@@ -126,6 +131,7 @@ class DatasetEvaluation:
     methods: dict[str, ResidualStats]
     noise: dict[str, dict[float, ResidualStats]]
     examples: dict[str, PatchMaps] = field(default_factory=dict)
+    calibration: dict[str, CalibrationStats] = field(default_factory=dict)
 
     @property
     def n_patches(self) -> int:
@@ -244,9 +250,11 @@ def evaluate_dataset(
         ev.contamination[rows] = np.nanmean(compact_dl[:, contamination_bins], axis=1)
         dust = comps["dust"][:, d] if "dust" in has else inputs[:, d]
         ev.dust_brightness_uk[rows] = dust.double().flatten(1).std(1, correction=0).cpu().numpy()
-        outputs = {m: sep.separate(inputs, info, sigma)[:, 0] for m, sep in separators.items()}
+        separated = {m: sep.separate_with_sigma(inputs, info, sigma) for m, sep in separators.items()}
+        outputs = {m: out[:, 0] for m, (out, _) in separated.items()}
         for m, output in outputs.items():
             ev.methods[m].add(rows, estimator, f_target, target, output)
+        _add_calibration(ev, {m: s for m, (_, s) in separated.items()}, target, outputs, config, start == 0)
         if injector is not None:
             injected = injected_cmb(injector, rows)
             f_injected = estimator.fourier(injected.target[:, 0])
@@ -269,6 +277,20 @@ def evaluate_dataset(
     for label, index in (("example", example), ("contaminated", contaminated)):
         ev.examples[label] = _patch_maps(reader, index, info, separators)
     return ev
+
+
+def _add_calibration(ev: DatasetEvaluation, stated: Mapping[str, torch.Tensor | None], target: torch.Tensor,
+                     outputs: Mapping[str, torch.Tensor], config: EvaluationConfig, first: bool) -> None:
+    """Count one batch into ``ev.calibration`` for each method that stated a σ ``(B, 1, H, W)`` µK
+    (``stated[m]``), with every other method's output (``(B, H, W)``) for the in-mask comparison."""
+    for m, err in stated.items():
+        if first and err is not None:
+            ev.calibration[m] = CalibrationStats(config.mask_above_uk)
+        if (err is not None) != (m in ev.calibration):
+            raise ValueError(f"method {m!r} stated a σ for some batches and not for others")
+        if err is not None:
+            others = {o: out for o, out in outputs.items() if o != m}
+            ev.calibration[m].add(target, outputs[m], err[:, 0], others)
 
 
 def _patch_maps(reader: _Reader, index: int, info: InputInfo,

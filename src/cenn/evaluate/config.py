@@ -50,6 +50,8 @@ class EvaluationConfig:
         injection: also measure each method's response to an independent CMB realisation added to
             the inputs (:mod:`cenn.evaluate.injection`; one more separation per patch).
         injection_seed: seed of the injected CMB (must differ from every store's seed).
+        mask_above_uk: for methods that state a per-pixel σ, the confidence mask of the calibration
+            summary keeps the pixels with σ ≤ this (µK_CMB; :mod:`cenn.evaluate.calibration`).
     """
 
     bin_edges: list[float] = field(default_factory=list)
@@ -68,6 +70,7 @@ class EvaluationConfig:
     batch_size: int = 64
     injection: bool = True
     injection_seed: int = 104729
+    mask_above_uk: float = 50.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.taper_fraction <= 0.5:
@@ -80,6 +83,8 @@ class EvaluationConfig:
         if min(self.noise_max_patches, self.example_patch, self.max_patches) < 0 or self.batch_size < 1:
             raise ValueError("noise_max_patches, example_patch and max_patches must be >= 0 and "
                              "batch_size >= 1")
+        if not self.mask_above_uk > 0:
+            raise ValueError(f"mask_above_uk must be positive, got {self.mask_above_uk}")
         Binning.from_edges(self.dust_edges_uk)  # increasing
         if self.bin_edges:
             Binning.from_edges(self.bin_edges)

@@ -444,3 +444,33 @@ def fig_noise(results: Results, datasets: Sequence[str], path: Path | str) -> Pa
         _plain_log(ax, "y")
 
     return _line_panels(datasets, draw, "Noise factor", path)
+
+
+NO_SIGMA_TEXT = "no method states a σ on this dataset"
+
+
+def fig_reliability(results: Results, datasets: Sequence[str], path: Path | str) -> Path:
+    """Reliability diagram, one panel per dataset: the observed fraction of pixels with
+    |residual| < z_p σ against the nominal probability p, for each method with a ``calibration``
+    entry (open squares: the 1σ and 2σ coverage); the diagonal is a calibrated σ."""
+    fig, axes = _panel_grid(len(datasets), size=(4.6, 4.4))
+    for ax, d in zip(axes, datasets, strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8, label="calibrated")
+        runs = [(m, c, r["calibration"]) for m, c, r in _method_runs(results, d) if r.get("calibration")]
+        for m, colour, cal in runs:
+            rel = cal["reliability"]
+            ax.plot(rel["nominal"], as_line(rel["observed"]), "o-", color=colour, label=m, ms=4)
+            cov = cal["coverage"]
+            ax.plot([cov["expected_1sigma"], cov["expected_2sigma"]],
+                    as_line([cov["1sigma"], cov["2sigma"]]), "s", color=colour, mfc="none", ms=6)
+        if not runs:
+            ax.text(0.5, 0.3, NO_SIGMA_TEXT, ha="center", va="center", transform=ax.transAxes, wrap=True)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel("Nominal coverage $p$")
+        ax.set_ylabel(r"Observed fraction with $|r| < z_p\,\sigma$")
+        ax.set_title(dataset_label(d))
+        _legend(ax, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -24,6 +24,7 @@ from cenn import __version__
 from cenn.config import dumps_toml
 from cenn.evaluate import figures
 from cenn.evaluate.analysis import DatasetEvaluation
+from cenn.evaluate.calibration import calibrated, csv_tables
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.cross_sky import cross_sky, cross_sky_table
 from cenn.evaluate.document import Document
@@ -191,6 +192,40 @@ def _contaminated_table(metrics: dict[str, Any]) -> tuple[list[str], list[list[s
     return header, rows
 
 
+def _calibration_table(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Per dataset and σ-giving method: coverage at 1σ and 2σ, RMS of r/σ, the reliability
+    diagram's largest deviation, the confidence mask, and every other method's residual RMS inside
+    the same mask (with this method's in-mask RMS over it)."""
+    methods = list(metrics["results"])
+    threshold = metrics["config"].get("mask_above_uk")
+    header = ["dataset", "method", "|r| < σ (0.683)", "|r| < 2σ (0.954)", "RMS r/σ", "max |obs − nominal|",
+              f"kept (σ ≤ {_fmt(threshold)} µK)", "RMS in mask [µK]", "RMS outside [µK]",
+              *(f"{o} RMS in mask [µK] (ratio)" for o in methods)]
+    rows = []
+    for d, m, c in calibrated(metrics["results"]):
+        mask, others = c["mask"], c["mask"]["others"]
+        cells = [f"{_fmt(others[o]['residual_rms_in_uk'])} ({_fmt(others[o]['rms_ratio_in'], 2)})"
+                 if o in others else "–" for o in methods]
+        rows.append([dataset_text(d), m, _fmt(c["coverage"]["1sigma"]), _fmt(c["coverage"]["2sigma"]),
+                     _fmt(c["z_rms"]), _fmt(c["reliability"]["max_deviation"], 2),
+                     _fmt(mask["kept_fraction"]), _fmt(mask["residual_rms_in_uk"]),
+                     _fmt(mask["residual_rms_out_uk"]), *cells])
+    return header, rows
+
+
+def _sigma_bins_table(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["dataset", "method", "σ range [µK]", "pixels", "mean σ [µK]", "RMS σ [µK]",
+              "RMS residual [µK]", "RMS residual / RMS σ"]
+    rows = []
+    for d, m, c in calibrated(metrics["results"]):
+        for b in c["sigma_bins"]:
+            if b["n_pixels"]:
+                rows.append([dataset_text(d), m, f"{_fmt(b['lo_uk'])}–{_fmt(b['hi_uk'])}", str(b["n_pixels"]),
+                             _fmt(b["sigma_mean_uk"]), _fmt(b["sigma_rms_uk"]), _fmt(b["residual_rms_uk"]),
+                             _fmt(b["residual_rms_uk"] / b["sigma_rms_uk"])])
+    return header, rows
+
+
 def summary_table(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The headline table (also printed by ``cenn evaluate``): per dataset and method, the mean
     per-patch residual RMS, Table 1's mean-residual-patch RMS and the all-ℓ ΔD_ℓ and residual D_ℓ,
@@ -249,6 +284,8 @@ def _csv_files(metrics: dict[str, Any]) -> dict[str, str]:
         "tables/by_dust.csv": _csv_text(*_dust_table(metrics)),
         "tables/noise.csv": _csv_text(*_noise_table(metrics)),
     }
+    for name, table in csv_tables(metrics["results"]).items():
+        files[f"tables/{name}"] = _csv_text(*table)
     for m, per_dataset in metrics["results"].items():
         for d, r in per_dataset.items():
             t = r["per_bin"]
@@ -312,6 +349,11 @@ def _figures(folder: Path, evaluations: Sequence[DatasetEvaluation],
         figures.fig_by_dust(results, datasets, fig / "by_dust.png", metrics["config"]["dust_band"]))
     add("Mean per-patch residual RMS with the instrument noise scaled by 1, 5 and 10.",
         figures.fig_noise(results, datasets, fig / "noise.png"))
+    if calibrated(results):
+        add("Reliability diagram of the stated σ: the fraction of pixels with |residual| < z_p σ "
+            "against the nominal probability p (z_p: the two-sided normal quantile); open squares: 1σ "
+            "and 2σ. On the diagonal σ is calibrated; below it σ is too small, above it too large.",
+            figures.fig_reliability(results, datasets, fig / "reliability.png"))
     return captions
 
 
@@ -385,6 +427,7 @@ def build_document(metrics: dict[str, Any], captions: dict[str, str]) -> Documen
         doc.paragraph("No noise test: the datasets were stored without component maps "
                       "(`cenn simulate --components`).")
     doc.figure("figures/noise.png", captions["figures/noise.png"])
+    _calibration_section(doc, metrics, captions)
     doc.heading("Definitions")
     doc.paragraph("Residual = label − output. ΔD_ℓ = D_ℓ(label) − D_ℓ(output). Ensemble lines are means "
                   "over patches and bands their standard deviation; a range 'mean ± std' averages both over "
@@ -392,6 +435,26 @@ def build_document(metrics: dict[str, Any], captions: dict[str, str]) -> Documen
                   "M. Spectra: patch mean removed, cosine taper, periodogram normalised by the window's "
                   "mean square. Every number is in metrics.json (schema: docs/evaluation.md).")
     return doc
+
+
+def _calibration_section(doc: Document, metrics: dict[str, Any], captions: dict[str, str]) -> None:
+    """"Uncertainty calibration": coverage, the confidence mask, the reliability diagram and σ
+    against the residual, for the methods that state a per-pixel σ."""
+    doc.heading("Uncertainty calibration")
+    if not calibrated(metrics["results"]):
+        doc.paragraph("No method states a per-pixel σ of its residual: nothing to calibrate.")
+        return
+    threshold = _fmt(metrics["config"].get("mask_above_uk"))
+    doc.paragraph("For the methods that state a per-pixel standard deviation σ of their residual r = "
+                  "label − output: the fraction of pixels with |r| < σ and < 2σ (0.683 and 0.954 for a "
+                  "calibrated Gaussian σ) and the RMS of r/σ (1 when calibrated); the confidence mask "
+                  f"keeps the pixels with σ ≤ {threshold} µK, and inside it each other method's residual RMS "
+                  "is given on the same pixels, with this method's in-mask RMS over it in brackets. "
+                  "Histograms of r/σ: metrics.json and tables/calibration_histogram.csv.")
+    doc.table(*_calibration_table(metrics), "Coverage, calibration and the confidence mask")
+    doc.figure("figures/reliability.png", captions["figures/reliability.png"])
+    doc.table(*_sigma_bins_table(metrics), "The stated σ against the actual error, in bins of σ: "
+              "RMS residual / RMS σ is 1 when σ tracks the error")
 
 
 def check_report_out(out: Path, overwrite: bool, inputs: Inputs = ()) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from cenn.evaluate.analysis import DatasetEvaluation, ResidualStats
+from cenn.evaluate.calibration import calibration_summary
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.metrics import (
     as_line,
@@ -144,7 +145,8 @@ def _contaminated(ev: DatasetEvaluation, method: str, config: EvaluationConfig) 
 
 
 def method_summary(ev: DatasetEvaluation, method: str, config: EvaluationConfig) -> dict[str, Any]:
-    """Every number for one method on one dataset."""
+    """Every number for one method on one dataset (``calibration``: None for a method that states
+    no σ)."""
     stats = ev.methods[method]
     table = spectra_table(ev, stats)
     mrp = map_stats(stats.mean_residual_patch)
@@ -163,6 +165,8 @@ def method_summary(ev: DatasetEvaluation, method: str, config: EvaluationConfig)
         "by_dust": _dust_bins(ev, stats, config),
         "noise": _noise(ev, method, config),
         "contaminated_patch": _contaminated(ev, method, config),
+        "calibration": (calibration_summary(ev.calibration[method]) if method in ev.calibration
+                        else None),
     }
 
 

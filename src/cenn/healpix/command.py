@@ -14,17 +14,17 @@ import numpy as np
 
 from cenn import __version__
 from cenn.healpix.maps import check_band_order, check_sky_spread
-from cenn.healpix.reproject import check_apodisation_width, predict_full_sky
+from cenn.healpix.reproject import check_apodisation_width, full_sky_maps
 from cenn.healpix.tiling import check_overlap
-from cenn.io.atomic import staged
 from cenn.io.healpix_maps import HealpixMap, check_bands, header_frequency_ghz, read_map
 from cenn.io.noise_maps import check_sigma_matches, has_noise_column, read_noise_sigma
 from cenn.io.units import UNITS
 from cenn.model.weights import WeightsCard
-from cenn.predict.files import check_output
+from cenn.outputs import check_file_outputs, write_file
 from cenn.predict.units import channel_order_warning
 from cenn.predict.values import check_finite_output
 from cenn.pretrained import resolve_weights
+from cenn.runtime import check_device
 from cenn.separation import InputInfo, Separator
 from cenn.separators import NetworkSeparator, build_separator
 from cenn.sky.geometry import PatchGeometry
@@ -50,6 +50,10 @@ def add_full_sky_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     full.add_argument("--instrument", default="planck_hfi", help="instrument preset for baselines")
     full.add_argument("--npix", type=int, default=256, help="patch side in pixels for baselines")
     full.add_argument("--mollweide", help="also write a Mollweide view of the CMB (.png, .pdf, .svg, ...)")
+    full.add_argument("--mask-above", type=float, metavar="UK",
+                      help="with --mask: a confidence mask keeping the pixels whose σ is at most UK µK_CMB "
+                           "(weights with a σ output; their σ map is the SIGMA column of --out)")
+    full.add_argument("--mask", metavar="FITS", help="where --mask-above writes the confidence mask")
     full.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -87,35 +91,52 @@ def method_setup(args: argparse.Namespace) -> tuple[Separator, InputInfo, PatchG
 
 
 def write_full_sky(path: Path, cmb: np.ndarray, weight: np.ndarray, header: list[tuple[str, object]],
-                   overwrite: bool) -> None:
-    """CMB (µK_CMB) and weight columns, RING, as a FITS binary table; written then renamed. A CMB
-    holding NaN or infinite values is refused."""
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists: choose another output or pass --overwrite")
+                   overwrite: bool, sigma: np.ndarray | None = None) -> None:
+    """CMB (µK_CMB), weight and, when given, SIGMA (µK_CMB: the standard deviation of the CMB's
+    residual) columns, RING, as a FITS binary table; written then renamed. A CMB holding NaN or
+    infinite values is refused."""
     check_finite_output(cmb, path)
-    with staged(path, keep_suffix=True) as tmp:
-        hp.write_map(tmp, [cmb, weight], nest=False, column_names=["CMB", "WEIGHT"],
-                     column_units=[UNITS, ""], dtype=[np.float32, np.float32], extra_header=header)
+    columns, names, units = [cmb, weight], ["CMB", "WEIGHT"], [UNITS, ""]
+    if sigma is not None:
+        columns, names, units = [*columns, sigma], [*names, "SIGMA"], [*units, UNITS]
+    with write_file(path, keep_suffix=True, overwrite=overwrite) as tmp:
+        hp.write_map(tmp, columns, nest=False, column_names=names, column_units=units,
+                     dtype=[np.float32] * len(columns), extra_header=header)
 
 
-def check_outputs(args: argparse.Namespace) -> tuple[Path, Path | None]:
-    """``--out`` and ``--mollweide`` as paths, refused before any work when they exist (unless
-    ``--overwrite``), lie in a missing or read-only folder, or name formats not written (a FITS map,
-    an image: they cannot coincide)."""
-    out = check_output(args.out, args.overwrite)
-    if not out.name.lower().endswith((".fits", ".fits.gz")):
-        raise ValueError(f"--out {out}: the full-sky CMB is written as a HEALPix FITS table; name it "
+def write_mask(path: Path, sigma: np.ndarray, threshold_uk: float, header: list[tuple[str, object]],
+               overwrite: bool) -> float:
+    """The confidence mask (1 where σ ≤ ``threshold_uk`` µK_CMB, else 0; 0 where no σ) as a HEALPix
+    FITS column ``TMASK``, RING, written then renamed; returns the fraction of the sky kept."""
+    mask = ((sigma != hp.UNSEEN) & (sigma <= threshold_uk)).astype(np.float32)
+    with write_file(path, keep_suffix=True, overwrite=overwrite) as tmp:
+        hp.write_map(tmp, mask, nest=False, column_names=["TMASK"], dtype=np.float32,
+                     extra_header=[*header, ("MASKABOV", threshold_uk, "kept where SIGMA <= this [uK_CMB]")])
+    return float(mask.mean())
+
+
+def check_outputs(args: argparse.Namespace) -> tuple[Path, Path | None, Path | None]:
+    """``--out``, ``--mollweide`` and ``--mask`` as paths (None when not given), refused before any
+    work when they name formats not written, are one of ``--maps`` (or ``--weights``) or one another,
+    exist (unless ``--overwrite``), or lie in a missing or read-only folder
+    (:func:`cenn.outputs.check_file_outputs`)."""
+    if not Path(args.out).name.lower().endswith((".fits", ".fits.gz")):
+        raise ValueError(f"--out {args.out}: the full-sky CMB is written as a HEALPix FITS table; name it "
                          ".fits or .fits.gz")
-    if not args.mollweide:
-        return out, None
-    view = check_output(args.mollweide, args.overwrite)
-    from matplotlib.backend_bases import FigureCanvasBase
+    if args.mollweide:
+        from matplotlib.backend_bases import FigureCanvasBase
 
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if view.suffix.lower().lstrip(".") not in formats:
-        raise ValueError(f"--mollweide {view}: name the image with one of the extensions "
-                         f"{', '.join('.' + f for f in sorted(formats))}")
-    return out, view
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if Path(args.mollweide).suffix.lower().lstrip(".") not in formats:
+            raise ValueError(f"--mollweide {args.mollweide}: name the image with one of the extensions "
+                             f"{', '.join('.' + f for f in sorted(formats))}")
+    if args.mask and not Path(args.mask).name.lower().endswith((".fits", ".fits.gz")):
+        raise ValueError(f"--mask {args.mask}: the mask is written as a HEALPix FITS table; name it .fits")
+    inputs = [*(("--maps", p) for p in args.maps), ("--weights", args.weights)]
+    out, view, mask = check_file_outputs(
+        [("--out", args.out), ("--mollweide", args.mollweide), ("--mask", args.mask)], inputs, args.overwrite)
+    assert out is not None
+    return out, view, mask
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -183,25 +204,50 @@ def read_noise(args: argparse.Namespace, separator: Separator, maps: list[Healpi
     return out
 
 
+def gives_sigma(separator: Separator) -> bool:
+    """Whether ``separator`` states the σ of its residual (a network with a σ output)."""
+    return isinstance(separator, NetworkSeparator) and separator.predictor.gives_sigma
+
+
+def check_mask_options(args: argparse.Namespace, separator: Separator) -> None:
+    """Refuse, before any work, ``--mask-above`` without ``--mask`` or the reverse, a threshold that
+    is not a positive number, or a method that states no σ (the path itself is checked with the
+    other outputs, :func:`check_outputs`)."""
+    if args.mask_above is None and args.mask is None:
+        return
+    if args.mask_above is None or args.mask is None:
+        raise ValueError("--mask-above UK and --mask FILE.fits go together: the mask keeps the pixels whose "
+                         "σ is at most UK µK_CMB and is written to FILE")
+    if not (np.isfinite(args.mask_above) and args.mask_above > 0):
+        raise ValueError(f"--mask-above must be a positive number of µK_CMB, got {args.mask_above}")
+    if not gives_sigma(separator):
+        raise ValueError(f"--mask-above needs a method that states the σ of its CMB; {args.method} "
+                         f"({args.weights or 'these weights'}) does not: use the shipped reference model")
+
+
 def run_full_sky(args: argparse.Namespace) -> int:
     """Run ``cenn predict --maps ... --out FILE``: every check that can be made before the patches
     are separated is made first."""
     if not args.out:
         raise ValueError("--maps needs --out FILE.fits for the full-sky CMB map")
-    out, view = check_outputs(args)
+    check_device(args.device, "--device")
+    out, view, mask = check_outputs(args)
     check_options(args)
     separator, info, geometry = method_setup(args)
+    check_mask_options(args, separator)
     if len(args.maps) != len(info.band_names):
         raise ValueError(f"{len(args.maps)} maps given but the {args.method} method takes "
                          f"{len(info.band_names)}, one per band {list(info.band_names)} GHz, in that order")
     maps = read_bands(args, info, map_frequencies(args, info))
     nside_in = maps[0].nside
     nside_out = args.nside or nside_in
-    cmb, weight = predict_full_sky(np.stack([m.values for m in maps]), nside_in, separator, info, geometry,
-                                   nside_out, overlap=args.overlap, apodisation_width=args.apodisation,
-                                   batch_size=args.batch_size, interpolation=args.interpolation,
-                                   progress=not args.no_progress, reprojection=args.reprojection,
-                                   noise_sigma=read_noise(args, separator, maps, geometry))
+    with_sigma = gives_sigma(separator)
+    result = full_sky_maps(np.stack([m.values for m in maps]), nside_in, separator, info, geometry,
+                           nside_out, overlap=args.overlap, apodisation_width=args.apodisation,
+                           batch_size=args.batch_size, interpolation=args.interpolation,
+                           progress=not args.no_progress, reprojection=args.reprojection,
+                           noise_sigma=read_noise(args, separator, maps, geometry), with_sigma=with_sigma)
+    cmb, weight = result.cmb, result.weight
     header = [("METHOD", args.method), ("CENNVER", __version__),
               ("BEAMFWHM", info.target_beam_fwhm_arcmin, "target beam FWHM [arcmin]"),
               ("FREQ", float(info.frequencies_ghz[info.target_channel]), "target band [GHz]"),
@@ -212,7 +258,10 @@ def run_full_sky(args: argparse.Namespace) -> int:
               *((f"INMAP{i + 1}", Path(p).name[:68]) for i, p in enumerate(args.maps))]
     if args.method == "cenn":
         header.append(("WEIGHTS", Path(separator.weights).name[:68]))
-    write_full_sky(out, cmb, weight, header, args.overwrite)
+    write_full_sky(out, cmb, weight, header, args.overwrite, sigma=result.sigma)
+    if mask is not None:
+        kept = write_mask(mask, result.sigma, args.mask_above, header, args.overwrite)
+        print(f"{mask}: confidence mask, σ ≤ {args.mask_above:g} µK_CMB on {100 * kept:.2f} % of the sky")
     covered = float(np.mean(weight > 0))
     print(f"{out}: CMB at Nside {nside_out} ({info.target_band} GHz beam, µK_CMB) from {len(maps)} maps "
           f"at Nside {nside_in}; {100 * covered:.2f} % of the sky covered")
@@ -234,7 +283,7 @@ def write_mollweide(path: Path, cmb: np.ndarray, title: str) -> Path:
     with warnings.catch_warnings():  # healpy's colormap calls, deprecated in matplotlib
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         hp.mollview(cmb, title=title, unit=r"$\mu$K$_{\rm CMB}$", min=-limit, max=limit, cmap="RdBu_r")
-    with staged(path, keep_suffix=True) as tmp:
+    with write_file(path, keep_suffix=True) as tmp:
         plt.savefig(tmp, dpi=120, format=path.suffix.lower().lstrip("."))
     plt.close("all")
     return path

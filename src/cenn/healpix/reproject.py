@@ -10,6 +10,7 @@ by default, or bilinear), with the weight of the apodisation window there; the m
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import healpy as hp
 import numpy as np
@@ -165,15 +166,35 @@ class FullSkyAccumulator:
         return out, self.weight.copy()
 
 
+@dataclass(frozen=True)
+class FullSkyMaps:
+    """What :func:`full_sky_maps` returns: the CMB, the summed patch weights and, for a separator that
+    states it, the standard deviation of the CMB's residual (else None); float64 RING at Nside out,
+    µK_CMB, UNSEEN where no patch had weight."""
+
+    cmb: np.ndarray
+    weight: np.ndarray
+    sigma: np.ndarray | None = None
+
+
 def predict_full_sky(maps: np.ndarray, nside_in: int, separator: Separator, info: InputInfo,
-                     geometry: PatchGeometry, nside_out: int, overlap: float = 0.25,
-                     apodisation_width: float = 0.125, batch_size: int = 32,
-                     interpolation: str = "bilinear", progress: bool = True, projection: str = "gnomonic",
-                     reprojection: str = "cubic",
-                     noise_sigma: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     geometry: PatchGeometry, nside_out: int, **options) -> tuple[np.ndarray, np.ndarray]:
+    """``(cmb, weight)`` of :func:`full_sky_maps` (same arguments, without σ)."""
+    result = full_sky_maps(maps, nside_in, separator, info, geometry, nside_out, **options)
+    return result.cmb, result.weight
+
+
+def full_sky_maps(maps: np.ndarray, nside_in: int, separator: Separator, info: InputInfo,
+                  geometry: PatchGeometry, nside_out: int, overlap: float = 0.25,
+                  apodisation_width: float = 0.125, batch_size: int = 32,
+                  interpolation: str = "bilinear", progress: bool = True, projection: str = "gnomonic",
+                  reprojection: str = "cubic", noise_sigma: np.ndarray | None = None,
+                  with_sigma: bool = False) -> FullSkyMaps:
     """The CMB map ``separator`` makes from the bands ``maps`` ``(C, 12·nside_in²)`` µK_CMB RING.
     ``noise_sigma``: the bands' per-pixel noise σ, ``maps``' shape, in µK_CMB per patch pixel, cut
-    like the maps and given to the separator (None: the separator's nominal levels).
+    like the maps and given to the separator (None: the separator's nominal levels). ``with_sigma``:
+    also the separator's per-pixel σ of its residual, put back on the sphere like the CMB (weighted
+    mean of the overlapping patches' σ).
 
     The sphere is tiled (:func:`tile_centres`), patches are cut (``interpolation``, bilinear by
     default) and separated ``batch_size`` at a time and accumulated on Nside ``nside_out``
@@ -194,6 +215,8 @@ def predict_full_sky(maps: np.ndarray, nside_in: int, separator: Separator, info
                          f"pixel_arcsec={info.pixel_arcsec}")
     lon, lat = tile_centres(geometry, overlap, projection)
     accumulator = FullSkyAccumulator(nside_out, geometry, apodisation_width, projection, reprojection)
+    spread = (FullSkyAccumulator(nside_out, geometry, apodisation_width, projection, reprojection)
+              if with_sigma else None)
     touched = 0
     for start in tqdm(range(0, len(lon), batch_size), desc="full sky", unit="batch", disable=not progress):
         batch = slice(start, start + batch_size)
@@ -205,15 +228,21 @@ def predict_full_sky(maps: np.ndarray, nside_in: int, separator: Separator, info
                                     projection)
             sigma = torch.from_numpy(np.where(cut.unseen[:, None], 1.0, cut_sigma.values).astype(np.float32))
         with torch.no_grad():
-            cmb = separator.separate(inputs, info, sigma)[:, 0].cpu().numpy()
-        cmb = np.where(cut.unseen, 0.0, cmb)  # unused there, and NaN · 0 weight would spoil the map
+            cmb, residual_sigma = (separator.separate_with_sigma(inputs, info, sigma) if with_sigma
+                                   else (separator.separate(inputs, info, sigma), None))
+        cmb = np.where(cut.unseen, 0.0, cmb[:, 0].cpu().numpy())  # NaN · 0 weight would spoil the map
         _check_finite_patches(cmb, lon[batch], lat[batch], separator)
         accumulator.add(cmb, lon[batch], lat[batch], valid=~cut.unseen)
+        if spread is not None and residual_sigma is not None:
+            spread.add(np.where(cut.unseen, 0.0, residual_sigma[:, 0].cpu().numpy()), lon[batch], lat[batch],
+                       valid=~cut.unseen)
         touched += int(np.count_nonzero(cut.unseen_count))
     if touched:
         warnings.warn(f"{touched} of {len(lon)} patches touch UNSEEN pixels: those patch pixels were set "
                       "to 0 µK for the separator and got no weight in the map", stacklevel=2)
-    return accumulator.result()
+    cmb, weight = accumulator.result()
+    sigma = spread.result()[0] if spread is not None and spread.weight.any() else None
+    return FullSkyMaps(cmb, weight, sigma)
 
 
 def _check_finite_patches(cmb: np.ndarray, lon_deg: np.ndarray, lat_deg: np.ndarray,

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 
 from cenn import __version__
-from cenn.io.atomic import staged
 from cenn.io.units import UNITS, power_of_ten, uk_per_unit
 from cenn.model.registry import build_model
+from cenn.outputs import check_file_output, write_file
 
 FORMAT = "cenn-weights-v1"
 
@@ -153,8 +153,9 @@ def save_weights(
         raise ValueError(f"refusing to write {path}: its weights would hold NaN or infinite values ({bad}); "
                          f"{cause}")
     metadata = {"cenn": card.to_json(), "format": FORMAT, "sha256": tensors_sha256(tensors)}
-    with staged(path) as tmp:
-        save_file(tensors, tmp, metadata=metadata)
+    data = save(tensors, metadata=metadata)  # the bytes of save_file, written by Python: OS errors named
+    with write_file(path, "weights file") as tmp:
+        tmp.write_bytes(data)
 
 
 def _nonfinite(tensors: dict[str, torch.Tensor]) -> str | None:
@@ -174,9 +175,13 @@ def _stored(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (tensor.to(dtype) if tensor.is_floating_point() else tensor).contiguous()
 
 
-def export_weights(path_in: Path | str, path_out: Path | str, dtype: torch.dtype) -> None:
+def export_weights(path_in: Path | str, path_out: Path | str, dtype: torch.dtype,
+                   overwrite: bool = False) -> None:
     """Rewrite the weights file ``path_in`` as ``path_out`` with its floating-point tensors stored as
-    ``dtype`` (e.g. ``torch.bfloat16``: half the size); the card is kept unchanged."""
+    ``dtype`` (e.g. ``torch.bfloat16``: half the size); the card is kept unchanged. ``path_out`` is
+    checked first (:func:`cenn.outputs.check_file_output`): never ``path_in``, and an existing file
+    only with ``overwrite``."""
+    check_file_output(path_out, [("the input", path_in)], overwrite, "weights file", "the output")
     model, card = load_weights(path_in)
     save_weights(path_out, model, card, dtype=dtype)
 

@@ -15,6 +15,7 @@ from cenn.model.apply import apply_network, noise_input, sigma_output
 from cenn.model.weights import check_inputs, fmt_list, load_weights
 from cenn.predict.units import check_spread
 from cenn.predict.values import check_finite, check_real, fill_nonfinite_pixels
+from cenn.runtime import checked_device
 
 PRECISIONS = ("32", "bf16")
 
@@ -35,7 +36,7 @@ class Predictor:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.device = torch.device(device)
+        self.device = checked_device(device)
         self.precision = precision
         self.batch_size = batch_size
         self.model, self.card = load_weights(weights, self.device)

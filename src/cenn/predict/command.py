@@ -9,10 +9,12 @@ import math
 import warnings
 from pathlib import Path
 
+from cenn.outputs import check_file_outputs
 from cenn.predict.api import PRECISIONS, Predictor
-from cenn.predict.files import check_output, file_kind, read_input, write_output
+from cenn.predict.files import file_kind, read_input, read_noise_input, write_output
 from cenn.predict.units import channel_order_warning, patch_spreads
 from cenn.pretrained import resolve_weights
+from cenn.runtime import check_device
 
 
 def _parse_frequencies(text: str) -> list[float]:
@@ -51,6 +53,13 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("--fill-nonfinite", action="store_true",
                    help="fill NaN and infinite input pixels with their patch and channel median (the "
                         "fraction filled is reported) instead of refusing them")
+    p.add_argument("--noise-sigma", metavar="FILE",
+                   help="per-pixel noise σ of the inputs, their shape and units (.npy or FITS), for "
+                        "weights that take it (default: a dataset store's noise_sigma, else the weights' "
+                        "nominal level)")
+    p.add_argument("--uncertainty", metavar="SIGMA",
+                   help="also write the per-pixel standard deviation of the CMB's residual (µK_CMB, the "
+                        "output's format) to SIGMA; needs weights with a σ output")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     return p
 
@@ -60,12 +69,27 @@ def run_predict(args: argparse.Namespace) -> int:
     ``FileNotFoundError``) for the caller to report."""
     if args.input is None or args.output is None:
         raise ValueError("cenn predict needs INPUT and OUTPUT (patches), or --maps and --out (full sky)")
-    file_kind(Path(args.output), "output")  # fail before the work, not after
-    check_output(args.output, args.overwrite)
-    maps, meta = read_input(args.input, args.frequencies, args.pixel_arcsec, args.units)
+    check_device(args.device, "--device")
+    outputs = [("OUTPUT", args.output), ("--uncertainty", args.uncertainty)]
+    for _, path in outputs:  # fail before the work, not after
+        if path is not None:
+            file_kind(Path(path), "output")
+    check_file_outputs(outputs, [("INPUT", args.input), ("--noise-sigma", args.noise_sigma),
+                                 ("--weights", args.weights)], args.overwrite)
     predictor = Predictor(resolve_weights(args.weights), device=args.device, precision=args.precision,
                           batch_size=args.batch_size)
-    cmb = predictor.predict(maps, **meta, fill_nonfinite=args.fill_nonfinite)
+    if args.uncertainty and not predictor.gives_sigma:
+        raise ValueError(f"--uncertainty needs weights with a σ output; {args.weights or 'these weights'} "
+                         f"({predictor.card.architecture!r}) return the CMB only: use the shipped reference "
+                         "model or weights trained with model.params.sigma_output = true")
+    maps, meta = read_input(args.input, args.frequencies, args.pixel_arcsec, args.units)
+    noise = read_noise_input(args.input, args.noise_sigma, maps.shape, meta["units"])
+    if noise is not None and not predictor.takes_noise:
+        warnings.warn("these weights do not take the noise σ: the σ maps given are not used", stacklevel=1)
+        noise = None
+    result = predictor.predict(maps, **meta, fill_nonfinite=args.fill_nonfinite, noise_sigma=noise,
+                               return_sigma=bool(args.uncertainty))
+    cmb, sigma = result if args.uncertainty else (result, None)
     doubt = channel_order_warning(patch_spreads(maps), meta["frequencies_ghz"],  # shapes now checked
                                   "median per-patch standard deviation")
     if doubt:
@@ -74,4 +98,7 @@ def run_predict(args: argparse.Namespace) -> int:
     n_patches = 1 if cmb.ndim == 3 else cmb.shape[0]
     print(f"{args.output}: CMB of {n_patches} patches of {cmb.shape[-2]}×{cmb.shape[-1]} pixels "
           f"(µK_CMB, {predictor.card.target_frequency_ghz:g} GHz beam) from {args.input}")
+    if sigma is not None:
+        write_output(args.uncertainty, sigma, predictor.card, source=args.input)
+        print(f"{args.uncertainty}: the standard deviation of that CMB's residual per pixel (µK_CMB)")
     return 0

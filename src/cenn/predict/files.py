@@ -1,6 +1,6 @@
 """Map files in and out: patches read from a dataset store, ``.npy`` or FITS (:func:`read_input`)
-and the CMB written as ``.npy`` or FITS (:func:`write_output`), with its output path checked before
-any work (:func:`check_output`)."""
+and the CMB written as ``.npy`` or FITS (:func:`write_output`); output paths are checked before any
+work by :func:`cenn.outputs.check_file_outputs`."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import numpy as np
 
 from cenn import __version__
 from cenn.data.store import open_finished
-from cenn.io.atomic import staged
 from cenn.io.fits import fits_file, stated_frequency_ghz
-from cenn.io.units import UNITS
+from cenn.io.units import UNITS, uk_per_unit
 from cenn.model.weights import WeightsCard, fmt_list
-from cenn.outputs import check_writable
+from cenn.outputs import write_file
 from cenn.predict.values import check_finite_output, check_real
 
 _NPY = (".npy",)
@@ -82,6 +81,43 @@ def read_input(
     return maps, meta
 
 
+#: Plausible per-pixel noise σ in µK_CMB (median over a σ file): outside, its units are wrong.
+SIGMA_RANGE_UK = (0.1, 1e5)
+
+
+def read_noise_input(path: str | Path, noise_file: str | Path | None, shape: tuple[int, ...],
+                     units: str) -> np.ndarray | None:
+    """The per-pixel noise σ of the maps read from ``path``, in the maps' ``units``, shape ``shape``:
+    from ``noise_file`` (``.npy`` or FITS image, in the maps' units unless its BUNIT says otherwise),
+    else a dataset store's ``noise_sigma``, else None. Refused before any work: a shape other than the
+    maps', values that are not positive and finite, or a median outside :data:`SIGMA_RANGE_UK` (the
+    units are wrong)."""
+    if noise_file is None:
+        return open_finished(path).noise_sigma() if Path(path).is_dir() else None
+    noise_file = Path(noise_file)
+    if not noise_file.exists():
+        raise FileNotFoundError(f"no noise σ file at {noise_file}")
+    if file_kind(noise_file, "--noise-sigma") == "npy":
+        sigma, stated = _read_npy(noise_file), None
+    else:
+        sigma, found = _read_fits(noise_file)
+        stated = found.get("units")
+    check_real(sigma.dtype, str(noise_file))
+    if sigma.shape != tuple(shape):
+        raise ValueError(f"--noise-sigma {noise_file} has shape {sigma.shape} but the maps {tuple(shape)}: "
+                         "give one σ map per input map, in the same order")
+    sigma = sigma.astype(np.float64) * uk_per_unit(stated or units)
+    if not (np.isfinite(sigma).all() and (sigma > 0).all()):
+        raise ValueError(f"--noise-sigma {noise_file} holds zero, negative, NaN or infinite values: σ must "
+                         "be a positive standard deviation in every pixel")
+    median = float(np.median(sigma))
+    if not SIGMA_RANGE_UK[0] <= median <= SIGMA_RANGE_UK[1]:
+        raise ValueError(f"--noise-sigma {noise_file}: its median σ is {median:.3g} µK_CMB, outside "
+                         f"{SIGMA_RANGE_UK[0]:g}–{SIGMA_RANGE_UK[1]:g} µK: its units are wrong (they are "
+                         f"taken as {stated or units}); state them with BUNIT in the file or convert it")
+    return (sigma / uk_per_unit(units)).astype(np.float32)
+
+
 def _read_npy(path: Path) -> np.ndarray:
     """The array in the ``.npy`` file ``path``; one that is empty, truncated or not a ``.npy`` array is
     refused, naming the file."""
@@ -125,35 +161,19 @@ def _read_fits(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
 
 def write_output(path: str | Path, maps: np.ndarray, card: WeightsCard, source: str | Path) -> None:
     """Write the CMB ``maps (N, 1, H, W)`` (µK_CMB) predicted from ``source`` with the weights of
-    ``card`` to ``path`` (``.npy``, ``.fits`` or ``.fits.gz``), atomically (:func:`cenn.io.atomic.staged`).
+    ``card`` to ``path`` (``.npy``, ``.fits`` or ``.fits.gz``), atomically (:func:`cenn.outputs.write_file`:
+    an OS error is one line naming ``path``).
     FITS files carry BUNIT, FREQ (GHz), PIXSIZE (arcsec) and HISTORY cards naming the weights. Maps
     holding NaN or infinite values are refused (:func:`check_finite_output`)."""
     path = Path(path)
     kind = file_kind(path, "output")
     maps = np.asarray(maps, dtype=np.float32)
     check_finite_output(maps, path)
-    with staged(path, keep_suffix=True) as tmp:
+    with write_file(path, keep_suffix=True) as tmp:
         if kind == "npy":
             np.save(tmp, maps)
         else:
             _fits_hdu(maps, card, source).writeto(tmp)
-
-
-def check_output(path: str | Path, overwrite: bool) -> Path:
-    """``path`` as a ``Path``, refused before any work when it exists (unless ``overwrite``) or is a
-    folder, or when its folder is missing or not writable (:func:`cenn.outputs.check_writable`)."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder: name the output file in it")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists: choose another output or pass --overwrite")
-    folder = path.parent
-    if not folder.is_dir():
-        state = "is not a folder" if folder.exists() else "does not exist"
-        raise ValueError(f"the folder {folder} of the output {path.name} {state}: create it (mkdir -p "
-                         f"{folder}) or write elsewhere")
-    check_writable(folder)
-    return path
 
 
 def _ascii(text: Any) -> str:

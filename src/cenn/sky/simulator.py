@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from cenn.config import ConfigError, from_dict, read_toml
-from cenn.runtime import tune_cpu_allocator
+from cenn.runtime import checked_device, tune_cpu_allocator
 from cenn.sky import fields
 from cenn.sky.components import COMPONENTS, Component, SkyContext, build_component
 from cenn.sky.components.from_maps import resolve_map_paths
@@ -285,7 +285,7 @@ class PatchSimulator:
         """``max_batch``: most patches simulated at once; larger requests are split (the result is
         the same). Default: :data:`CPU_MAX_BATCH` on the CPU and unlimited on accelerators."""
         self.config = config or SimulationConfig()
-        self.device = torch.device(device)
+        self.device = checked_device(device)
         if self.device.type == "cpu":
             tune_cpu_allocator()
         self.max_batch = max_batch or (CPU_MAX_BATCH if self.device.type == "cpu" else None)

@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import signal
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -276,7 +278,14 @@ def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False, inputs
 def _fit_and_export(cfg: TrainConfig, run_dir: Path, trainer: L.Trainer, task: CENNTask,
                     data: PatchDataModule, best: ModelCheckpoint, resume: Path | None) -> Path:
     """Train, then export the best checkpoint's weights and metrics; returns the weights file."""
-    trainer.fit(task, datamodule=data, ckpt_path=resume)
+    try:
+        trainer.fit(task, datamodule=data, ckpt_path=resume)
+    except SystemExit:  # Lightning's answer to Ctrl-C (after its own shutdown): an interruption again
+        if not trainer.interrupted:
+            raise
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignored it meanwhile
+        raise KeyboardInterrupt from None
     last = run_dir / "checkpoints" / "last.ckpt"
     trainer.save_checkpoint(last)  # the final state, also when max_steps stopped before any validation
     best_path = best.best_model_path or str(last)

@@ -19,26 +19,33 @@ upsampled bilinearly in log. The small-scale structure is lognormal around it::
 with ``u`` a Gaussian field of ``C_ℓ ∝ ℓ^α`` normalised to unit variance over ℓ ≥ ``sigma_g_lmin``
 (``v`` its variance on the grid), so the fluctuations follow the local brightness.
 
-A component subclasses :class:`GalacticComponent`, declares the fields of :data:`LAYOUT_KEYS` (with
-defaults from its shipped TOML, see :func:`load_parameters`) and implements
+A component subclasses :class:`GalacticComponent` as a dataclass, declares its own parameters (it
+gets the fields of :data:`LAYOUT_KEYS`, with defaults from its shipped TOML) and implements
 :meth:`GalacticComponent.band_maps`. Random streams: ``<name>`` (small-scale field) and
 ``<name>_patch`` (per-patch normals: brightness scatter, then the spectral parameter's scatter).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import inspect
 import math
 from typing import Any
 
 import torch
 
 from cenn.sky import fields, units
+from cenn.sky.components._lognormal import (
+    CoarseGrid,
+    check_parameters,
+    load_parameters,
+    lognormal_width,
+    unit_variance_field,
+    wrap_lon,
+)
 from cenn.sky.components.base import Component, SkyContext
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import Band, Instrument
 from cenn.sky.projection import pixel_coordinates
-from cenn.sky.shipped import shipped_toml
 
 #: Parameters of the brightness law (units: the component's brightness unit, degrees).
 PROFILE_KEYS = (
@@ -54,16 +61,6 @@ FIELD_KEYS = (
 LAYOUT_KEYS = PROFILE_KEYS + FIELD_KEYS
 
 
-def load_parameters(name: str) -> dict[str, Any]:
-    """The ``[parameters]`` table of the shipped ``<name>.toml``."""
-    return shipped_toml(f"{name}.toml")["parameters"]
-
-
-def wrap_lon(lon_deg: torch.Tensor) -> torch.Tensor:
-    """Longitude in (-180, 180]."""
-    return 180.0 - torch.remainder(180.0 - lon_deg, 360.0)
-
-
 def rj_to_kcmb(band: Band) -> float:
     """K_CMB per K_RJ at the centre of ``band``: ``(2kν²/c²) / U_ν``, with ``U_ν`` the band's MJy sr⁻¹
     per K_CMB. It is ``1 / krj_per_kcmb(ν)`` when ``U_ν`` is the monochromatic dB/dT, and the exact
@@ -74,55 +71,67 @@ def rj_to_kcmb(band: Band) -> float:
     return rj_mjysr_per_k / band.mjysr_per_kcmb
 
 
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {value!r}")
-    return float(value)
-
-
 class GalacticComponent(Component):
-    """Base of the diffuse Galactic components (not registered itself). Subclasses are dataclasses
-    whose fields include :data:`LAYOUT_KEYS`; see the module docstring for the model."""
+    """Base of the diffuse Galactic components (not registered itself); see the module docstring for
+    the model.
+
+    A subclass is a dataclass that declares only its own parameters: the fields of
+    :data:`LAYOUT_KEYS` below are added to it when it is defined, with their defaults from its
+    shipped ``<name>.toml`` and, like its own fields, in that file's order.
+    """
+
+    csc_amplitude: float
+    csc_softening_deg: float
+    thick_amplitude: float
+    thick_scale_height_deg: float
+    inner_boost: float
+    inner_width_deg: float
+    disk_amplitude: float
+    disk_scale_height_deg: float
+    disk_longitude_scale_deg: float
+    disk_anticentre_fraction: float
+    patch_scatter_ln: float
+    coarse_npix: int
+    sigma_g_ref: float
+    sigma_g_ref_level: float
+    sigma_g_index: float
+    sigma_g_min: float
+    sigma_g_max: float
+    sigma_g_lmin: float
+    slope: float
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        defaults = load_parameters(cls.name)
+        declared = {**{key: GalacticComponent.__annotations__[key] for key in LAYOUT_KEYS},
+                    **inspect.get_annotations(cls)}
+        for key in LAYOUT_KEYS:
+            setattr(cls, key, defaults[key])
+        # the fields in the TOML's order (any it lacks last), before @dataclass reads them
+        cls.__annotations__ = {key: declared[key] for key in defaults if key in declared} | declared
 
     # ------------------------------------------------------------------ parameters
 
-    def _check_parameters(self, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:
+    def _check_parameters(self, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
+                          ordered: tuple[tuple[str, ...], ...] = ()) -> None:
         """Make every field a float (``coarse_npix`` an int) and refuse invalid layout values and
-        ``positive`` / ``non_negative`` extra fields, with clear messages."""
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "coarse_npix":
-                integer = isinstance(value, float) and value.is_integer()
-                if not (integer or (isinstance(value, int) and not isinstance(value, bool))) or value < 8:
-                    raise ValueError(f"{self.name}: coarse_npix must be an integer >= 8, got {value!r}")
-                self.coarse_npix = int(value)
-            else:
-                setattr(self, f.name, _number(value, f"{self.name} parameter {f.name}"))
-        positive = (
-            "csc_softening_deg", "thick_scale_height_deg", "inner_width_deg", "disk_scale_height_deg",
-            "disk_longitude_scale_deg", "sigma_g_ref_level", "sigma_g_lmin", *positive,
+        ``positive`` / ``non_negative`` / ``ordered`` extra fields, with clear messages."""
+        check_parameters(
+            self,
+            positive=(
+                "csc_softening_deg", "thick_scale_height_deg", "inner_width_deg", "disk_scale_height_deg",
+                "disk_longitude_scale_deg", "sigma_g_ref_level", "sigma_g_lmin", *positive,
+            ),
+            non_negative=(
+                "csc_amplitude", "thick_amplitude", "inner_boost", "disk_amplitude",
+                "disk_anticentre_fraction", "patch_scatter_ln", "sigma_g_ref", "sigma_g_min", "sigma_g_max",
+                *non_negative,
+            ),
+            at_most_one=("disk_anticentre_fraction",),
+            slopes=("slope",),
+            ordered=(("sigma_g_min", "sigma_g_max"), *ordered),
+            not_all_zero=("csc_amplitude", "thick_amplitude", "disk_amplitude"),
         )
-        non_negative = (
-            "csc_amplitude", "thick_amplitude", "inner_boost", "disk_amplitude", "disk_anticentre_fraction",
-            "patch_scatter_ln", "sigma_g_ref", "sigma_g_min", "sigma_g_max", *non_negative,
-        )
-        for key in positive:
-            if not getattr(self, key) > 0:
-                raise ValueError(f"{self.name} parameter {key} must be > 0, got {getattr(self, key)}")
-        for key in non_negative:
-            if not getattr(self, key) >= 0:
-                raise ValueError(f"{self.name} parameter {key} must be >= 0, got {getattr(self, key)}")
-        if self.csc_amplitude + self.thick_amplitude + self.disk_amplitude <= 0:
-            raise ValueError(f"{self.name}: csc_amplitude, thick_amplitude and disk_amplitude are all zero")
-        if not self.disk_anticentre_fraction <= 1:
-            raise ValueError(f"{self.name}: disk_anticentre_fraction must be <= 1, got "
-                             f"{self.disk_anticentre_fraction}")
-        if not self.sigma_g_min <= self.sigma_g_max:
-            raise ValueError(f"{self.name}: need sigma_g_min <= sigma_g_max, got {self.sigma_g_min} > "
-                             f"{self.sigma_g_max}")
-        if not self.slope < -2:
-            raise ValueError(f"{self.name}: slope must be < -2 (C_ℓ ∝ ℓ^slope with a finite variance at "
-                             f"large ℓ), got {self.slope}")
 
     # ------------------------------------------------------------------ model pieces
 
@@ -142,8 +151,23 @@ class GalacticComponent(Component):
 
     def sigma_g(self, brightness: torch.Tensor) -> torch.Tensor:
         """Lognormal width σ_g of the small-scale field for a local mean brightness."""
-        ratio = (brightness / self.sigma_g_ref_level).clamp_min(1e-30)
-        return (self.sigma_g_ref * ratio**self.sigma_g_index).clamp(self.sigma_g_min, self.sigma_g_max)
+        return lognormal_width(brightness, self.sigma_g_ref, self.sigma_g_ref_level, self.sigma_g_index,
+                               self.sigma_g_min, self.sigma_g_max)
+
+    def patch_parameter(self, ctx: SkyContext, parameter: str, sigma: float, z: torch.Tensor, low: float,
+                        high: float) -> torch.Tensor:
+        """The spectral ``parameter`` of every patch (``(batch,)`` float64): the configured or drawn value
+        plus its patch scatter ``sigma z``, clipped to [``low``, ``high``]."""
+        return (self.per_patch(ctx, parameter) + sigma * z).clamp(low, high)
+
+    @staticmethod
+    def band_centres(ctx: SkyContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every band's centre frequency (GHz) and its K_CMB per K_RJ (:func:`rj_to_kcmb`), float64
+        ``(n_bands,)`` on the context's device."""
+        bands = ctx.instrument.bands
+        nu = torch.tensor([b.frequency_ghz for b in bands], dtype=torch.float64, device=ctx.device)
+        conv = torch.tensor([rj_to_kcmb(b) for b in bands], dtype=torch.float64, device=ctx.device)
+        return nu, conv
 
     def band_maps(self, ctx: SkyContext, brightness: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """µK_CMB in every band, ``(batch, n_bands, n, n)`` float32, from the brightness maps
@@ -155,49 +179,20 @@ class GalacticComponent(Component):
 
     def setup(self, instrument: Instrument, geometry: PatchGeometry, device: torch.device) -> None:
         device = torch.device(device)
-        n = geometry.npix
         self._key = (geometry, device)
-        # u: C_ℓ = 2π(-α-2) ℓ_lo^-(α+2) ℓ^α has unit variance over ℓ >= ℓ_lo (continuous
-        # normalisation, independent of the grid); _u_var is u's pixel variance on this grid.
-        ell = geometry.ell(device)
-        alpha = self.slope
-        log_c0 = (math.log(2.0 * math.pi) + math.log(-alpha - 2.0)
-                  - (alpha + 2.0) * math.log(self.sigma_g_lmin) - math.log(geometry.pixel_area_sr))
-        amp = torch.exp(0.5 * (alpha * torch.log(ell.clamp_min(1e-30)) + log_c0))
-        amp[0, 0] = 0.0  # u has zero mean
-        weights = torch.full(ell.shape, 2.0, dtype=torch.float64, device=device)
-        weights[:, 0] = 1.0
-        if n % 2 == 0:
-            weights[:, -1] = 1.0
-        self._u_var = float((amp.square() * weights).sum() / (n * n))
-        self._u_amp = amp.to(torch.float32)
-        nc = self.coarse_npix
-        self._coarse = PatchGeometry(nc, n * geometry.pixel_arcsec / nc)
-        # Bilinear interpolation, coarse pixel centres -> fine pixel centres (both grids cover the
-        # same square), clamped at the border like F.interpolate(align_corners=False).
-        src = ((torch.arange(n, dtype=torch.float64) + 0.5) * nc / n - 0.5).clamp(0, nc - 1)
-        i0 = src.floor().long().clamp(max=nc - 2)
-        frac = src - i0
-        interp = torch.zeros(n, nc, dtype=torch.float64)
-        rows = torch.arange(n)
-        interp[rows, i0] = 1.0 - frac
-        interp[rows, i0 + 1] = frac
-        self._interp = interp.to(device=device, dtype=torch.float32)
-
-    def _upsample(self, coarse: torch.Tensor) -> torch.Tensor:
-        """Bilinear upsampling of ``(B, C, nc, nc)`` to the generation grid (two matrix products)."""
-        w = self._interp
-        return torch.matmul(w, torch.matmul(coarse.to(torch.float32), w.T))
+        # u: unit variance over ℓ >= sigma_g_lmin; _u_var is its pixel variance on this grid.
+        self._u_amp, self._u_var = unit_variance_field(geometry, self.slope, self.sigma_g_lmin, device)
+        self._grid = CoarseGrid(geometry, self.coarse_npix, device)
 
     def brightness(self, ctx: SkyContext, z: torch.Tensor) -> torch.Tensor:
         """Brightness maps with patch scatter and small-scale field, ``(batch, 1, n, n)`` float32;
         ``z`` ``(batch,)`` are the standard normals of the patch scatter."""
         device = ctx.device
-        lon, lat = pixel_coordinates(ctx.lon_deg.to(device), ctx.lat_deg.to(device), self._coarse)
+        lon, lat = pixel_coordinates(ctx.lon_deg.to(device), ctx.lat_deg.to(device), self._grid.geometry)
         s = self.patch_scatter_ln
         mean = self.mean_brightness(lon, lat) * torch.exp(s * z - 0.5 * s * s)[:, None, None]
         coarse = torch.stack([torch.log(mean.clamp_min(1e-300)), self.sigma_g(mean)], dim=1)
-        fine = self._upsample(coarse)
+        fine = self._grid.upsample(coarse)
         log_mean, sig = fine[:, :1], fine[:, 1:]
         white = fields.white_fourier(ctx.random, self.name, ctx.geometry)
         u = fields.to_real(white.mul_(self._u_amp), ctx.geometry)

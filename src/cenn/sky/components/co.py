@@ -33,7 +33,6 @@ a patch has a high-latitude cloud).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -42,11 +41,18 @@ from typing import Any
 import torch
 
 from cenn.sky import fields, units
+from cenn.sky.components._lognormal import (
+    CoarseGrid,
+    check_parameters,
+    finite_number,
+    load_parameters,
+    unit_variance_field,
+    wrap_lon,
+)
 from cenn.sky.components.base import Component, SkyContext, register
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import Band, Instrument
 from cenn.sky.projection import pixel_coordinates
-from cenn.sky.shipped import shipped_toml
 
 LINES_GHZ: dict[str, float] = {"1-0": 115.2712018, "2-1": 230.5380000, "3-2": 345.7959899}
 """Rest frequencies (GHz) of the 12CO rotational lines (CDMS / JPL catalogues)."""
@@ -56,20 +62,10 @@ KM_S = 1e3  # m/s
 
 def load_defaults() -> dict[str, Any]:
     """The ``[parameters]`` table of the shipped ``co.toml``."""
-    return shipped_toml("co.toml")["parameters"]
+    return load_parameters("co")
 
 
 _D = load_defaults()
-
-
-def _default(key: str):
-    """Default of a scalar parameter, from ``co.toml``."""
-    return _D[key]
-
-
-def _wrap_lon(lon_deg: torch.Tensor) -> torch.Tensor:
-    """Longitude in (-180, 180]."""
-    return 180.0 - torch.remainder(180.0 - lon_deg, 360.0)
 
 
 def top_hat_conversion_uk(
@@ -91,10 +87,6 @@ def top_hat_conversion_uk(
     return integrated / (width_hz * mjysr_per_kcmb * units.MJY_SR) * 1e6
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 @register
 @dataclass
 class CO(Component):
@@ -106,77 +98,57 @@ class CO(Component):
 
     name = "co"
     randomisable = ("ratio_21", "ratio_32", "disk_latitude_scale_deg", "sigma_g", "cloud_probability")
-    disk_amplitude_kkms: float = _default("disk_amplitude_kkms")
-    disk_latitude_scale_deg: float = _default("disk_latitude_scale_deg")
-    disk_outer_latitude_scale_deg: float = _default("disk_outer_latitude_scale_deg")
-    disk_inner_longitude_deg: float = _default("disk_inner_longitude_deg")
-    disk_longitude_edge_deg: float = _default("disk_longitude_edge_deg")
-    disk_anticentre_fraction: float = _default("disk_anticentre_fraction")
-    local_amplitude_kkms: float = _default("local_amplitude_kkms")
-    local_latitude_scale_deg: float = _default("local_latitude_scale_deg")
-    patch_scatter_ln: float = _default("patch_scatter_ln")
-    coarse_npix: int = _default("coarse_npix")
-    sigma_g: float = _default("sigma_g")
-    sigma_g_lmin: float = _default("sigma_g_lmin")
-    slope: float = _default("slope")
-    ratio_21: float = _default("ratio_21")
-    ratio_32: float = _default("ratio_32")
-    ratio_21_scatter_ln: float = _default("ratio_21_scatter_ln")
-    ratio_32_scatter_ln: float = _default("ratio_32_scatter_ln")
-    cloud_probability: float = _default("cloud_probability")
-    cloud_cover_fraction: float = _default("cloud_cover_fraction")
-    cloud_mean_kkms: float = _default("cloud_mean_kkms")
-    cloud_scatter_ln: float = _default("cloud_scatter_ln")
-    saturation_kkms: float = _default("saturation_kkms")
-    fractional_bandwidth: float = _default("fractional_bandwidth")
+    disk_amplitude_kkms: float = _D["disk_amplitude_kkms"]
+    disk_latitude_scale_deg: float = _D["disk_latitude_scale_deg"]
+    disk_outer_latitude_scale_deg: float = _D["disk_outer_latitude_scale_deg"]
+    disk_inner_longitude_deg: float = _D["disk_inner_longitude_deg"]
+    disk_longitude_edge_deg: float = _D["disk_longitude_edge_deg"]
+    disk_anticentre_fraction: float = _D["disk_anticentre_fraction"]
+    local_amplitude_kkms: float = _D["local_amplitude_kkms"]
+    local_latitude_scale_deg: float = _D["local_latitude_scale_deg"]
+    patch_scatter_ln: float = _D["patch_scatter_ln"]
+    coarse_npix: int = _D["coarse_npix"]
+    sigma_g: float = _D["sigma_g"]
+    sigma_g_lmin: float = _D["sigma_g_lmin"]
+    slope: float = _D["slope"]
+    ratio_21: float = _D["ratio_21"]
+    ratio_32: float = _D["ratio_32"]
+    ratio_21_scatter_ln: float = _D["ratio_21_scatter_ln"]
+    ratio_32_scatter_ln: float = _D["ratio_32_scatter_ln"]
+    cloud_probability: float = _D["cloud_probability"]
+    cloud_cover_fraction: float = _D["cloud_cover_fraction"]
+    cloud_mean_kkms: float = _D["cloud_mean_kkms"]
+    cloud_scatter_ln: float = _D["cloud_scatter_ln"]
+    saturation_kkms: float = _D["saturation_kkms"]
+    fractional_bandwidth: float = _D["fractional_bandwidth"]
     conversion_uk_per_kkms: dict[str, float] = field(
         default_factory=lambda: dict(_D["conversion_uk_per_kkms"])
     )
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "conversion_uk_per_kkms":
-                self._check_table(value)
-                continue
-            if not _number(value) or not math.isfinite(value):
-                raise ValueError(f"co parameter {f.name} must be a finite number, got {value!r}")
-            if f.name == "coarse_npix":
-                if value != int(value) or value < 8:
-                    raise ValueError(f"co parameter coarse_npix must be an integer >= 8, got {value!r}")
-                self.coarse_npix = int(value)
-            else:
-                setattr(self, f.name, float(value))
-        positive = (
-            "disk_latitude_scale_deg", "disk_outer_latitude_scale_deg", "disk_longitude_edge_deg",
-            "local_latitude_scale_deg", "sigma_g_lmin", "fractional_bandwidth", "saturation_kkms",
+        self._check_table(self.conversion_uk_per_kkms)
+        check_parameters(
+            self,
+            tables=("conversion_uk_per_kkms",),
+            positive=(
+                "disk_latitude_scale_deg", "disk_outer_latitude_scale_deg", "disk_longitude_edge_deg",
+                "local_latitude_scale_deg", "sigma_g_lmin", "fractional_bandwidth", "saturation_kkms",
+            ),
+            non_negative=(
+                "disk_amplitude_kkms", "disk_inner_longitude_deg", "disk_anticentre_fraction",
+                "local_amplitude_kkms", "patch_scatter_ln", "sigma_g", "ratio_21", "ratio_32",
+                "ratio_21_scatter_ln", "ratio_32_scatter_ln", "cloud_probability", "cloud_mean_kkms",
+                "cloud_scatter_ln",
+            ),
+            at_most_one=("disk_anticentre_fraction", "cloud_probability"),
+            slopes=("slope",),
         )
-        non_negative = (
-            "disk_amplitude_kkms", "disk_inner_longitude_deg", "disk_anticentre_fraction",
-            "local_amplitude_kkms", "patch_scatter_ln", "sigma_g", "ratio_21", "ratio_32",
-            "ratio_21_scatter_ln", "ratio_32_scatter_ln", "cloud_probability", "cloud_mean_kkms",
-            "cloud_scatter_ln",
-        )
-        for key in positive:
-            if not getattr(self, key) > 0:
-                raise ValueError(f"co parameter {key} must be > 0, got {getattr(self, key)}")
-        for key in non_negative:
-            if not getattr(self, key) >= 0:
-                raise ValueError(f"co parameter {key} must be >= 0, got {getattr(self, key)}")
-        if not self.disk_anticentre_fraction <= 1:
-            raise ValueError(f"co parameter disk_anticentre_fraction must be <= 1, got "
-                             f"{self.disk_anticentre_fraction}")
-        if not self.cloud_probability <= 1:
-            raise ValueError(f"co parameter cloud_probability must be <= 1, got {self.cloud_probability}")
         if not 0 < self.cloud_cover_fraction < 1:
             raise ValueError(f"co parameter cloud_cover_fraction must lie in (0, 1), got "
                              f"{self.cloud_cover_fraction}")
         if not self.fractional_bandwidth < 2:
             raise ValueError(f"co parameter fractional_bandwidth must be < 2 (the band's low edge "
                              f"above 0 GHz), got {self.fractional_bandwidth}")
-        if not self.slope < -2:
-            raise ValueError(f"co parameter slope must be < -2 (C_ℓ ∝ ℓ^slope with finite large-ℓ "
-                             f"variance), got {self.slope}")
 
     def _check_table(self, value: Any) -> None:
         """Validate and normalise ``conversion_uk_per_kkms`` (``"<band>:<line>"`` -> µK per K km/s)."""
@@ -190,10 +162,10 @@ class CO(Component):
                     f"co conversion_uk_per_kkms key {key!r} must be '<band name>:<line>' with a line "
                     f"among {sorted(LINES_GHZ)}"
                 )
-            if not _number(factor) or not (math.isfinite(factor) and factor >= 0):
-                raise ValueError(f"co conversion_uk_per_kkms[{key!r}] must be a finite number >= 0 "
-                                 f"(µK_CMB per K_RJ km/s), got {factor!r}")
-            table[str(key)] = float(factor)
+            factor = finite_number(factor, f"co conversion_uk_per_kkms[{key!r}] (µK_CMB per K_RJ km/s)")
+            if not factor >= 0:
+                raise ValueError(f"co conversion_uk_per_kkms[{key!r}] must be >= 0, got {factor!r}")
+            table[str(key)] = factor
         self.conversion_uk_per_kkms = table
 
     # ------------------------------------------------------------------ model pieces
@@ -222,7 +194,7 @@ class CO(Component):
     ) -> torch.Tensor:
         """W̄(l, b): mean CO(1-0) intensity in K_RJ km/s (no patch scatter), broadcasting; the
         inner-disk latitude scale defaults to ``disk_latitude_scale_deg``."""
-        lon = _wrap_lon(torch.as_tensor(lon_deg, dtype=torch.float64))
+        lon = wrap_lon(torch.as_tensor(lon_deg, dtype=torch.float64))
         lat = torch.as_tensor(lat_deg, dtype=torch.float64, device=lon.device).abs()
         h_in = self.disk_latitude_scale_deg if latitude_scale_deg is None else latitude_scale_deg
         inner = torch.sigmoid((self.disk_inner_longitude_deg - lon.abs()) / self.disk_longitude_edge_deg)
@@ -236,45 +208,16 @@ class CO(Component):
 
     def setup(self, instrument: Instrument, geometry: PatchGeometry, device: torch.device) -> None:
         device = torch.device(device)
-        n = geometry.npix
         self._key = (geometry, instrument, device)
         self._conversion = self.conversion_table(instrument).to(device)  # (n_bands, 3)
-        # Amplitude of u: C_ℓ = 2π(-α-2) ℓ_lo^-(α+2) ℓ^α has unit variance over ℓ >= ℓ_lo
-        # (continuous normalisation, independent of the grid); _u_var is u's variance on the grid.
-        ell = geometry.ell(device)
-        weights = torch.full(ell.shape, 2.0, dtype=torch.float64, device=device)
-        weights[:, 0] = 1.0
-        if n % 2 == 0:
-            weights[:, -1] = 1.0
-        a = self.slope
-        log_c = (math.log(2.0 * math.pi) + math.log(-a - 2.0) - (a + 2.0) * math.log(self.sigma_g_lmin)
-                 - math.log(geometry.pixel_area_sr))
-        amp = torch.exp(0.5 * (a * torch.log(ell.clamp_min(1e-30)) + log_c))
-        amp[0, 0] = 0.0
-        self._u_amp = amp.to(torch.float32)
-        self._u_var = float((amp.square() * weights).sum() / (n * n))
+        # u: unit variance over ℓ >= sigma_g_lmin; _u_var is its pixel variance on this grid.
+        self._u_amp, self._u_var = unit_variance_field(geometry, self.slope, self.sigma_g_lmin, device)
         # Cloud threshold t and m(t) = E[z - t | z > t] = φ(t)/(1 - Φ(t)) - t for z ~ N(0, 1).
         unit = NormalDist()
         t = unit.inv_cdf(1.0 - self.cloud_cover_fraction)
         self._cloud_t = t
         self._cloud_m = unit.pdf(t) / self.cloud_cover_fraction - t
-        nc = self.coarse_npix
-        self._coarse = PatchGeometry(nc, geometry.npix * geometry.pixel_arcsec / nc)
-        # Bilinear interpolation matrix, coarse pixel centres -> fine pixel centres (both grids
-        # cover the same square), clamped at the border like F.interpolate.
-        src = ((torch.arange(n, dtype=torch.float64) + 0.5) * nc / n - 0.5).clamp(0, nc - 1)
-        i0 = src.floor().long().clamp(max=nc - 2)
-        frac = src - i0
-        interp = torch.zeros(n, nc, dtype=torch.float64)
-        rows = torch.arange(n)
-        interp[rows, i0] = 1.0 - frac
-        interp[rows, i0 + 1] = frac
-        self._interp = interp.to(device=device, dtype=torch.float32)
-
-    def _upsample(self, coarse: torch.Tensor) -> torch.Tensor:
-        """Bilinear upsampling of ``(B, nc, nc)`` to ``(B, 1, n, n)`` on the generation grid."""
-        w = self._interp
-        return torch.matmul(w, torch.matmul(coarse.to(torch.float32), w.T))[:, None]
+        self._grid = CoarseGrid(geometry, self.coarse_npix, device)
 
     def line_ratios(self, ctx: SkyContext, z: torch.Tensor) -> torch.Tensor:
         """Per-patch W(line)/W(1-0) of the lines of :data:`LINES_GHZ`, ``(batch, 3)`` float64, from
@@ -291,12 +234,12 @@ class CO(Component):
             self.setup(ctx.instrument, geometry, device)
         z = ctx.random.normal("co_patch", (4,), dtype=torch.float64)
         # Mean intensity with the patch factor, log K km/s on the coarse grid, upsampled.
-        lon, lat = pixel_coordinates(ctx.lon_deg.to(device), ctx.lat_deg.to(device), self._coarse)
+        lon, lat = pixel_coordinates(ctx.lon_deg.to(device), ctx.lat_deg.to(device), self._grid.geometry)
         h_in = self.per_patch(ctx, "disk_latitude_scale_deg").clamp_min(1e-3)[:, None, None]
         s = self.patch_scatter_ln
         log_mean = torch.log(self.mean_intensity(lon, lat, h_in).clamp_min(1e-300))
         log_mean = log_mean + (s * z[:, 0] - 0.5 * s * s)[:, None, None]
-        fine = self._upsample(log_mean.clamp_min(-80.0))  # (B, 1, n, n); e^-80 ~ 0 in float32
+        fine = self._grid.upsample(log_mean.clamp_min(-80.0))[:, None]  # (B, 1, n, n); e^-80 ~ 0 in float32
         # Clumps: W = W̄ exp(σ_g (u - σ_g v / 2)); u is reused, in place, after the clouds.
         white = fields.white_fourier(ctx.random, "co", geometry)
         white.mul_(self._u_amp)

@@ -27,16 +27,22 @@ Random streams: ``dust`` (small-scale field), ``dust_patch`` (per-patch scalars)
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import torch
 
 from cenn.sky import fields, units
+from cenn.sky.components._lognormal import (
+    CoarseGrid,
+    check_parameters,
+    load_parameters,
+    log_unit_variance_norm,
+    lognormal_width,
+    power_law_amplitude,
+    wrap_lon,
+)
 from cenn.sky.components.base import Component, SkyContext, register
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
@@ -45,32 +51,10 @@ from cenn.sky.projection import pixel_coordinates
 
 def load_defaults() -> dict[str, Any]:
     """The ``[parameters]`` table of the shipped ``dust.toml``."""
-    text = (resources.files("cenn.sky") / "data" / "dust.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)["parameters"]
+    return load_parameters("dust")
 
 
 _D = load_defaults()
-
-
-def _default(key: str):
-    """Default of a scalar parameter, from ``dust.toml``."""
-    return _D[key]
-
-
-def _wrap_lon(lon_deg: torch.Tensor) -> torch.Tensor:
-    """Longitude in (-180, 180]."""
-    return 180.0 - torch.remainder(180.0 - lon_deg, 360.0)
-
-
-def _power_law_amplitude(
-    log_ell: torch.Tensor, slope: torch.Tensor | float, weights: torch.Tensor, n2: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unnormalised amplitude exp(slope/2 · ln ℓ) on an rfft2 grid (zero at ℓ = 0), and the
-    pixel variance Σ_w amp² / N² of the field it makes from :func:`fields.white_fourier`."""
-    amp = torch.exp(0.5 * slope * log_ell)
-    amp[..., 0, 0] = 0.0  # the mean of u is zero
-    var = (amp.square() * weights).sum(dim=(-2, -1)) / n2
-    return amp, var
 
 
 @register
@@ -84,106 +68,83 @@ class Dust(Component):
 
     name = "dust"
     randomisable = ("beta", "temperature_k")
-    reference_ghz: float = _default("reference_ghz")
-    csc_amplitude_mjysr: float = _default("csc_amplitude_mjysr")
-    csc_softening_deg: float = _default("csc_softening_deg")
-    csc_inner_boost: float = _default("csc_inner_boost")
-    csc_inner_width_deg: float = _default("csc_inner_width_deg")
-    disk_amplitude_mjysr: float = _default("disk_amplitude_mjysr")
-    disk_scale_height_deg: float = _default("disk_scale_height_deg")
-    disk_longitude_scale_deg: float = _default("disk_longitude_scale_deg")
-    disk_anticentre_fraction: float = _default("disk_anticentre_fraction")
-    thick_amplitude_mjysr: float = _default("thick_amplitude_mjysr")
-    thick_scale_height_deg: float = _default("thick_scale_height_deg")
-    patch_scatter_ln: float = _default("patch_scatter_ln")
-    coarse_npix: int = _default("coarse_npix")
-    sigma_g_ref: float = _default("sigma_g_ref")
-    sigma_g_ref_mjysr: float = _default("sigma_g_ref_mjysr")
-    sigma_g_index: float = _default("sigma_g_index")
-    sigma_g_min: float = _default("sigma_g_min")
-    sigma_g_max: float = _default("sigma_g_max")
-    sigma_g_lmin: float = _default("sigma_g_lmin")
-    slope_faint: float = _default("slope_faint")
-    slope_bright: float = _default("slope_bright")
-    slope_faint_mjysr: float = _default("slope_faint_mjysr")
-    slope_bright_mjysr: float = _default("slope_bright_mjysr")
-    beta: float = _default("beta")
-    temperature_k: float = _default("temperature_k")
-    beta_patch_sigma: float = _default("beta_patch_sigma")
-    beta_field_sigma: float = _default("beta_field_sigma")
-    temperature_patch_sigma_k: float = _default("temperature_patch_sigma_k")
-    temperature_field_sigma_k: float = _default("temperature_field_sigma_k")
-    beta_temperature_correlation: float = _default("beta_temperature_correlation")
-    sed_field_slope: float = _default("sed_field_slope")
-    beta_min: float = _default("beta_min")
-    beta_max: float = _default("beta_max")
-    temperature_min_k: float = _default("temperature_min_k")
-    temperature_max_k: float = _default("temperature_max_k")
+    reference_ghz: float = _D["reference_ghz"]
+    csc_amplitude_mjysr: float = _D["csc_amplitude_mjysr"]
+    csc_softening_deg: float = _D["csc_softening_deg"]
+    csc_inner_boost: float = _D["csc_inner_boost"]
+    csc_inner_width_deg: float = _D["csc_inner_width_deg"]
+    disk_amplitude_mjysr: float = _D["disk_amplitude_mjysr"]
+    disk_scale_height_deg: float = _D["disk_scale_height_deg"]
+    disk_longitude_scale_deg: float = _D["disk_longitude_scale_deg"]
+    disk_anticentre_fraction: float = _D["disk_anticentre_fraction"]
+    thick_amplitude_mjysr: float = _D["thick_amplitude_mjysr"]
+    thick_scale_height_deg: float = _D["thick_scale_height_deg"]
+    patch_scatter_ln: float = _D["patch_scatter_ln"]
+    coarse_npix: int = _D["coarse_npix"]
+    sigma_g_ref: float = _D["sigma_g_ref"]
+    sigma_g_ref_mjysr: float = _D["sigma_g_ref_mjysr"]
+    sigma_g_index: float = _D["sigma_g_index"]
+    sigma_g_min: float = _D["sigma_g_min"]
+    sigma_g_max: float = _D["sigma_g_max"]
+    sigma_g_lmin: float = _D["sigma_g_lmin"]
+    slope_faint: float = _D["slope_faint"]
+    slope_bright: float = _D["slope_bright"]
+    slope_faint_mjysr: float = _D["slope_faint_mjysr"]
+    slope_bright_mjysr: float = _D["slope_bright_mjysr"]
+    beta: float = _D["beta"]
+    temperature_k: float = _D["temperature_k"]
+    beta_patch_sigma: float = _D["beta_patch_sigma"]
+    beta_field_sigma: float = _D["beta_field_sigma"]
+    temperature_patch_sigma_k: float = _D["temperature_patch_sigma_k"]
+    temperature_field_sigma_k: float = _D["temperature_field_sigma_k"]
+    beta_temperature_correlation: float = _D["beta_temperature_correlation"]
+    sed_field_slope: float = _D["sed_field_slope"]
+    beta_min: float = _D["beta_min"]
+    beta_max: float = _D["beta_max"]
+    temperature_min_k: float = _D["temperature_min_k"]
+    temperature_max_k: float = _D["temperature_max_k"]
     colour_correction: dict[str, float] = field(
         default_factory=lambda: dict(_D["colour_correction"])
     )
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "colour_correction":
-                if not isinstance(value, dict) or not all(
-                    isinstance(v, int | float) and not isinstance(v, bool) and v > 0
-                    for v in value.values()
-                ):
-                    raise ValueError(
-                        f"colour_correction must map band names to positive numbers, got {value!r}"
-                    )
-                self.colour_correction = {str(k): float(v) for k, v in value.items()}
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"dust parameter {f.name} must be a number, got {value!r}")
-            if f.name == "coarse_npix":
-                if value != int(value) or value < 8:
-                    raise ValueError(f"coarse_npix must be an integer >= 8, got {value!r}")
-                self.coarse_npix = int(value)
-            else:
-                setattr(self, f.name, float(value))
-        positive = (
-            "reference_ghz", "csc_softening_deg", "csc_inner_width_deg", "disk_scale_height_deg",
-            "disk_longitude_scale_deg", "thick_scale_height_deg", "sigma_g_ref_mjysr",
-            "sigma_g_lmin", "slope_faint_mjysr", "slope_bright_mjysr", "beta_min",
-            "temperature_min_k",
+        value = self.colour_correction
+        if not isinstance(value, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value.values()
+        ):
+            raise ValueError(f"colour_correction must map band names to positive numbers, got {value!r}")
+        self.colour_correction = {str(k): float(v) for k, v in value.items()}
+        check_parameters(
+            self,
+            tables=("colour_correction",),
+            positive=(
+                "reference_ghz", "csc_softening_deg", "csc_inner_width_deg", "disk_scale_height_deg",
+                "disk_longitude_scale_deg", "thick_scale_height_deg", "sigma_g_ref_mjysr",
+                "sigma_g_lmin", "slope_faint_mjysr", "slope_bright_mjysr", "beta_min",
+                "temperature_min_k",
+            ),
+            non_negative=(
+                "csc_amplitude_mjysr", "csc_inner_boost", "disk_amplitude_mjysr",
+                "disk_anticentre_fraction", "thick_amplitude_mjysr", "patch_scatter_ln", "sigma_g_ref",
+                "sigma_g_min", "sigma_g_max", "beta_patch_sigma", "beta_field_sigma",
+                "temperature_patch_sigma_k", "temperature_field_sigma_k",
+            ),
+            at_most_one=("disk_anticentre_fraction",),
+            slopes=("slope_faint", "slope_bright"),
+            ordered=(("sigma_g_min", "sigma_g_max"), ("beta_min", "beta", "beta_max"),
+                     ("temperature_min_k", "temperature_k", "temperature_max_k")),
+            not_all_zero=("csc_amplitude_mjysr", "disk_amplitude_mjysr", "thick_amplitude_mjysr"),
         )
-        non_negative = (
-            "csc_amplitude_mjysr", "csc_inner_boost", "disk_amplitude_mjysr",
-            "disk_anticentre_fraction", "thick_amplitude_mjysr", "patch_scatter_ln", "sigma_g_ref",
-            "sigma_g_min", "sigma_g_max", "beta_patch_sigma", "beta_field_sigma", "temperature_patch_sigma_k",
-            "temperature_field_sigma_k",
-        )
-        for key in positive:
-            if not getattr(self, key) > 0:
-                raise ValueError(f"dust parameter {key} must be > 0, got {getattr(self, key)}")
-        for key in non_negative:
-            if not getattr(self, key) >= 0:
-                raise ValueError(f"dust parameter {key} must be >= 0, got {getattr(self, key)}")
-        if self.csc_amplitude_mjysr + self.disk_amplitude_mjysr + self.thick_amplitude_mjysr <= 0:
-            raise ValueError("dust: the csc, disk and thick amplitudes are all zero")
-        if not self.disk_anticentre_fraction <= 1:
-            raise ValueError("disk_anticentre_fraction must be <= 1")
-        if not self.sigma_g_min <= self.sigma_g_max:
-            raise ValueError("sigma_g_min must be <= sigma_g_max")
-        if not (self.slope_faint < -2 and self.slope_bright < -2):
-            raise ValueError("dust slopes must be < -2 (C_ℓ ∝ ℓ^slope with finite large-ℓ variance)")
         if not self.slope_faint_mjysr < self.slope_bright_mjysr:
-            raise ValueError("slope_faint_mjysr must be < slope_bright_mjysr")
+            raise ValueError("dust: slope_faint_mjysr must be < slope_bright_mjysr")
         if not -1 <= self.beta_temperature_correlation <= 1:
-            raise ValueError("beta_temperature_correlation must lie in [-1, 1]")
-        if not (self.beta_min <= self.beta <= self.beta_max):
-            raise ValueError("need beta_min <= beta <= beta_max")
-        if not (self.temperature_min_k <= self.temperature_k <= self.temperature_max_k):
-            raise ValueError("need temperature_min_k <= temperature_k <= temperature_max_k")
+            raise ValueError("dust: beta_temperature_correlation must lie in [-1, 1]")
 
     # ------------------------------------------------------------------ model pieces
 
     def mean_brightness(self, lon_deg: torch.Tensor, lat_deg: torch.Tensor) -> torch.Tensor:
         """Ī(l, b): mean 353 GHz brightness in MJy sr⁻¹ (no patch scatter), broadcasting."""
-        lon = _wrap_lon(torch.as_tensor(lon_deg, dtype=torch.float64))
+        lon = wrap_lon(torch.as_tensor(lon_deg, dtype=torch.float64))
         lat = torch.as_tensor(lat_deg, dtype=torch.float64, device=lon.device)
         sin_b = torch.sin(torch.deg2rad(lat))
         sin_s = math.sin(math.radians(self.csc_softening_deg))
@@ -201,8 +162,8 @@ class Dust(Component):
 
     def sigma_g(self, brightness: torch.Tensor) -> torch.Tensor:
         """Lognormal width σ_g for a local mean brightness (MJy sr⁻¹ at 353 GHz)."""
-        ratio = (brightness / self.sigma_g_ref_mjysr).clamp_min(1e-30)
-        return (self.sigma_g_ref * ratio**self.sigma_g_index).clamp(self.sigma_g_min, self.sigma_g_max)
+        return lognormal_width(brightness, self.sigma_g_ref, self.sigma_g_ref_mjysr, self.sigma_g_index,
+                               self.sigma_g_min, self.sigma_g_max)
 
     def slope(self, brightness: torch.Tensor) -> torch.Tensor:
         """Log-slope α of C_ℓ of the small-scale field for a patch's mean brightness."""
@@ -229,72 +190,38 @@ class Dust(Component):
 
     def setup(self, instrument: Instrument, geometry: PatchGeometry, device: torch.device) -> None:
         device = torch.device(device)
-        n = geometry.npix
         self._key = (geometry, instrument, device)
-        ell = geometry.ell(device)
-        weights = torch.full(ell.shape, 2.0, dtype=torch.float64, device=device)
-        weights[:, 0] = 1.0
-        if n % 2 == 0:
-            weights[:, -1] = 1.0
         # Amplitudes of the small-scale field u for a table of slopes between slope_faint and
-        # slope_bright (steps <= 0.01; each patch takes the nearest): C_ℓ = 2π(-α-2)
-        # ℓ_lo^-(α+2) ℓ^α has unit variance over ℓ >= ℓ_lo (continuous normalisation, so
-        # independent of the grid); _u_var is u's pixel variance on this grid.
+        # slope_bright (steps <= 0.01; each patch takes the nearest), each of unit variance over
+        # ℓ >= sigma_g_lmin; _u_var is u's pixel variance on this grid. (The normalisation
+        # multiplies the unit amplitude here, where the other components put it in the exponent.)
         span = self.slope_bright - self.slope_faint
         k = 1 if span == 0 else min(128, math.ceil(abs(span) / 0.01) + 1)
         slopes = torch.linspace(self.slope_faint, self.slope_bright, k, dtype=torch.float64)
         slopes = slopes.to(device)[:, None, None]
-        amp, var = _power_law_amplitude(torch.log(ell.clamp_min(1e-30)), slopes, weights, n * n)
-        log_c0 = (
-            math.log(2.0 * math.pi) + torch.log(-slopes - 2.0)
-            - (slopes + 2.0) * math.log(self.sigma_g_lmin) - math.log(geometry.pixel_area_sr)
-        )
-        c0 = torch.exp(log_c0)
+        amp, var = power_law_amplitude(geometry, slopes, device)
+        c0 = torch.exp(log_unit_variance_norm(slopes, self.sigma_g_lmin, geometry.pixel_area_sr))
         self._u_amp = (amp * torch.sqrt(c0)).to(torch.float32)  # (k, n, n // 2 + 1)
         self._u_var = (var * c0[:, 0, 0]).to(torch.float32)  # (k,)
         self._n_slopes = k
-        nc = self.coarse_npix
-        self._coarse = PatchGeometry(nc, geometry.npix * geometry.pixel_arcsec / nc)
-        cell = self._coarse.ell(device)
-        cw = torch.full(cell.shape, 2.0, dtype=torch.float64, device=device)
-        cw[:, 0] = 1.0
-        if nc % 2 == 0:
-            cw[:, -1] = 1.0
-        amp, var = _power_law_amplitude(
-            torch.log(cell.clamp_min(1e-30)), self.sed_field_slope, cw, nc * nc
-        )
+        self._grid = CoarseGrid(geometry, self.coarse_npix, device)
+        amp, var = power_law_amplitude(self._grid.geometry, self.sed_field_slope, device)
         self._sed_amp = (amp / torch.sqrt(var)).to(torch.float32)  # unit-variance β/T fields
-        # Bilinear interpolation matrix, coarse pixel centres -> fine pixel centres (both grids
-        # cover the same square), clamped at the border like F.interpolate.
-        src = ((torch.arange(n, dtype=torch.float64) + 0.5) * nc / n - 0.5).clamp(0, nc - 1)
-        i0 = src.floor().long().clamp(max=nc - 2)
-        frac = src - i0
-        interp = torch.zeros(n, nc, dtype=torch.float64)
-        rows = torch.arange(n)
-        interp[rows, i0] = 1.0 - frac
-        interp[rows, i0 + 1] = frac
-        self._interp = interp.to(device=device, dtype=torch.float32)
         self._log_uk = math.log(1e6)
-
-    def _upsample(self, coarse: torch.Tensor) -> torch.Tensor:
-        """Bilinear upsampling (as ``F.interpolate(align_corners=False)``) of ``(B, C, nc, nc)``
-        to the generation grid, as two matrix products (several times faster on CPU)."""
-        w = self._interp
-        return torch.matmul(w, torch.matmul(coarse.to(torch.float32), w.T))
 
     def _coarse_fields(self, ctx: SkyContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """On the coarse grid: log of µK_CMB per band of Ī (with patch scatter), σ_g, and the
         patch-mean brightness. Shapes (B, n_bands, nc, nc), (B, 1, nc, nc), (B,)."""
         device = ctx.device
-        lon, lat = pixel_coordinates(ctx.lon_deg.to(device), ctx.lat_deg.to(device), self._coarse)
+        lon, lat = pixel_coordinates(ctx.lon_deg.to(device), ctx.lat_deg.to(device), self._grid.geometry)
         z = ctx.random.normal("dust_patch", (3,), dtype=torch.float64)
         s = self.patch_scatter_ln
         mean = self.mean_brightness(lon, lat) * torch.exp(s * z[:, 0] - 0.5 * s * s)[:, None, None]
         # β and T: per-patch offsets plus smooth in-patch fields, anticorrelated.
         rho = self.beta_temperature_correlation
         rho_c = math.sqrt(max(0.0, 1.0 - rho * rho))
-        white = fields.white_fourier(ctx.random, "dust_sed", self._coarse, channels=2)
-        u = fields.to_real(white * self._sed_amp, self._coarse).to(torch.float64)
+        white = fields.white_fourier(ctx.random, "dust_sed", self._grid.geometry, channels=2)
+        u = fields.to_real(white * self._sed_amp, self._grid.geometry).to(torch.float64)
         beta0 = self.per_patch(ctx, "beta")[:, None, None]
         beta = beta0 + self.beta_patch_sigma * z[:, 1, None, None] + self.beta_field_sigma * u[:, 0]
         t_patch = rho * z[:, 1] + rho_c * z[:, 2]
@@ -318,8 +245,8 @@ class Dust(Component):
             self.setup(ctx.instrument, geometry, ctx.device)
         log_uk, sig, patch_mean = self._coarse_fields(ctx)
         # Smooth fields upsampled bilinearly: log µK_CMB of Ī per band, and σ_g.
-        fine = self._upsample(log_uk)
-        sig_f = self._upsample(sig)
+        fine = self._grid.upsample(log_uk)
+        sig_f = self._grid.upsample(sig)
         # Small-scale field u, C_ℓ ∝ ℓ^α with α from the patch's mean brightness.
         if self._n_slopes == 1:
             idx = torch.zeros(len(patch_mean), dtype=torch.long, device=ctx.device)

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
-from cenn.sky.components._galactic_field import GalacticComponent, load_parameters, rj_to_kcmb
+from cenn.sky.components._galactic_field import GalacticComponent
+from cenn.sky.components._lognormal import load_parameters
 from cenn.sky.components.base import SkyContext, register
 
 _D = load_parameters("free_free")
@@ -61,56 +62,32 @@ class FreeFree(GalacticComponent):
     """Galactic free-free emission (defaults and sources: ``cenn/sky/data/free_free.toml``).
 
     Emission measures in pc cm⁻⁶ (``*_amplitude``, ``sigma_g_ref_level``), angles in degrees,
-    temperatures in K. See the module docstring for the equations.
+    temperatures in K. The brightness-law and small-scale fields are those of
+    :class:`~cenn.sky.components._galactic_field.GalacticComponent`. See the module docstring for the
+    equations.
     """
 
     name = "free_free"
     randomisable = ("electron_temperature_k",)
-    csc_amplitude: float = _D["csc_amplitude"]
-    csc_softening_deg: float = _D["csc_softening_deg"]
-    thick_amplitude: float = _D["thick_amplitude"]
-    thick_scale_height_deg: float = _D["thick_scale_height_deg"]
-    inner_boost: float = _D["inner_boost"]
-    inner_width_deg: float = _D["inner_width_deg"]
-    disk_amplitude: float = _D["disk_amplitude"]
-    disk_scale_height_deg: float = _D["disk_scale_height_deg"]
-    disk_longitude_scale_deg: float = _D["disk_longitude_scale_deg"]
-    disk_anticentre_fraction: float = _D["disk_anticentre_fraction"]
-    patch_scatter_ln: float = _D["patch_scatter_ln"]
-    coarse_npix: int = _D["coarse_npix"]
-    sigma_g_ref: float = _D["sigma_g_ref"]
-    sigma_g_ref_level: float = _D["sigma_g_ref_level"]
-    sigma_g_index: float = _D["sigma_g_index"]
-    sigma_g_min: float = _D["sigma_g_min"]
-    sigma_g_max: float = _D["sigma_g_max"]
-    sigma_g_lmin: float = _D["sigma_g_lmin"]
-    slope: float = _D["slope"]
     electron_temperature_k: float = _D["electron_temperature_k"]
     electron_temperature_patch_sigma_k: float = _D["electron_temperature_patch_sigma_k"]
     electron_temperature_min_k: float = _D["electron_temperature_min_k"]
     electron_temperature_max_k: float = _D["electron_temperature_max_k"]
 
     def __post_init__(self) -> None:
-        self._check_parameters(positive=("electron_temperature_min_k",),
-                               non_negative=("electron_temperature_patch_sigma_k",))
-        t_min, t_max = self.electron_temperature_min_k, self.electron_temperature_max_k
-        if not t_min <= self.electron_temperature_k <= t_max:
-            raise ValueError(
-                "free_free: need electron_temperature_min_k <= electron_temperature_k <= "
-                f"electron_temperature_max_k, got {self.electron_temperature_min_k}, "
-                f"{self.electron_temperature_k}, {self.electron_temperature_max_k}")
+        self._check_parameters(
+            positive=("electron_temperature_min_k",), non_negative=("electron_temperature_patch_sigma_k",),
+            ordered=(("electron_temperature_min_k", "electron_temperature_k", "electron_temperature_max_k"),))
 
     def electron_temperature(self, ctx: SkyContext, z: torch.Tensor) -> torch.Tensor:
         """T_e of every patch (K, ``(batch,)`` float64): the configured or drawn value plus the patch
         scatter, clipped to [min, max]."""
-        t_e = self.per_patch(ctx, "electron_temperature_k") + self.electron_temperature_patch_sigma_k * z
-        return t_e.clamp(self.electron_temperature_min_k, self.electron_temperature_max_k)
+        return self.patch_parameter(ctx, "electron_temperature_k", self.electron_temperature_patch_sigma_k, z,
+                                    self.electron_temperature_min_k, self.electron_temperature_max_k)
 
     def band_maps(self, ctx: SkyContext, brightness: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        bands = ctx.instrument.bands
         t_e = self.electron_temperature(ctx, z)[:, None]  # (B, 1)
-        nu = torch.tensor([b.frequency_ghz for b in bands], dtype=torch.float64, device=ctx.device)
-        conv = torch.tensor([rj_to_kcmb(b) for b in bands], dtype=torch.float64, device=ctx.device)
+        nu, conv = self.band_centres(ctx)
         k = optical_depth_per_em(nu, t_e).to(torch.float32)[:, :, None, None]  # τ / EM, (B, n_bands)
         amp = (1e6 * t_e * conv).to(torch.float32)[:, :, None, None]  # µK_CMB for τ -> ∞
         if float(k.max()) * float(brightness.max()) < 1e-3:
