@@ -48,3 +48,25 @@ def tiny_weights():
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_sigma_weights():
+    """``tiny_sigma_weights(path, npix=64, pixel_arcsec=90.0, sigma_output=True)``: save untrained
+    ``unet-small`` weights (seed 0) that take the noise σ (and state a σ, unless ``sigma_output`` is
+    False), asinh-normalised, with the Planck nominal noise levels on the card, and return the path."""
+    from cenn.model import WeightsCard, build_model, save_weights
+
+    def make(path, npix: int = 64, pixel_arcsec: float = 90.0, sigma_output: bool = True):
+        torch.manual_seed(0)
+        params = {"noise_input": True, "sigma_output": sigma_output}
+        card = WeightsCard(
+            architecture="unet-small", architecture_params=params, in_channels=3,
+            frequencies_ghz=[143.0, 217.0, 353.0], beams_arcmin=[7.22, 4.90, 4.92],
+            target_frequency_ghz=217.0, npix=npix, pixel_arcsec=pixel_arcsec, normalization="asinh",
+            normalization_params={"scale_uk": 100.0}, training={"noise_uk_per_pixel": [22.0, 31.2, 102.4]})
+        save_weights(path, build_model("unet-small", 3, **params), card)
+        return path
+
+    return make
+

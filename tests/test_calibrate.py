@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cenn import simulate
-from cenn.model import WeightsCard, build_model, load_weights, save_weights
+from cenn.model import build_model, load_weights
 from cenn.predict import Predictor
 from cenn.predict.calibrate import ONE_SIGMA, calibrate_weights, fit_sigma_scale, residual_ratios
 from cenn.sky.components import COMPONENTS
@@ -39,28 +39,18 @@ def test_sigma_scale_multiplies_the_stated_sigma_exactly():
         build_model("unet-small", 3, sigma_output=True, sigma_scale=0.0)
 
 
-def test_calibrated_weights_cover_68_percent_of_the_calibration_patches(tmp_path):
+def test_calibrated_weights_cover_68_percent_of_the_calibration_patches(tmp_path, tiny_sigma_weights):
     components = {name: {"enabled": name in ("cmb", "dust")} for name in COMPONENTS}
     config = SimulationConfig(seed=12, geometry=GeometryConfig(npix=64, margin=16), components=components)
     store = simulate(tmp_path / "cal.zarr", 8, config, progress=False).path
-    torch.manual_seed(0)
-    params = {"noise_input": True, "sigma_output": True}
-    card = WeightsCard(architecture="unet-small", architecture_params=params, in_channels=3,
-                       frequencies_ghz=[143.0, 217.0, 353.0], beams_arcmin=[7.22, 4.90, 4.92],
-                       target_frequency_ghz=217.0, npix=64, pixel_arcsec=90.0, normalization="asinh",
-                       normalization_params={"scale_uk": 100.0},
-                       training={"noise_uk_per_pixel": [22.0, 31.2, 102.4]})
-    raw = tmp_path / "raw.safetensors"
-    save_weights(raw, build_model("unet-small", 3, **params), card)
+    raw = tiny_sigma_weights(tmp_path / "raw.safetensors")
     record = calibrate_weights(raw, store, tmp_path / "cal.safetensors")
     _, calibrated = load_weights(tmp_path / "cal.safetensors")
     assert calibrated.architecture_params["sigma_scale"] == pytest.approx(record["scale"])
     assert calibrated.training["sigma_calibration"]["seed"] == 12
     coverage = np.mean(residual_ratios(tmp_path / "cal.safetensors", store) < 1.0)
     assert coverage == pytest.approx(ONE_SIGMA, abs=0.002)
+    plain = tiny_sigma_weights(tmp_path / "plain.safetensors", sigma_output=False)
     with pytest.raises(ValueError, match="no σ output"):
-        plain = tmp_path / "plain.safetensors"
-        card.architecture_params = {}
-        save_weights(plain, build_model("unet-small", 3), card)
         residual_ratios(plain, store)
     assert Predictor(tmp_path / "cal.safetensors").gives_sigma

@@ -412,20 +412,9 @@ def test_maps_varying_more_than_any_sky_are_refused(predictor, maps):
 
 
 @pytest.fixture(scope="module")
-def sigma_weights(tmp_path_factory):
+def sigma_weights(tiny_sigma_weights, tmp_path_factory):
     """Untrained noise-aware weights with a σ output (unet-small, 64² patches of 90″)."""
-    from cenn.model import WeightsCard, build_model, save_weights
-
-    torch.manual_seed(0)
-    params = {"noise_input": True, "sigma_output": True}
-    card = WeightsCard(architecture="unet-small", architecture_params=params, in_channels=3,
-                       frequencies_ghz=[143.0, 217.0, 353.0], beams_arcmin=[7.22, 4.90, 4.92],
-                       target_frequency_ghz=217.0, npix=64, pixel_arcsec=90.0, normalization="asinh",
-                       normalization_params={"scale_uk": 100.0},
-                       training={"noise_uk_per_pixel": [22.0, 31.2, 102.4]})
-    path = tmp_path_factory.mktemp("sigma") / "sigma.safetensors"
-    save_weights(path, build_model("unet-small", 3, **params), card)
-    return path
+    return tiny_sigma_weights(tmp_path_factory.mktemp("sigma") / "sigma.safetensors")
 
 
 def test_sigma_output_and_noise_input_are_checked(sigma_weights, predictor, maps):

@@ -13,7 +13,6 @@ from astropy.io import fits
 from cenn.healpix import command
 from cenn.healpix.reproject import predict_full_sky
 from cenn.io.healpix_maps import read_map
-from cenn.model import WeightsCard, build_model, save_weights
 from cenn.separators import InputInfo, NetworkSeparator, Separator
 from cenn.sky.geometry import PatchGeometry
 
@@ -36,15 +35,9 @@ def _planck_file(path, sky_uk, sigma_uk=None):
 
 
 @pytest.fixture(scope="module")
-def noise_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "noise.safetensors"
-    card = WeightsCard(architecture="unet-small", architecture_params={"noise_input": True}, in_channels=3,
-                       frequencies_ghz=[143.0, 217.0, 353.0], beams_arcmin=[7.22, 4.90, 4.92],
-                       target_frequency_ghz=217.0, npix=32, pixel_arcsec=90.0, normalization="asinh",
-                       normalization_params={"scale_uk": 100.0}, training={"noise_uk_per_pixel": NOMINAL})
-    save_weights(path, build_model("unet-small", 3, noise_input=True), card)
-    return path
+def noise_weights(tiny_sigma_weights, tmp_path_factory):
+    """Weights that take the noise σ and state none, for 32² patches of 90″."""
+    return tiny_sigma_weights(tmp_path_factory.mktemp("w") / "noise.safetensors", npix=32, sigma_output=False)
 
 
 def _sky(seed):
@@ -106,19 +99,10 @@ def test_sigma_is_cut_like_the_maps_and_given_to_the_separator():
 
 
 @pytest.fixture(scope="module")
-def sigma_weights(tmp_path_factory):
+def sigma_weights(tiny_sigma_weights, tmp_path_factory):
     """Noise-aware weights with a σ output, for 32² patches of pixels 0.8 × the Nside-32 pixel."""
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("w") / "sigma.safetensors"
-    params = {"noise_input": True, "sigma_output": True}
-    card = WeightsCard(architecture="unet-small", architecture_params=params, in_channels=3,
-                       frequencies_ghz=[143.0, 217.0, 353.0], beams_arcmin=[7.22, 4.90, 4.92],
-                       target_frequency_ghz=217.0, npix=32,
-                       pixel_arcsec=hp.nside2resol(NSIDE, arcmin=True) * 48,
-                       normalization="asinh", normalization_params={"scale_uk": 100.0},
-                       training={"noise_uk_per_pixel": NOMINAL})
-    save_weights(path, build_model("unet-small", 3, **params), card)
-    return path
+    return tiny_sigma_weights(tmp_path_factory.mktemp("w") / "sigma.safetensors", npix=32,
+                              pixel_arcsec=hp.nside2resol(NSIDE, arcmin=True) * 48)
 
 
 def test_full_sky_writes_sigma_beside_the_cmb_and_the_confidence_mask(tmp_path, sigma_weights, capsys):
