@@ -230,9 +230,15 @@ def test_kills_around_creation_resume_identically(tmp_path, reference):
         "building.zarr": exists(".building.zarr.cenn-creating", "building.zarr"),
         "created.zarr": exists("created.zarr"),
     }
-    procs = {name: subprocess.Popen([sys.executable, "-m", "cenn", "simulate", str(tmp_path / name), *TINY],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for name in triggers}
+    # the run killed once its store is in place waits before its first chunk (PAUSED, never released),
+    # so the kill cannot race the end of a run this tiny
+    waiting, never = tmp_path.parent / f"{tmp_path.name}.waiting", tmp_path.parent / f"{tmp_path.name}.go"
+    commands = {name: [sys.executable, "-m", "cenn", "simulate", str(tmp_path / name), *TINY]
+                for name in triggers}
+    commands["created.zarr"] = [sys.executable, "-c", PAUSED, str(waiting), str(never), "simulate",
+                                str(tmp_path / "created.zarr"), *TINY]
+    procs = {name: subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for name, command in commands.items()}
     deadline = time.time() + 120
     try:
         while triggers and time.time() < deadline:
