@@ -17,10 +17,10 @@ after a classical method changed); what it says of the model and its training is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from cenn.evaluate.calibration import calibrated
 from cenn.evaluate.cross_sky import cross_sky_table
 from cenn.evaluate.report import format_table, headline_table, summary_table
 from cenn.evaluate.summary import HEADLINE_ELL_RANGE, headline_figures
-from cenn.model import load_weights
+from cenn.model import load_weights, save_weights
 from cenn.model.weights import WeightsCard
 from cenn.pretrained import CHECKSUMS, DEFAULT, shipped_checksums
 
@@ -92,6 +92,23 @@ def _in_repository(path: str) -> str:
         if top in parts:
             return "/".join(parts[parts.index(top):])
     return Path(path).name
+
+
+def _portable_value(value):
+    """``value`` with every absolute path in it (strings, lists, tables) made repository-relative."""
+    if isinstance(value, dict):
+        return {k: _portable_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable_value(v) for v in value]
+    if isinstance(value, str) and Path(value).is_absolute():
+        return _in_repository(value)
+    return value
+
+
+def portable(card: WeightsCard) -> WeightsCard:
+    """``card`` whose training record names no folder of the machine that trained it (paths from the
+    repository's top folders on, or bare file names)."""
+    return dataclasses.replace(card, training=_portable_value(card.training))
 
 
 def _stage(card: WeightsCard) -> str:
@@ -249,7 +266,8 @@ def main() -> None:
     if weights.stat().st_size > MAX_BYTES:
         sys.exit(f"{weights} is {weights.stat().st_size:,} bytes, over the {MAX_BYTES:,} the package ships")
     card_path.write_text(model_card(args.run, args.report, args.hardware, args.minutes, args.preview))
-    shutil.copyfile(weights, PRETRAINED / DEFAULT)
+    model, card = load_weights(weights)
+    save_weights(PRETRAINED / DEFAULT, model, portable(card))
     digest = hashlib.sha256((PRETRAINED / DEFAULT).read_bytes()).hexdigest()
     (PRETRAINED / CHECKSUMS).write_text(f"{digest}  {DEFAULT}\n")
     print(f"shipped {weights} as {PRETRAINED / DEFAULT} (SHA-256 {digest})")

@@ -50,3 +50,19 @@ def test_training_stages_are_read_back_from_a_card(ship_weights):
     # the shipped card's stages add up to the samples it states
     stages, samples = ship_weights.card_stages((ship_weights.PRETRAINED / "MODEL_CARD.md").read_text())
     assert sum(int(s.split()[1].replace(",", "")) for s in stages) == samples > 0
+
+
+def test_the_shipped_card_names_no_folder_of_the_training_machine(ship_weights):
+    from cenn.model import load_weights
+    from cenn.pretrained import default_weights
+
+    _, card = load_weights(default_weights())
+    made = ship_weights.portable(card.__class__(**{**card.__dict__, "training": {
+        "config": {"model": {"init_weights": "/home/x/repo/src/cenn/pretrained/w.safetensors"},
+                   "data": {"val": "/scratch/val.zarr", "simulation": "src/cenn/configs/a.toml"}},
+        "stages": ["/data/runs/r1/weights.safetensors"], "seed": 3}}))
+    config = made.training["config"]
+    assert config["model"]["init_weights"] == "src/cenn/pretrained/w.safetensors"
+    assert config["data"] == {"val": "val.zarr", "simulation": "src/cenn/configs/a.toml"}
+    assert made.training["stages"] == ["weights.safetensors"] and made.training["seed"] == 3
+    assert "/work/" not in card.to_json() and '"/' not in card.to_json()

@@ -16,6 +16,7 @@ from cenn.model.weights import check_inputs, fmt_list, load_weights
 from cenn.predict.units import check_spread
 from cenn.predict.values import check_finite, check_real, fill_nonfinite_pixels
 from cenn.runtime import checked_device
+from cenn.separation import nominal_sigma
 
 PRECISIONS = ("32", "bf16")
 
@@ -129,8 +130,7 @@ class Predictor:
             levels = self.nominal_noise()
             warnings.warn(f"no noise σ given: the training data's nominal per-pixel levels "
                           f"{fmt_list(levels)} µK_CMB are used everywhere", stacklevel=3)
-            level = torch.tensor(levels, dtype=torch.float32)[None, :, None, None]
-            return level.expand(maps.shape).clone()
+            return nominal_sigma(maps, levels)
         sigma = _as_float32_tensor(noise_sigma)
         sigma = sigma[None] if single else sigma
         if sigma.shape != maps.shape:

@@ -372,12 +372,11 @@ class PatchSimulator:
         for comp in self.components:
             applied = comp.applied_beam_arcmin()
             amplitude = draws.get(comp.name, {}).get("amplitude")
-            factor = 1.0 if amplitude is None else amplitude.to(torch.float32)[:, None, None, None]
             if comp.fourier_native:
-                f = comp.sky_fourier(ctx) * factor
+                f = _times(comp.sky_fourier(ctx), amplitude)
                 _accumulate(fourier_sums, applied, f)
             else:
-                m = comp.sky(ctx) * factor
+                m = _times(comp.sky(ctx), amplitude)
                 _accumulate(real_sums, applied, m)
                 f = torch.fft.rfft2(m) if with_components or comp.name == "cmb" else None
             beams, target_beam = self.beam_windows(applied)
@@ -420,6 +419,13 @@ def fixed_threads(device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _times(maps: torch.Tensor, amplitude: torch.Tensor | None) -> torch.Tensor:
+    """``maps (batch, ...)`` times each patch's randomised ``amplitude (batch,)``, or unchanged."""
+    if amplitude is None:
+        return maps
+    return maps * amplitude.to(torch.float32).reshape(-1, *([1] * (maps.ndim - 1)))
 
 
 def _accumulate(sums: dict[float, torch.Tensor], key: float, value: torch.Tensor) -> None:
