@@ -61,6 +61,30 @@ def test_a_drawn_sed_parameter_is_the_one_the_component_uses():
     assert np.corrcoef(beta, np.log(ratio))[0, 1] > 0.5
 
 
+@pytest.mark.parametrize(("component", "parameter"),
+                         [(c, p) for c in sorted(COMPONENTS) for p in COMPONENTS[c].randomisable])
+def test_every_randomisable_parameter_drawn_at_one_value_equals_that_value_configured(component, parameter):
+    value = getattr(COMPONENTS[component](), parameter)
+    value = value * 1.1 if value else 0.1  # not the default, so a draw that is ignored shows
+    fixed = _only(component)
+    fixed.components[component][parameter] = value
+    drawn = _only(component, randomise={component: {parameter: [value, value]}})
+    assert torch.equal(PatchSimulator(fixed).simulate(range(2)).inputs,
+                       PatchSimulator(drawn).simulate(range(2)).inputs)
+
+
+def test_a_drawn_dust_lognormal_width_sets_the_small_scale_contrast():
+    sims = {ref: PatchSimulator(_only("dust", randomise={"dust": {"sigma_g_ref": [ref, ref]}}))
+            for ref in (0.3, 0.6)}
+    # Patches at |b| ~ 50°, where Ī is faint and σ_g = σ_ref (Ī / I_ref)^γ stays above its floor
+    # only for the larger reference: the log-map's pixel scatter must grow with σ_ref.
+    contrast = {}
+    for ref, sim in sims.items():
+        log_map = torch.log(sim.simulate(range(16)).inputs[:, 2].clamp_min(1e-6))
+        contrast[ref] = float(log_map.std(dim=(1, 2)).median())
+    assert contrast[0.6] > 1.3 * contrast[0.3]
+
+
 @pytest.mark.parametrize(("table", "message"), [
     ({"ghost": {"amplitude": [1, 2]}}, "unknown component"),
     ({"dust": {"slope_faint": [-3, -2]}}, "cannot draw 'slope_faint'"),

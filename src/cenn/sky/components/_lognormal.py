@@ -141,10 +141,11 @@ def unit_variance_field(
 
 
 def lognormal_width(
-    brightness: torch.Tensor, sigma_ref: float, level: float, index: float, sigma_min: float,
+    brightness: torch.Tensor, sigma_ref: float | torch.Tensor, level: float, index: float, sigma_min: float,
     sigma_max: float,
 ) -> torch.Tensor:
-    """σ_g = clip(σ_ref (I / I_ref)^γ, σ_min, σ_max) for a local mean brightness ``I``."""
+    """σ_g = clip(σ_ref (I / I_ref)^γ, σ_min, σ_max) for a local mean brightness ``I`` (``σ_ref``
+    a number or a tensor broadcasting against ``I``)."""
     ratio = (brightness / level).clamp_min(1e-30)
     return (sigma_ref * ratio**index).clamp(sigma_min, sigma_max)
 

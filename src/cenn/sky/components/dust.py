@@ -67,7 +67,8 @@ class Dust(Component):
     """
 
     name = "dust"
-    randomisable = ("beta", "temperature_k")
+    randomisable = ("beta", "temperature_k", "sigma_g_ref", "beta_field_sigma",
+                    "temperature_field_sigma_k")
     reference_ghz: float = _D["reference_ghz"]
     csc_amplitude_mjysr: float = _D["csc_amplitude_mjysr"]
     csc_softening_deg: float = _D["csc_softening_deg"]
@@ -160,9 +161,12 @@ class Dust(Component):
         thick = self.thick_amplitude_mjysr * torch.exp(-lat.abs() / self.thick_scale_height_deg)
         return csc + disk + thick
 
-    def sigma_g(self, brightness: torch.Tensor) -> torch.Tensor:
-        """Lognormal width σ_g for a local mean brightness (MJy sr⁻¹ at 353 GHz)."""
-        return lognormal_width(brightness, self.sigma_g_ref, self.sigma_g_ref_mjysr, self.sigma_g_index,
+    def sigma_g(self, brightness: torch.Tensor, sigma_ref: float | torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Lognormal width σ_g for a local mean brightness (MJy sr⁻¹ at 353 GHz); ``sigma_ref``
+        (default ``sigma_g_ref``) broadcasts against ``brightness``."""
+        ref = self.sigma_g_ref if sigma_ref is None else sigma_ref
+        return lognormal_width(brightness, ref, self.sigma_g_ref_mjysr, self.sigma_g_index,
                                self.sigma_g_min, self.sigma_g_max)
 
     def slope(self, brightness: torch.Tensor) -> torch.Tensor:
@@ -223,19 +227,21 @@ class Dust(Component):
         white = fields.white_fourier(ctx.random, "dust_sed", self._grid.geometry, channels=2)
         u = fields.to_real(white * self._sed_amp, self._grid.geometry).to(torch.float64)
         beta0 = self.per_patch(ctx, "beta")[:, None, None]
-        beta = beta0 + self.beta_patch_sigma * z[:, 1, None, None] + self.beta_field_sigma * u[:, 0]
+        beta_field = self.per_patch(ctx, "beta_field_sigma")[:, None, None]
+        temp_field = self.per_patch(ctx, "temperature_field_sigma_k")[:, None, None]
+        beta = beta0 + self.beta_patch_sigma * z[:, 1, None, None] + beta_field * u[:, 0]
         t_patch = rho * z[:, 1] + rho_c * z[:, 2]
         t_field = rho * u[:, 0] + rho_c * u[:, 1]
         temp = (
             self.per_patch(ctx, "temperature_k")[:, None, None]
             + self.temperature_patch_sigma_k * t_patch[:, None, None]
-            + self.temperature_field_sigma_k * t_field
+            + temp_field * t_field
         )
         beta = beta.clamp(self.beta_min, self.beta_max)
         temp = temp.clamp(self.temperature_min_k, self.temperature_max_k)
         sed = self.sed_kcmb(ctx.instrument, beta, temp).transpose(0, 1)  # (B, n_bands, nc, nc)
         log_uk = torch.log(mean)[:, None] + torch.log(sed) + self._log_uk
-        sig = self.sigma_g(mean)[:, None]
+        sig = self.sigma_g(mean, self.per_patch(ctx, "sigma_g_ref")[:, None, None])[:, None]
         return log_uk, sig, mean.mean(dim=(-2, -1))
 
     def sky(self, ctx: SkyContext) -> torch.Tensor:
