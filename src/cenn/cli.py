@@ -87,6 +87,8 @@ def simulation_config_from_args(args: argparse.Namespace) -> SimulationConfig:
         else:
             maps = entry.get("maps")
             entry["maps"] = {**(maps if isinstance(maps, dict) else {}), band: path}
+    if args.splits is not None:
+        data["splits"] = args.splits
     if args.sky_split is not None:
         split = data.setdefault("region", {}).setdefault("sky_split", {})
         split["part"] = args.sky_split
@@ -124,6 +126,9 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--validation-fraction", type=float,
                    help="fraction of the sky held out for validation by --sky-split (default 0.2)")
     p.add_argument("--components", action="store_true", help="also store each component's maps")
+    p.add_argument("--splits", type=int, metavar="2",
+                   help="also store two half-mission maps per patch (array splits): the same sky with "
+                        "independent noise of σ √2, averaging to the inputs; only 2 is supported")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--workers", type=int, default=0, help="worker processes, one thread each (0: in this "
                    "process); the store's bytes are the same for any number")

@@ -44,6 +44,7 @@ def dataset_metadata(sim: PatchSimulator) -> dict[str, Any]:
         "config": sim.config.to_dict(),
         "random_region_key": _hex(sim.config.region.random_key()),
         "noise_sigma": True,
+        **({"splits": sim.config.splits} if sim.config.splits else {}),
     }
 
 
@@ -53,7 +54,9 @@ def _hex(key: int | None) -> str | None:
 
 
 def _batch_arrays(sim: PatchSimulator, indices: range, with_components: bool) -> dict[str, np.ndarray]:
-    batch = sim.simulate(indices, with_components=with_components)
+    """Every array a store holds for the patches ``indices`` (the half-mission maps when
+    ``sim.config.splits`` is set)."""
+    batch = sim.simulate(indices, with_components=with_components, with_splits=bool(sim.config.splits))
     arrays = {
         "inputs": batch.inputs.cpu().numpy(),
         "target": batch.target.cpu().numpy(),
@@ -63,6 +66,8 @@ def _batch_arrays(sim: PatchSimulator, indices: range, with_components: bool) ->
     }
     for name, maps in (batch.components or {}).items():
         arrays[f"components/{name}"] = maps.cpu().numpy()
+    if batch.splits is not None:
+        arrays["splits"] = batch.splits.cpu().numpy()
     return arrays
 
 
@@ -172,10 +177,10 @@ def check_store_output(path: Path, overwrite: bool = False, inputs: Inputs = ())
                          "refusing to overwrite it: choose another path, or remove it yourself")
 
 
-def store_bytes(n_patches: int, n_bands: int, npix: int, n_components: int) -> int:
-    """Bytes of a store of ``n_patches`` uncompressed: inputs, noise σ and ``n_components`` component
-    maps (n_bands each), the target, and the coordinates."""
-    return n_patches * (4 * npix * npix * (n_bands * (2 + n_components) + 1) + 16)
+def store_bytes(n_patches: int, n_bands: int, npix: int, n_components: int, n_splits: int = 0) -> int:
+    """Bytes of a store of ``n_patches`` uncompressed: inputs, noise σ, ``n_components`` component
+    maps and ``n_splits`` half-mission maps (n_bands each), the target, and the coordinates."""
+    return n_patches * (4 * npix * npix * (n_bands * (2 + n_components + n_splits) + 1) + 16)
 
 
 def _size(n_bytes: float) -> str:
@@ -193,7 +198,8 @@ def check_disk_space(path: Path, n_patches: int, config: SimulationConfig, with_
 
     n_bands = load_instrument(config.instrument.name).n_bands
     enabled = sum(p["enabled"] for p in config.resolved_components().values())
-    need = store_bytes(n_patches, n_bands, config.geometry.npix, enabled + 1 if with_components else 0)
+    need = store_bytes(n_patches, n_bands, config.geometry.npix, enabled + 1 if with_components else 0,
+                       config.splits)
     folder = next(p for p in (path, *path.parents) if p.exists())
     free = shutil.disk_usage(folder).free
     if path.is_dir():  # replaced (--overwrite)
@@ -329,7 +335,8 @@ def simulate(
     resuming, like every other setting. The path is checked before any work
     (:func:`check_store_output`): never one of ``inputs`` ((role, path), e.g. the configuration file)
     or of the simulation's maps, and ``overwrite`` only ever replaces a store cenn wrote; a new store
-    larger than the free space is refused.
+    larger than the free space is refused. ``config.splits = 2`` also writes the two half-mission
+    maps of every patch (the array ``splits``; the other arrays are the same bytes as without).
 
     Returns:
         The store; ``store.complete`` is True once every chunk of every shard is written.

@@ -9,6 +9,9 @@ Layout::
                         :meth:`DatasetStore.noise_sigma`)
     lon, lat            (N,)               float64, Galactic degrees
     components/<name>   (N, n_bands, H, W) float32, µK_CMB (optional; they sum to inputs)
+    splits              (N, 2, n_bands, H, W) float32, µK_CMB (optional, ``cenn simulate --splits
+                        2``): two half-mission maps, the same sky with independent noise of σ √2,
+                        averaging to inputs (see :meth:`DatasetStore.splits`)
     attrs["cenn"]       frequencies, beams, noise, geometry, units, seed, resolved
                         configuration, package version, chunking, completion flag
 
@@ -270,15 +273,30 @@ class DatasetStore:
 
     @property
     def array_names(self) -> list[str]:
-        """Every array of the store: inputs, target, (noise_sigma), lon, lat and the component maps."""
+        """Every array of the store: inputs, target, (noise_sigma), lon, lat, the component maps and
+        (splits)."""
         sigma = ["noise_sigma"] if self.has_noise_sigma else []
         components = [f"components/{c}" for c in self.meta["components"]]
-        return ["inputs", "target", *sigma, "lon", "lat", *components]
+        splits = ["splits"] if self.has_splits else []
+        return ["inputs", "target", *sigma, "lon", "lat", *components, *splits]
 
     @property
     def has_noise_sigma(self) -> bool:
         """Whether the store holds the per-pixel noise σ (``noise_sigma``)."""
         return bool(self.meta.get("noise_sigma"))
+
+    @property
+    def has_splits(self) -> bool:
+        """Whether the store holds half-mission maps (``splits``; ``cenn simulate --splits 2``)."""
+        return bool(self.meta.get("splits"))
+
+    def splits(self, rows: int | slice = slice(None)) -> np.ndarray:
+        """The two half-mission maps (µK_CMB) of patch ``rows``, ``(2, n_bands, H, W)`` or ``(n, 2,
+        n_bands, H, W)``: the sky of ``inputs`` with independent noise of σ √2 each (σ: :meth:`noise_sigma`)
+        whose mean is the noise of ``inputs``. A store without them raises StoreError."""
+        if not self.has_splits:
+            raise StoreError(f"{self.path} holds no half-mission maps: simulate it with --splits 2")
+        return self.read("splits", rows)
 
     def noise_sigma(self, rows: int | slice = slice(None)) -> np.ndarray:
         """The per-pixel noise σ (µK_CMB) of patch ``rows``, ``(n_bands, H, W)`` or ``(n, n_bands,
@@ -505,15 +523,17 @@ def _build(path: Path, n_patches: int, meta: dict[str, Any], n_bands: int, npix:
     """Write an empty store's arrays, attrs, progress folder and ``files`` into ``path``."""
     compressors = ZstdCodec(level=1) if compression == "zstd" else None
     group = zarr.open_group(path, mode="w")
-    maps = {"inputs": n_bands, "target": 1}
+    maps = {"inputs": (n_bands,), "target": (1,)}
     if meta.get("noise_sigma"):
-        maps["noise_sigma"] = n_bands
+        maps["noise_sigma"] = (n_bands,)
     for name in component_names:
-        maps[f"components/{name}"] = n_bands
+        maps[f"components/{name}"] = (n_bands,)
+    if meta.get("splits"):
+        maps["splits"] = (int(meta["splits"]), n_bands)
     for name, channels in maps.items():
         group.create_array(
-            name, shape=(n_patches, channels, npix, npix),
-            chunks=(chunk_size, channels, npix, npix), dtype="float32",
+            name, shape=(n_patches, *channels, npix, npix),
+            chunks=(chunk_size, *channels, npix, npix), dtype="float32",
             compressors=compressors, fill_value=np.nan,
         )
     for name in ("lon", "lat"):

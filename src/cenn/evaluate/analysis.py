@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from cenn.data.store import DatasetStore, open_finished
 from cenn.evaluate.calibration import CalibrationStats
 from cenn.evaluate.config import EvaluationConfig
+from cenn.evaluate.half_split import HalfSplitStats, separate_halves
 from cenn.evaluate.injection import injected_cmb, injection_simulator
 from cenn.evaluate.metrics import in_range, pixel_metrics
 from cenn.separation import InputInfo, Separator
@@ -111,6 +112,8 @@ class DatasetEvaluation:
         calibration: per method that states a per-pixel σ of its residual
             (:meth:`Separator.separate_with_sigma`), its :class:`CalibrationStats`; other methods
             are absent.
+        half_split: per method, its spectra on the store's two half-mission maps
+            (:class:`HalfSplitStats`); empty when the store has none or ``config.half_split`` is off.
     """
 
     name: str
@@ -132,6 +135,7 @@ class DatasetEvaluation:
     noise: dict[str, dict[float, ResidualStats]]
     examples: dict[str, PatchMaps] = field(default_factory=dict)
     calibration: dict[str, CalibrationStats] = field(default_factory=dict)
+    half_split: dict[str, HalfSplitStats] = field(default_factory=dict)
 
     @property
     def n_patches(self) -> int:
@@ -222,6 +226,8 @@ def evaluate_dataset(
         foreground_source=foreground_source, dust_source=dust_source,
         methods={m: ResidualStats(n, nb, geometry.shape) for m in separators},
         noise={m: {f: ResidualStats(n_noise, nb, geometry.shape) for f in factors} for m in separators},
+        half_split=({m: HalfSplitStats(n, nb) for m in separators}
+                    if config.half_split and store.has_splits else {}),
     )
     injector = (injection_simulator(meta, config.injection_seed, device)
                 if config.injection and separators else None)
@@ -262,6 +268,10 @@ def evaluate_dataset(
             for m, sep in separators.items():
                 change = sep.separate(inputs + injected.inputs, info, sigma)[:, 0] - outputs[m]
                 ev.methods[m].add_response(rows, estimator, f_injected, change)
+        if ev.half_split:
+            halves = separate_halves(separators, reader.read("splits", rows), info, sigma)
+            for m, (first, second) in halves.items():
+                ev.half_split[m].add(rows, estimator, first, second)
         if start < n_noise:
             keep = slice(0, min(rows.stop, n_noise) - start)
             sub = slice(start, start + keep.stop)

@@ -52,6 +52,9 @@ class EvaluationConfig:
         injection_seed: seed of the injected CMB (must differ from every store's seed).
         mask_above_uk: for methods that state a per-pixel σ, the confidence mask of the calibration
             summary keeps the pixels with σ ≤ this (µK_CMB; :mod:`cenn.evaluate.calibration`).
+        half_split: on stores with half-mission maps (``cenn simulate --splits 2``), also run every
+            method on both halves and measure the cross-spectrum of its two outputs
+            (:mod:`cenn.evaluate.half_split`; two more separations per patch).
     """
 
     bin_edges: list[float] = field(default_factory=list)
@@ -71,6 +74,7 @@ class EvaluationConfig:
     injection: bool = True
     injection_seed: int = 104729
     mask_above_uk: float = 50.0
+    half_split: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.taper_fraction <= 0.5:

@@ -140,6 +140,9 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--batch-size", type=int, help="patches read and evaluated at once")
     p.add_argument("--max-patches", type=int, help="use only the first N patches of each store")
     p.add_argument("--noise-factors", type=_noise_factors, help="noise test factors, e.g. 5,10, or none")
+    p.add_argument("--no-half-split", action="store_true",
+                   help="skip the half-split cross-spectra on stores with half-mission maps (cenn simulate "
+                        "--splits 2), which run every method twice more")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -156,6 +159,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     for key in ("batch_size", "max_patches", "noise_factors"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
+    if args.no_half_split:
+        settings["half_split"] = False
     config = EvaluationConfig.from_dict(settings)
     stores, alternative = parse_data(args.data), parse_data(args.alternative)
     inputs = [("--config", args.config), ("--weights", args.weights)]

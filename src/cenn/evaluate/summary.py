@@ -16,6 +16,7 @@ import torch
 from cenn.evaluate.analysis import DatasetEvaluation, ResidualStats
 from cenn.evaluate.calibration import calibration_summary
 from cenn.evaluate.config import EvaluationConfig
+from cenn.evaluate.half_split import half_split_summary
 from cenn.evaluate.metrics import (
     as_line,
     correlation,
@@ -146,7 +147,7 @@ def _contaminated(ev: DatasetEvaluation, method: str, config: EvaluationConfig) 
 
 def method_summary(ev: DatasetEvaluation, method: str, config: EvaluationConfig) -> dict[str, Any]:
     """Every number for one method on one dataset (``calibration``: None for a method that states
-    no σ)."""
+    no σ; ``half_split``: None for a dataset without half-mission maps)."""
     stats = ev.methods[method]
     table = spectra_table(ev, stats)
     mrp = map_stats(stats.mean_residual_patch)
@@ -167,6 +168,8 @@ def method_summary(ev: DatasetEvaluation, method: str, config: EvaluationConfig)
         "contaminated_patch": _contaminated(ev, method, config),
         "calibration": (calibration_summary(ev.calibration[method]) if method in ev.calibration
                         else None),
+        "half_split": (half_split_summary(ev.ell, ev.cmb, ev.half_split[method], HEADLINE_ELL_RANGE)
+                       if method in ev.half_split else None),
     }
 
 

@@ -27,6 +27,9 @@ from cenn.sky.shipped import shipped_toml
 
 _DEFAULTS = shipped_toml("noise.toml")["parameters"]
 NOISE_MODELS = ("scan", "white")
+#: Random streams (:class:`cenn.sky.rng.SampleRandom`) of the full map's noise and of the
+#: half-mission maps' difference term (:meth:`NoiseModel.draw_split`).
+NOISE_STREAM, SPLIT_STREAM = "noise", "noise_split"
 
 #: Obliquity of the ecliptic at J2000 in degrees (IAU 2006: 84381.406″).
 OBLIQUITY_DEG = 84381.406 / 3600.0
@@ -184,9 +187,21 @@ class NoiseModel:
 
     def draw(self, random: SampleRandom, sigma: torch.Tensor) -> torch.Tensor:
         """Noise maps in µK_CMB, ``sigma``'s shape: unit normal draws of the stream ``noise`` times σ."""
-        draws = random.normal("noise", tuple(sigma.shape[1:]))
-        return draws * sigma.to(draws.dtype)
+        return _scaled_normal(random, NOISE_STREAM, sigma)
+
+    def draw_split(self, random: SampleRandom, sigma: torch.Tensor) -> torch.Tensor:
+        """σ·w in µK_CMB, ``sigma``'s shape ``(batch, n_bands, H, W)``, with w unit normal draws of
+        the stream ``noise_split``: with the full map's noise σ·z (:meth:`draw`), the two
+        half-mission maps carry σ(z + w) and σ(z − w), independent Gaussian noise of variance 2σ²
+        each (half the integration time) whose mean is exactly σ·z."""
+        return _scaled_normal(random, SPLIT_STREAM, sigma)
 
     def parameters(self) -> dict:
         """The resolved configuration, for provenance."""
         return asdict(self.config)
+
+
+def _scaled_normal(random: SampleRandom, stream: str, sigma: torch.Tensor) -> torch.Tensor:
+    """Unit normal draws of ``stream`` times ``sigma`` ``(batch, ...)``, µK_CMB, ``sigma``'s shape."""
+    draws = random.normal(stream, tuple(sigma.shape[1:]))
+    return draws * sigma.to(draws.dtype)

@@ -44,6 +44,9 @@ CPU_MAX_BATCH = 32
 #: on this many; parallel simulation goes through worker processes (``cenn simulate --workers``).
 CPU_THREADS = 1
 
+#: Half-mission maps per patch that a store can hold (``SimulationConfig.splits``).
+N_SPLITS = 2
+
 LATITUDE_BANDS: dict[str, tuple[float, float]] = {
     "all": (0.0, 90.0),
     "inner": (0.0, 5.0),
@@ -148,7 +151,10 @@ class SimulationConfig:
     ``components`` maps a component name to its parameters; ``enabled = false`` switches one off.
     Components not listed run with their defaults. ``noise``: how the per-pixel noise σ varies over
     the sky. ``randomise``: ``{component: {parameter: [low, high]}}`` drawn per patch
-    (:mod:`cenn.sky.randomise`); empty for the nominal sky.
+    (:mod:`cenn.sky.randomise`); empty for the nominal sky. ``splits``: 2 to store with every patch
+    two half-mission maps, the same sky with independent noise of σ √2 averaging to the full map's
+    (:meth:`PatchSimulator.simulate` ``with_splits``); 0 (or 1): none. It is left out of
+    :meth:`to_dict` when 0, so stores without splits record the configuration they always did.
     """
 
     seed: int = 0
@@ -158,12 +164,18 @@ class SimulationConfig:
     components: dict[str, dict[str, Any]] = field(default_factory=_default_components)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     randomise: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    splits: int = 0
 
     def __post_init__(self) -> None:
         try:
             check_ranges(self.randomise)
         except ValueError as err:
             raise ConfigError(f"simulation.{err}") from err
+        if isinstance(self.splits, bool) or self.splits not in (0, 1, N_SPLITS):
+            raise ConfigError(f"splits must be {N_SPLITS} (two half-mission maps, each with half "
+                              f"the integration time) or 0 (none), got {self.splits!r}: only "
+                              f"{N_SPLITS} halves are supported")
+        self.splits = 0 if self.splits == 1 else self.splits
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SimulationConfig:
@@ -209,9 +221,11 @@ class SimulationConfig:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """Resolved configuration (all component parameters spelled out)."""
+        """Resolved configuration (all component parameters spelled out; ``splits`` only when set)."""
         data = dataclasses.asdict(self)
         data["components"] = self.resolved_components()
+        if not data["splits"]:
+            del data["splits"]
         return data
 
 
@@ -240,6 +254,9 @@ class PatchBatch:
         components: optional per-component maps ``(batch, n_bands, H, W)`` after the beam,
             including ``"noise"``; they sum to ``inputs``.
         parameters: the randomised parameters' values, ``{"component.parameter": (batch,)}``.
+        splits: optional half-mission maps ``(batch, 2, n_bands, H, W)``: the inputs' sky with two
+            independent noise realisations of σ √2 (``noise_sigma`` · √2) whose mean is the inputs'
+            noise (:meth:`cenn.sky.noise.NoiseModel.draw_split`), so their mean is ``inputs``.
     """
 
     inputs: torch.Tensor
@@ -250,6 +267,7 @@ class PatchBatch:
     indices: list[int]
     components: dict[str, torch.Tensor] | None = None
     parameters: dict[str, torch.Tensor] = field(default_factory=dict)
+    splits: torch.Tensor | None = None
 
     @classmethod
     def concatenate(cls, parts: Sequence[PatchBatch]) -> PatchBatch:
@@ -266,6 +284,7 @@ class PatchBatch:
             indices=[i for p in parts for i in p.indices],
             components=comps,
             parameters={k: torch.cat([p.parameters[k] for p in parts]) for k in parts[0].parameters},
+            splits=None if parts[0].splits is None else torch.cat([p.splits for p in parts]),
         )
 
 
@@ -341,22 +360,26 @@ class PatchSimulator:
         return fields.to_real_cropped(fourier * beams, self.grid, self.margin)
 
     def simulate(
-        self, indices: Sequence[int], with_components: bool = False, beam_components: bool = True
+        self, indices: Sequence[int], with_components: bool = False, beam_components: bool = True,
+        with_splits: bool = False,
     ) -> PatchBatch:
         """Simulate the samples ``indices``.
 
         ``with_components`` also returns each component's maps: after each band's beam (they
         then sum to the inputs), or on the sky before the beam with ``beam_components=False``.
+        ``with_splits`` also returns the two half-mission maps (:attr:`PatchBatch.splits`, from
+        their own random stream: the other maps are the same with or without them); the store
+        writer asks for them when ``config.splits`` is set, nothing else does.
         """
         indices = [int(i) for i in indices]
         step = self.max_batch or len(indices)
         with fixed_threads(self.device):
-            parts = [self._simulate_batch(indices[s:s + step], with_components, beam_components)
+            parts = [self._simulate_batch(indices[s:s + step], with_components, beam_components, with_splits)
                      for s in range(0, len(indices), step)]
         return parts[0] if len(parts) == 1 else PatchBatch.concatenate(parts)
 
     def _simulate_batch(
-        self, indices: list[int], with_components: bool, beam_components: bool
+        self, indices: list[int], with_components: bool, beam_components: bool, with_splits: bool = False
     ) -> PatchBatch:
         random = SampleRandom(self.config.seed, indices, self.device, self._region_key)
         region = self.config.region
@@ -394,6 +417,10 @@ class PatchSimulator:
             inputs = self._beam_crop(f, self.beam_windows(applied)[0]) + inputs
         if per_component is not None:
             per_component["noise"] = noise
+        splits = None
+        if with_splits:  # sky + σ(z ± w) = inputs ± σw
+            half = self.noise.draw_split(random, sigma)
+            splits = torch.stack([inputs + half, inputs - half], dim=1)
         return PatchBatch(
             inputs=inputs.contiguous(),
             target=target.contiguous(),
@@ -403,6 +430,7 @@ class PatchSimulator:
             indices=list(random.indices),
             components=per_component,
             parameters={f"{c}.{p}": v for c, params in draws.items() for p, v in params.items()},
+            splits=splits,
         )
 
 
