@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from cenn.baselines.common import beam_transfer, ilc_weights
-from cenn.baselines.nilc import cosine_needlets, crop_modes, gaussian_needlets, pad_modes
 from cenn.baselines.wiener import WienerModel, WienerSeparator
+from cenn.model.needlets import cosine_needlets, crop_modes, gaussian_needlets, pad_modes
 from cenn.separators import InputInfo, build_separator
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import gaussian_beam_window
