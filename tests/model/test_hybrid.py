@@ -98,7 +98,7 @@ def test_mirror_border_reflects_the_interior_into_the_strip():
     assert torch.equal(out[..., 0, 2:-2], maps[..., 4, 2:-2]) and torch.equal(out[..., 1, :], out[..., 3, :])
     assert torch.equal(out[..., :, 0], out[..., :, 4]) and torch.equal(out[..., -1, :], out[..., -5, :])
     assert torch.equal(mirror_border(maps, 0), maps)
-    with pytest.raises(ValueError, match="border of 4 pixels"):
+    with pytest.raises(ValueError, match="border of 4 pixels leaves too little"):
         mirror_border(maps, 4)
 
 

@@ -20,29 +20,30 @@ instrument's beams and pixel size as parameters, filled in from the training dat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from cenn.model.difference_ilc import DifferenceILC
 from cenn.model.linear import (
     beam_ratios,
     bins_by_count,
-    cmb_free_differences,
+    cmb_free_maps,
     harmonic_ilc,
-    mirror_border,
-    smoothing_reach_px,
     to_maps,
 )
 from cenn.model.registry import build_model, register_model
 from cenn.sky.geometry import PatchGeometry
+from cenn.sky.seds import nominal_seds
 
 #: Backbone and parameters used unless a model's ``backbone``/``backbone_params`` say otherwise.
 DEFAULT_BACKBONE = "unet"
 DEFAULT_BACKBONE_PARAMS: dict[str, Any] = {"zero_head": True}
 #: Instrument parameters :func:`instrument_params` fills in from the data.
-INSTRUMENT_PARAMS = ("beams_arcmin", "pixel_arcsec", "reference")
+INSTRUMENT_PARAMS = ("beams_arcmin", "pixel_arcsec", "reference", "seds")
 
 
 class _LinearPlusNetwork(nn.Module):
@@ -140,14 +141,17 @@ class SignalPreservingNet(_LinearPlusNetwork):
                  backbone: str = DEFAULT_BACKBONE, backbone_params: dict | None = None):
         super().__init__(in_channels, beams_arcmin, pixel_arcsec, reference, scale_uk, backbone,
                          backbone_params, backbone_in=in_channels - 1, backbone_out=in_channels)
-        self.border_px = smoothing_reach_px(self.beams_arcmin, reference, self.pixel_arcsec)
+
+    def cmb_free(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The CMB-free differences of ``inputs (N, C, n, n)`` with their border strips refilled
+        (:func:`cenn.model.linear.cmb_free_maps`): ``(N, C − 1, n, n)`` float64 µK."""
+        self.ell(inputs)  # checks the shape
+        return cmb_free_maps(inputs, self.beams_arcmin, self.reference, self.pixel_arcsec)
 
     def foregrounds(self, inputs: torch.Tensor) -> torch.Tensor:
         """The predicted foregrounds and noise of the reference band ``(N, 1, n, n)``, float64 µK,
-        a function of the CMB-free differences alone (mirrored into the border strip
-        ``border_px`` wide where they can hold CMB)."""
-        differences = cmb_free_differences(inputs, self.ell(inputs), self.beams_arcmin, self.reference)
-        differences = mirror_border(differences, self.border_px)
+        a function of the CMB-free differences alone."""
+        differences = self.cmb_free(inputs)
         out = self._backbone(self.compress(differences))
         weights, residual = out[:, :-1], out[:, -1:]
         return (weights * differences).sum(1, keepdim=True) + self.scale_uk * residual
@@ -157,14 +161,69 @@ class SignalPreservingNet(_LinearPlusNetwork):
         return (reference - self.foregrounds(inputs)).to(torch.float32)
 
 
+class SignalPreservingNILCNet(SignalPreservingNet):
+    """``sp-nilc-unet``: the reference band minus the CMB-free needlet ILC's foregrounds
+    (:class:`cenn.model.difference_ilc.DifferenceILC`) minus a learnt correction from the CMB-free
+    differences, ``Σ_j A_j ⊙ D_j + s R``; the CMB passes with exactly unit response. Takes the bands
+    and their noise σ, ``(N, 2C, n, n)`` µK, and returns the CMB and the log standard deviation of
+    its residual, ``(N, 2, n, n)`` (µK, log µK). With its zero head it starts as the CMB-free
+    needlet ILC, with σ = ``scale_uk``.
+
+    Args: as :class:`SignalPreservingNet`, and
+        seds: ``(C, C − 1)`` nominal foreground SEDs (:func:`cenn.sky.seds.nominal_seds`).
+        sigma_scale: a factor on the stated σ, fitted after training (:mod:`cenn.predict.calibrate`).
+    """
+
+    noise_input = True
+    sigma_output = True
+
+    def __init__(self, in_channels: int = 3, beams_arcmin: Sequence[float] | None = None,
+                 pixel_arcsec: float | None = None, reference: int = 1, scale_uk: float = 100.0,
+                 seds: Sequence[Sequence[float]] | None = None, sigma_scale: float = 1.0,
+                 backbone: str = DEFAULT_BACKBONE, backbone_params: dict | None = None):
+        _LinearPlusNetwork.__init__(self, in_channels, beams_arcmin, pixel_arcsec, reference, scale_uk,
+                                    backbone, backbone_params, backbone_in=2 * in_channels,
+                                    backbone_out=in_channels + 1)
+        if seds is None:
+            raise ValueError("sp-nilc-unet needs the bands' nominal foreground seds (cenn train fills "
+                             "them in from the training data)")
+        if not (math.isfinite(sigma_scale) and sigma_scale > 0):
+            raise ValueError(f"sigma_scale must be a positive number, got {sigma_scale!r}")
+        self.seds = [[float(v) for v in row] for row in seds]
+        self.start = DifferenceILC(self.beams_arcmin, self.pixel_arcsec, reference, self.seds)
+        self.log_sigma_scale = math.log(sigma_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.in_channels
+        if x.ndim != 4 or x.shape[1] != 2 * c:
+            raise ValueError(f"sp-nilc-unet expects (B, {2 * c}, n, n): the {c} bands, then their noise σ; "
+                             f"got {tuple(x.shape)}")
+        inputs, sigma = x[:, :c].to(torch.float64), x[:, c:].to(torch.float64)
+        differences = self.cmb_free(inputs)
+        start = self.start.foregrounds(differences, sigma**2)
+        features = torch.cat([self.compress(differences), self.compress(start),
+                              (sigma / self.scale_uk).to(torch.float32)], dim=1)
+        out = self._backbone(features)
+        weights, residual, log_sigma = out[:, : c - 1], out[:, c - 1 : c], out[:, c:]
+        foregrounds = start + (weights * differences).sum(1, keepdim=True) + self.scale_uk * residual
+        cmb = inputs[:, self.reference : self.reference + 1] - foregrounds
+        log_sigma = log_sigma + math.log(self.scale_uk) + self.log_sigma_scale
+        return torch.cat([cmb, log_sigma], dim=1).to(torch.float32)
+
+
 def instrument_params(factory_params: Sequence[str], beams_arcmin: Sequence[float], pixel_arcsec: float,
-                      reference: int) -> dict[str, Any]:
+                      reference: int, frequencies_ghz: Sequence[float],
+                      band_names: Sequence[str]) -> dict[str, Any]:
     """The instrument parameters (:data:`INSTRUMENT_PARAMS`) a model with parameters
-    ``factory_params`` takes, from the data's beams, pixel size and reference band."""
-    values = {"beams_arcmin": [float(b) for b in beams_arcmin], "pixel_arcsec": float(pixel_arcsec),
-              "reference": int(reference)}
+    ``factory_params`` takes, from the data's beams, pixel size, reference band and bands (the
+    nominal foreground SEDs, :func:`cenn.sky.seds.nominal_seds`)."""
+    values: dict[str, Any] = {"beams_arcmin": [float(b) for b in beams_arcmin],
+                              "pixel_arcsec": float(pixel_arcsec), "reference": int(reference)}
+    if "seds" in factory_params:
+        values["seds"] = nominal_seds(frequencies_ghz, band_names, reference).tolist()
     return {k: v for k, v in values.items() if k in factory_params}
 
 
 register_model("hilc-unet")(HILCNet)
 register_model("sp-unet")(SignalPreservingNet)
+register_model("sp-nilc-unet")(SignalPreservingNILCNet)

@@ -158,12 +158,13 @@ def _target_channel(meta: dict[str, Any]) -> int:
 
 def resolve_model_params(cfg: TrainConfig, meta: dict[str, Any]) -> TrainConfig:
     """``cfg`` with the architecture of ``model.init_weights`` (if any) and the instrument
-    parameters its model takes (beams, pixel size, reference band;
+    parameters its model takes (beams, pixel size, reference band, foreground SEDs;
     :func:`cenn.model.hybrid.instrument_params`) filled in from the data where not given."""
     if cfg.model.init_weights:
         cfg = _with_initial_architecture(cfg)
     found = instrument_params(model_parameters(cfg.model.name), meta["beam_fwhm_arcmin"],
-                              meta["geometry"]["pixel_arcsec"], _target_channel(meta))
+                              meta["geometry"]["pixel_arcsec"], _target_channel(meta),
+                              meta["frequencies_ghz"], meta["band_names"])
     missing = {k: v for k, v in found.items() if k not in cfg.model.params}
     if not missing:
         return cfg

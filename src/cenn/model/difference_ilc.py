@@ -1,0 +1,199 @@
+"""The CMB-free needlet ILC: the reference band's foregrounds and noise predicted from band differences
+alone, so that the reference band minus the prediction passes the CMB with exactly unit response.
+
+An ILC's weights measured on the bands themselves depend on the CMB realisation through its chance
+correlations with the foregrounds, which bends its response by a few per cent per needlet domain.
+Here every weight is a function of CMB-free maps: the differences ``D_j = x_j − x_ref`` of the
+beam-matched bands (:func:`cenn.model.linear.cmb_free_differences`, the border strip mirrored), and
+the bands' noise variance.
+
+The differences are brought to the reference beam (gain capped at ``max_gain``), so that one set of
+weights means the same in every needlet window: weights that jumped between windows would leave
+the ringing of the patch's periodic discontinuity (tens of thousands of µK across a plane patch)
+at its borders. Model, in each needlet window h (as the NILC's) and local domain: ``D = M S + ν``
+and ``f_ref = a_refᵀ S + n_ref``, with S the foreground components
+(:data:`cenn.sky.seds.FOREGROUNDS`) at the reference beam, ``M_jk = a_jk − a_ref,k`` from their
+nominal SEDs ``a`` and ν the differences' noise, known from σ. The local
+covariance of D less its noise gives Cov(S) (eigenvalues of the noise-whitened excess below
+``threshold / √modes`` are noise and set to 0); the prediction is the regression of ``f_ref`` on D
+under the model, ``F = Cov(D)⁻¹ Cov(D, f_ref) · D``. Where a pair's window-mean beam factor
+B_common/B_ref falls below ``min_beam_factor`` (the 143 GHz pair at ℓ ≳ 2000) its difference holds
+only noise and is left out;
+the model then has as many components as differences. The ℓ = 0 mode is kept: no CMB is there to
+cancel.
+
+Three bands cannot tell the reference band's share of a foreground from the differences alone (a
+component whose SED is shifted by a constant looks the same in every difference): the nominal SEDs
+break that degeneracy, and the error this leaves where the true SEDs differ is what the networks of
+:mod:`cenn.model.hybrid` learn to remove.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from cenn.model.linear import to_maps
+from cenn.model.needlets import (
+    ELL_PEAKS,
+    band_grid,
+    crop_modes,
+    domain_sigma,
+    local_mean,
+    needlet_windows,
+    pad_modes,
+    window_modes,
+)
+from cenn.sky.geometry import PatchGeometry
+from cenn.sky.instrument import gaussian_beam_window
+
+
+@dataclass
+class _Window:
+    """One needlet window on one grid: the window, its working grid, domain and noise factors for
+    the differences it keeps (``keep``), K of them."""
+
+    h: torch.Tensor  # (n, n//2+1)
+    grid: int
+    sigma: float | None  # domain σ in pixels of ``grid``
+    modes: float  # modes in a domain
+    keep: list[int]
+    noise_diff: torch.Tensor  # (K,) Σ h² g_j²/n²: band j's noise variance → D_j's
+    noise_ref: torch.Tensor  # (K, K) Σ h² g_ra g_rb/n²: the reference's noise in D_a, D_b
+    noise_cross: torch.Tensor  # (K,) Σ h² g_ra/n²: Cov(D_a, n_ref) per unit reference variance (sign −)
+    mapping: torch.Tensor  # (K,) M⁻ᵀ a_ref: f_ref per unit of D along each component
+    # (g: the gain of band j's and the reference's noise in D_j at the reference beam)
+
+
+class DifferenceILC:
+    """The CMB-free needlet ILC of one instrument; see the module docstring.
+
+    Args:
+        beams_arcmin: every band's beam FWHM.
+        pixel_arcsec: pixel side.
+        reference: index of the band whose foregrounds are predicted.
+        seds: ``(C, K)`` nominal SEDs of the K = C − 1 modelled foregrounds
+            (:func:`cenn.sky.seds.nominal_seds`).
+        ell_peaks: cosine-needlet peaks (ℓ).
+        modes_per_domain: Fourier modes in each local covariance domain.
+        threshold: significance (in units of 1/√modes) an eigenvalue of the noise-whitened excess
+            covariance needs to count as foreground.
+        min_beam_factor: the smallest window-mean B_common/B_ref at which a difference is used.
+        max_gain: cap on the factor B_ref/B_common that brings a difference to the reference beam
+            (a little above 1/``min_beam_factor``: a larger gain would only sharpen the ringing of
+            the patch's periodic discontinuity in modes where the difference is not used).
+    """
+
+    def __init__(self, beams_arcmin: Sequence[float], pixel_arcsec: float, reference: int,
+                 seds: Sequence[Sequence[float]], ell_peaks: Sequence[float] = ELL_PEAKS,
+                 modes_per_domain: float = 67.0, threshold: float = 2.0, min_beam_factor: float = 0.5,
+                 max_gain: float = 2.5):
+        self.beams = [float(b) for b in beams_arcmin]
+        c = len(self.beams)
+        self.seds = torch.as_tensor(seds, dtype=torch.float64)
+        if self.seds.shape != (c, c - 1):
+            raise ValueError(f"{c} bands need a ({c}, {c - 1}) SED table (one column per modelled "
+                             f"foreground), got {tuple(self.seds.shape)}")
+        self.others = [j for j in range(c) if j != reference]
+        self.reference, self.pixel_arcsec = int(reference), float(pixel_arcsec)
+        self.ell_peaks = tuple(float(p) for p in ell_peaks)
+        self.modes_per_domain, self.threshold = float(modes_per_domain), float(threshold)
+        self.min_beam_factor, self.max_gain = float(min_beam_factor), float(max_gain)
+        self._windows: dict[tuple[int, str], tuple[torch.Tensor, list[_Window]]] = {}
+
+    def _sed_differences(self, keep: list[int]) -> torch.Tensor:
+        """``(K, K)``: a_jk − a_ref,k for the kept differences and the first K foregrounds."""
+        rows = [self.others[j] for j in keep]
+        return (self.seds[rows] - self.seds[self.reference])[:, : len(keep)]
+
+    def windows(self, npix: int, device: torch.device) -> tuple[torch.Tensor, list[_Window]]:
+        """For ``npix``-pixel patches on ``device`` (computed once): the factors ``(C − 1, n, n//2+1)``
+        that bring the differences to the reference beam, and the windows."""
+        key = (int(npix), str(device))
+        if key not in self._windows:
+            self._windows[key] = self._make_windows(int(npix), torch.device(device))
+        return self._windows[key]
+
+    def _make_windows(self, npix: int, device: torch.device) -> tuple[torch.Tensor, list[_Window]]:
+        ell = PatchGeometry(npix, self.pixel_arcsec).ell(device)
+        b_ref = gaussian_beam_window(ell, self.beams[self.reference])
+        to_ref, beam_factors, g_band, g_ref = [], [], [], []
+        for j in self.others:
+            common = gaussian_beam_window(ell, max(self.beams[j], self.beams[self.reference]))
+            gain = (b_ref / common).clamp(max=self.max_gain)
+            to_ref.append(gain)
+            beam_factors.append(common / b_ref)
+            g_band.append(gain * common / gaussian_beam_window(ell, self.beams[j]))
+            g_ref.append(gain * common / b_ref)
+        to_ref, beam_factors = torch.stack(to_ref), torch.stack(beam_factors)  # (C − 1, n, n//2+1)
+        g_band, g_ref = torch.stack(g_band), torch.stack(g_ref)
+        twice = torch.full_like(ell, 2.0)
+        twice[:, 0] = twice[:, -1] = 1.0  # the rfft half-plane counted as the full plane
+        out = []
+        for h in needlet_windows(ell, "cosine", self.ell_peaks):
+            if not bool((h > 0).any()):
+                continue
+            weight = twice * h**2 / npix**2
+            beam_factor = (weight * beam_factors).sum((-2, -1)) / weight.sum()
+            keep = [j for j in range(len(self.others)) if float(beam_factor[j]) >= self.min_beam_factor]
+            grid = band_grid(h, ell, npix)
+            sigma = domain_sigma(h, self.modes_per_domain, npix)
+            gr = g_ref[keep]
+            sed_differences = self._sed_differences(keep).to(device)
+            if abs(float(torch.linalg.det(sed_differences))) < 1e-12:
+                raise ValueError(f"the SEDs {self.seds.tolist()} do not tell the foregrounds apart in the "
+                                 "band differences: give SEDs that differ from the CMB's and from each other")
+            mapping = torch.linalg.solve(sed_differences.T, self.seds[self.reference, : len(keep)].to(device))
+            out.append(_Window(
+                h=h, grid=grid, sigma=None if sigma is None else sigma * grid / npix,
+                modes=window_modes(h) if sigma is None else self.modes_per_domain, keep=keep,
+                noise_diff=(weight * g_band[keep] ** 2).sum((-2, -1)),
+                noise_ref=(weight * gr[:, None] * gr[None]).sum((-2, -1)),
+                noise_cross=(weight * gr).sum((-2, -1)), mapping=mapping,
+            ))
+        return to_ref, out
+
+    def foregrounds(self, differences: torch.Tensor, noise_var: torch.Tensor) -> torch.Tensor:
+        """The reference band's foregrounds and noise ``(N, 1, n, n)`` float64 µK_CMB predicted from
+        CMB-free ``differences (N, C − 1, n, n)`` µK_CMB and the bands' noise variance
+        ``noise_var (N, C, n, n)`` µK²."""
+        n = differences.shape[-1]
+        to_ref, windows = self.windows(n, differences.device)
+        fourier = torch.fft.rfft2(differences.to(torch.float64)) * to_ref
+        variance = noise_var.to(torch.float64)
+        out = torch.zeros_like(fourier[:, 0])
+        for w in windows:
+            band = to_maps(crop_modes(fourier[:, w.keep] * w.h, w.grid), w.grid)  # (N, K, g, g)
+            local_var = local_mean(F.interpolate(variance, size=(w.grid, w.grid), mode="area"), w.sigma)
+            weights = self._weights(band, local_var, w)  # (N, g, g, K)
+            combined = torch.einsum("nhwk,nkhw->nhw", weights, band)
+            out += w.h * pad_modes(torch.fft.rfft2(combined), n)
+        return to_maps(out, n)[:, None]
+
+    def _weights(self, band: torch.Tensor, local_var: torch.Tensor, w: _Window) -> torch.Tensor:
+        """Per pixel, the regression weights ``(N, g, g, K)`` of f_ref on the window's differences."""
+        k = band.shape[1]
+        rows, cols = torch.triu_indices(k, k)
+        products = local_mean(band[:, rows] * band[:, cols], w.sigma).permute(0, 2, 3, 1)
+        cov = products.new_empty((*products.shape[:3], k, k))
+        cov[..., rows, cols] = products
+        cov[..., cols, rows] = products
+        var_ref = local_var[:, self.reference][..., None, None]  # (N, g, g, 1, 1)
+        var_diff = local_var[:, [self.others[j] for j in w.keep]].permute(0, 2, 3, 1)  # (N, g, g, K)
+        noise = torch.diag_embed(var_diff * w.noise_diff) + var_ref * w.noise_ref
+        foreground = self._excess(cov, noise, w.modes)
+        cross = foreground @ w.mapping - var_ref[..., 0] * w.noise_cross
+        return torch.linalg.solve(foreground + noise, cross)
+
+    def _excess(self, cov: torch.Tensor, noise: torch.Tensor, modes: float) -> torch.Tensor:
+        """The foregrounds' covariance: ``cov`` less ``noise``, keeping the directions in which the
+        noise-whitened excess exceeds ``threshold / √modes`` (by that excess)."""
+        values, vectors = torch.linalg.eigh(noise)
+        root = vectors @ torch.diag_embed(values.sqrt()) @ vectors.transpose(-1, -2)
+        inverse_root = vectors @ torch.diag_embed(values.rsqrt()) @ vectors.transpose(-1, -2)
+        excess, directions = torch.linalg.eigh(inverse_root @ cov @ inverse_root)
+        excess = (excess - 1.0 - self.threshold / modes**0.5).clamp_min(0.0)
+        return root @ directions @ torch.diag_embed(excess) @ directions.transpose(-1, -2) @ root

@@ -1,0 +1,133 @@
+"""The CMB-free needlet ILC and the unbiased network built on it: border strips refilled without CMB,
+exact unit response on patches cut from a larger sky, the network starting as the classical
+estimate, and the estimate removing a foreground of known SED down to the noise."""
+
+import math
+
+import pytest
+import torch
+
+from cenn.baselines.dnilc import DifferenceNILCSeparator
+from cenn.model import build_model
+from cenn.model.difference_ilc import DifferenceILC
+from cenn.model.linear import (
+    cmb_free_border,
+    cmb_free_differences,
+    cmb_free_maps,
+    mirror_border,
+    pair_reach_px,
+)
+from cenn.separation import InputInfo
+from cenn.sky.geometry import PatchGeometry
+from cenn.sky.instrument import gaussian_beam_window
+from cenn.sky.seds import nominal_seds
+from cenn.sky.simulator import PatchSimulator, SimulationConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+NPIX = 64
+FREQUENCIES, NAMES = (143.0, 217.0, 353.0), ("143", "217", "353")
+SEDS = nominal_seds(FREQUENCIES, NAMES, 1)
+
+
+@pytest.fixture(scope="module")
+def plane_batch():
+    """Galactic-plane patches cut from a beam-convolved padded grid, with every component."""
+    config = SimulationConfig.from_dict({"seed": 21, "geometry": {"npix": NPIX, "margin": 32},
+                                         "region": {"lat_min": 0.0, "lat_max": 5.0}})
+    simulator = PatchSimulator(config)
+    batch = simulator.simulate(range(3), with_components=True)
+    beams = [band.beam_fwhm_arcmin for band in simulator.instrument.bands]
+    return batch, beams
+
+
+def _info(beams: list[float]) -> InputInfo:
+    return InputInfo(frequencies_ghz=FREQUENCIES, band_names=NAMES, beam_fwhm_arcmin=tuple(beams),
+                     target_band="217", target_beam_fwhm_arcmin=beams[1], pixel_arcsec=90.0,
+                     noise_uk_per_pixel=(20.0, 30.0, 100.0))
+
+
+def test_nominal_seds_hold_no_co_at_143_and_the_documented_line_ratio():
+    assert SEDS[0, 1] == 0.0
+    # CO(2-1) in 217 and CO(3-2) in 353 GHz: 45.85 and 175.1 µK_CMB per K km/s (docs/sky-model.md)
+    # at the nominal ratios to CO(1-0), 0.595 and 0.297
+    assert float(SEDS[1, 1] / SEDS[2, 1]) == pytest.approx(45.85 * 0.595 / (175.1 * 0.297), rel=1e-3)
+    assert SEDS[1, 0] == 1.0 and 0.2 < SEDS[0, 0] < 0.4 and 6.0 < SEDS[2, 0] < 10.0  # dust, K_CMB
+
+
+def test_refilled_differences_hold_no_cmb_near_the_border(plane_batch):
+    batch, beams = plane_batch
+    ell = PatchGeometry(NPIX, 90.0).ell()
+    cmb = batch.components["cmb"].double()
+    raw = cmb_free_differences(cmb, ell, beams, 1)
+    assert raw.abs().max().item() > 1e-2 * cmb.std().item()  # the periodic smoothing wraps the CMB in
+    assert pair_reach_px(beams, 1, 90.0)[0] == 8  # the 143 pair's kernel (5.3′) reaches 8 pixels
+    free = cmb_free_maps(cmb, beams, 1, 90.0)
+    assert free.abs().max().item() < 2e-3 * cmb.std().item()  # the sub-pixel kernel's leak (MIN_STRIP_PX)
+    assert free.pow(2).mean().sqrt().item() < 1e-4 * cmb.std().item()
+
+
+def test_a_bright_gradient_continues_into_the_strip_where_a_mirror_folds_it():
+    """A dust ramp seen in both differences: the wide strip of the first is refilled from the second,
+    which is exact there, and keeps the ramp; a mirror would fold it back."""
+    ramp = torch.linspace(0.0, 1.0e4, 40, dtype=torch.float64).expand(40, 40)
+    texture = 30.0 * torch.randn(40, 40, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    differences = torch.stack([-0.7 * ramp + texture, 6.7 * ramp])[None]
+    filled = cmb_free_border(differences, [6, 1])
+    error_filled = (filled[0, 0] - differences[0, 0])[:, :6].pow(2).mean().sqrt()
+    error_mirror = (mirror_border(differences[0, 0], 6) - differences[0, 0])[:, :6].pow(2).mean().sqrt()
+    assert error_filled < 0.05 * error_mirror
+    assert torch.equal(filled[0, 0, 6:-6, 6:-6], differences[0, 0, 6:-6, 6:-6])  # the interior is kept
+
+
+def test_unbiased_network_moves_by_exactly_the_added_cmb_on_patches_cut_from_a_larger_sky(plane_batch):
+    batch, beams = plane_batch
+    torch.manual_seed(0)
+    net = build_model("sp-nilc-unet", 3, beams_arcmin=beams, pixel_arcsec=90.0, reference=1,
+                      seds=SEDS.tolist(), backbone="unet-small", backbone_params={"zero_head": False}).eval()
+    cmb, sigma = batch.components["cmb"], batch.noise_sigma
+    with torch.no_grad():
+        with_cmb = net(torch.cat([batch.inputs, sigma], 1))
+        without = net(torch.cat([batch.inputs - cmb, sigma], 1))
+    change = (with_cmb[:, :1] - without[:, :1]).double()
+    target = batch.target.double()
+    # float32 output: the inputs reach 10⁴ µK in the plane, so the rounding is ~10⁻³ µK
+    error = (change - target).pow(2).mean().sqrt() / target.pow(2).mean().sqrt()
+    assert error.item() < 1e-4
+    assert (with_cmb[:, :1] - batch.inputs[:, 1:2]).abs().max().item() > 1.0  # it does remove something
+
+
+def test_unbiased_network_starts_as_the_cmb_free_needlet_ilc_with_sigma_at_its_scale(plane_batch):
+    batch, beams = plane_batch
+    net = build_model("sp-nilc-unet", 3, beams_arcmin=beams, pixel_arcsec=90.0, reference=1,
+                      seds=SEDS.tolist(), backbone="unet-small").eval()
+    with torch.no_grad():
+        out = net(torch.cat([batch.inputs, batch.noise_sigma], 1))
+    classical = DifferenceNILCSeparator().separate(batch.inputs, _info(beams), batch.noise_sigma)
+    assert torch.allclose(out[:, :1], classical, rtol=0, atol=1e-3)
+    assert torch.allclose(out[:, 1:], torch.full_like(out[:, 1:], math.log(100.0)))
+
+
+def test_cmb_free_needlet_ilc_removes_a_foreground_of_its_sed_down_to_the_noise():
+    """CMB + a bright dust-like field with exactly the nominal dust SED + white noise: what is left
+    is noise, at most the 217 GHz noise (30 µK), and a tiny fraction of the foreground."""
+    n, beams = 64, [7.3, 5.02, 4.94]
+    ell = PatchGeometry(n, 90.0).ell()
+    g = torch.Generator().manual_seed(4)
+    dust = 2000.0 * torch.randn(4, 1, n, n, generator=g, dtype=torch.float64).cumsum(-1).cumsum(-2) / n
+    cmb = 100.0 * torch.randn(4, 1, n, n, generator=g, dtype=torch.float64)
+
+    def observe(sky: torch.Tensor) -> torch.Tensor:  # (N, C, n, n) through each band's beam
+        windows = [gaussian_beam_window(ell, b) for b in beams]
+        return torch.stack([torch.fft.irfft2(torch.fft.rfft2(sky[:, c]) * w, s=(n, n))
+                            for c, w in enumerate(windows)], 1)
+
+    foreground = observe(dust * SEDS[:, 0][None, :, None, None])
+    sigma = torch.tensor([20.0, 30.0, 100.0], dtype=torch.float64)[None, :, None, None].expand(4, 3, n, n)
+    x = observe(cmb.expand(4, 3, n, n)) + foreground + sigma * torch.randn(4, 3, n, n, generator=g,
+                                                                           dtype=torch.float64)
+    differences = cmb_free_differences(x, ell, beams, 1)
+    predicted = DifferenceILC(beams, 90.0, 1, SEDS).foregrounds(differences, sigma**2)
+    left = x[:, 1:2] - predicted - observe(cmb.expand(4, 3, n, n))[:, 1:2]
+    assert left.pow(2).mean().sqrt() < 30.0
+    assert left.pow(2).mean().sqrt() < 0.04 * foreground[:, 1].pow(2).mean().sqrt()
