@@ -147,7 +147,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="cenn-demo", help="output folder (default ./cenn-demo)")
     p.add_argument("--patches", type=int, default=24, help="patches per region (all sky and the "
                    "three latitude bands)")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
+    p.add_argument("--methods", help=f"comma-separated methods (default: {','.join(METHODS)}; "
+                   "cenn-unbiased where its weights are shipped)")
     p.add_argument("--weights", help="network weights (default: the reference model shipped with cenn)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -329,7 +330,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from cenn.demo import run_demo
     from cenn.evaluate.report import format_table, summary_table
 
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    methods = None if args.methods is None else tuple(m.strip() for m in args.methods.split(",") if m.strip())
     metrics = run_demo(args.out, args.patches, args.seed, args.device, methods, args.weights,
                        not args.no_progress, args.overwrite)
     print(format_table(*summary_table(metrics)))

@@ -19,27 +19,34 @@ from cenn.evaluate.report import check_report_out
 from cenn.evaluate.run import evaluate
 from cenn.io.atomic import atomic_write_text
 from cenn.outputs import MARKER, Inputs, OutputError, check_output, foreign_entries, mark
-from cenn.pretrained import resolve_weights
+from cenn.pretrained import is_shipped, resolve_weights
 from cenn.runtime import check_device
 from cenn.separation import Separator
 from cenn.separators import build_separator
 from cenn.sky.simulator import LATITUDE_BANDS, RegionConfig, SimulationConfig
 
 REGIONS = ("all", "inner", "intermediate", "high")
-METHODS = ("cenn", "ilc", "hilc", "nilc", "wiener", "target-band")
+METHODS = ("cenn", "cenn-unbiased", "ilc", "hilc", "nilc", "dnilc", "wiener", "target-band")
 #: Simulations per dataset that calibrate the oracle Wiener filter in the demo (256 by default).
 WIENER_CALIBRATION = 64
 
 
+def default_methods() -> tuple[str, ...]:
+    """:data:`METHODS`, less the unbiased network where this installation ships no weights for it."""
+    return tuple(m for m in METHODS if m != "cenn-unbiased" or is_shipped("unbiased"))
+
+
 def demo_separators(methods: tuple[str, ...], weights: str | Path | None,
                     device: str) -> dict[str, Separator]:
-    """The demo's methods: the network (``weights``, default the shipped reference model) and the
-    baselines."""
+    """The demo's methods: the networks (``cenn``: ``weights``, default the shipped reference model;
+    ``cenn-unbiased``: the shipped unbiased model) and the baselines."""
     separators = {}
     for name in methods:
         options: dict[str, Any] = {}
         if name == "cenn":
             options = {"weights": resolve_weights(weights), "device": device}
+        elif name == "cenn-unbiased":
+            options = {"device": device}
         elif name == "wiener":
             options = {"calibration_patches": WIENER_CALIBRATION, "device": device}
         separators[name] = build_separator(name, **options)
@@ -95,7 +102,7 @@ def run_demo(
     n_per_band: int = 24,
     seed: int = 0,
     device: str = "cpu",
-    methods: tuple[str, ...] = METHODS,
+    methods: tuple[str, ...] | None = None,
     weights: str | Path | None = None,
     progress: bool = True,
     overwrite: bool = False,
@@ -109,7 +116,7 @@ def run_demo(
     out = Path(out)
     inputs = [("--weights", weights)]
     check_demo_out(out, inputs)
-    separators = demo_separators(tuple(methods), weights, device)
+    separators = demo_separators(default_methods() if methods is None else tuple(methods), weights, device)
     (out / "data").mkdir(parents=True, exist_ok=True)
     if not (out / MARKER).exists():
         mark(out, "demo")

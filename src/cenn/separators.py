@@ -22,8 +22,13 @@ from cenn.separation import (
     register_separator,
 )
 
-__all__ = ["InputInfo", "NetworkSeparator", "Separator", "TargetBandSeparator", "available_separators",
-           "build_separator", "register_separator"]
+__all__ = ["NETWORK_METHODS", "InputInfo", "NetworkSeparator", "Separator", "TargetBandSeparator",
+           "UnbiasedNetworkSeparator", "available_separators", "build_separator", "register_separator"]
+
+
+#: The network methods: the minimum-MSE reference model and the unbiased one, each by default the
+#: shipped weights of that name (:data:`cenn.pretrained.SHIPPED`).
+NETWORK_METHODS = {"cenn": "reference", "cenn-unbiased": "unbiased"}
 
 
 def _register_builtin() -> None:
@@ -87,3 +92,17 @@ class NetworkSeparator(Separator):
         return {"name": self.name, "weights": str(self.weights), "architecture": card.architecture,
                 "epochs": card.training.get("epochs"), "global_step": card.training.get("global_step"),
                 "precision": self.predictor.precision}
+
+
+@register_separator("cenn-unbiased")
+class UnbiasedNetworkSeparator(NetworkSeparator):
+    """The unbiased network (unit response to the CMB) as a separator: by default the shipped
+    ``unbiased`` weights."""
+
+    name = "cenn-unbiased"
+
+    def __init__(self, weights: str | Path = NETWORK_METHODS["cenn-unbiased"], device: str = "cpu",
+                 precision: str = "32", batch_size: int = 32):
+        from cenn.pretrained import resolve_weights
+
+        super().__init__(resolve_weights(weights), device=device, precision=precision, batch_size=batch_size)

@@ -19,7 +19,7 @@ from cenn.outputs import Inputs
 from cenn.pretrained import resolve_weights
 from cenn.runtime import check_device
 from cenn.separation import Separator
-from cenn.separators import available_separators, build_separator
+from cenn.separators import NETWORK_METHODS, available_separators, build_separator
 
 
 def parse_data(items: Sequence[str]) -> list[tuple[str | None, str]]:
@@ -97,13 +97,13 @@ def build_separators(names: Sequence[str], options: Mapping[str, Mapping[str, An
     separators = {}
     for name in names:
         opts = dict(options.get(name, {}))
-        if name == "cenn":
-            if args.weights:
+        if name in NETWORK_METHODS:
+            if name == "cenn" and args.weights:
                 opts["weights"] = args.weights
-            opts["weights"] = resolve_weights(opts.get("weights"))
+            opts["weights"] = resolve_weights(opts.get("weights", NETWORK_METHODS[name]))
             opts.setdefault("precision", args.precision)
             opts.setdefault("batch_size", args.network_batch_size)
-        if name in ("cenn", "wiener"):  # the network runs, and the oracle simulates, on --device
+        if name in (*NETWORK_METHODS, "wiener"):  # the networks run, and the oracle simulates, on --device
             opts.setdefault("device", args.device)
         separators[name] = build_separator(name, **opts)
     return separators

@@ -1,5 +1,6 @@
 """Weights shipped inside the package, used by ``cenn predict``, ``cenn evaluate`` and ``cenn demo``
-when no ``--weights`` is given. Their model card is ``MODEL_CARD.md`` beside them."""
+when no ``--weights`` is given, or by name (``--weights unbiased``). Their model cards are
+``MODEL_CARD.md`` (the reference model) and ``MODEL_CARD-unbiased.md`` beside them."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 
 from cenn.checksums import file_sha256
 
+#: The shipped models by name: the minimum-MSE reference map and the unbiased (unit-response) map.
+SHIPPED = {"reference": "cenn-unet-cpu.safetensors", "unbiased": "cenn-unbiased-cpu.safetensors"}
 #: The reference model's file name.
-DEFAULT = "cenn-unet-cpu.safetensors"
+DEFAULT = SHIPPED["reference"]
 
 #: ``sha256sum`` listing of the shipped files (written by ``scripts/ship_weights.py``), checked before use.
 CHECKSUMS = "SHA256SUMS"
@@ -23,9 +26,20 @@ def available_weights() -> list[str]:
 
 def default_weights() -> Path:
     """Path of the reference model's weights; ``FileNotFoundError`` if this installation lacks it."""
-    path = Path(str(resources.files("cenn.pretrained").joinpath(DEFAULT)))
+    return shipped_weights("reference")
+
+
+def is_shipped(name: str) -> bool:
+    """Whether this installation ships the model ``name`` (a key of :data:`SHIPPED`)."""
+    return resources.files("cenn.pretrained").joinpath(SHIPPED[name]).is_file()
+
+
+def shipped_weights(name: str) -> Path:
+    """Path of the shipped model ``name`` (a key of :data:`SHIPPED`), checked against its SHA-256;
+    ``FileNotFoundError`` if this installation lacks it."""
+    path = Path(str(resources.files("cenn.pretrained").joinpath(SHIPPED[name])))
     if not path.is_file():
-        raise FileNotFoundError(f"this cenn installation ships no reference weights ({DEFAULT}): pass "
+        raise FileNotFoundError(f"this cenn installation ships no {name} weights ({SHIPPED[name]}): pass "
                                 "--weights FILE.safetensors (from cenn train)")
     check_shipped(path)
     return path
@@ -46,5 +60,10 @@ def check_shipped(path: Path) -> None:
 
 
 def resolve_weights(weights: str | Path | None) -> Path:
-    """``weights`` if given, else the reference model."""
-    return Path(weights) if weights is not None else default_weights()
+    """``weights`` if given (a file, or the name of a shipped model: ``reference``, ``unbiased``),
+    else the reference model."""
+    if weights is None:
+        return default_weights()
+    if str(weights) in SHIPPED and not Path(weights).exists():
+        return shipped_weights(str(weights))
+    return Path(weights)

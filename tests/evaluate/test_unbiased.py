@@ -1,0 +1,32 @@
+"""The unbiased network as an evaluation method: ``cenn-unbiased`` (by name, or with weights given),
+its response to an injected CMB equal to one in every ℓ bin, and the shipped-weights names."""
+
+import math
+
+import pytest
+
+from cenn.evaluate.config import EvaluationConfig
+from cenn.evaluate.run import evaluate
+from cenn.pretrained import SHIPPED, is_shipped, resolve_weights
+from cenn.separators import build_separator
+
+
+def test_unbiased_network_has_unit_response_in_every_bin(stores, tiny_unbiased_weights, tmp_path):
+    weights = tiny_unbiased_weights(tmp_path / "unbiased.safetensors")
+    separators = {"cenn-unbiased": build_separator("cenn-unbiased", weights=weights)}
+    metrics = evaluate([("sky", stores["sky"])], separators, tmp_path / "report",
+                       EvaluationConfig(batch_size=8, noise_factors=()), progress=False)
+    table = metrics["results"]["cenn-unbiased"]["sky"]["per_bin"]
+    response = [r for r, ell in zip(table["response_transfer"], table["ell"], strict=True)
+                if 30 <= ell < 2500 and r is not None and math.isfinite(r)]
+    assert len(response) >= 5
+    assert max(abs(r - 1.0) for r in response) < 1e-4
+
+
+def test_shipped_weights_are_found_by_name_and_a_missing_one_is_named():
+    assert resolve_weights("reference").name == SHIPPED["reference"]
+    if not is_shipped("unbiased"):
+        with pytest.raises(FileNotFoundError, match="ships no unbiased weights"):
+            resolve_weights("unbiased")
+    else:
+        assert resolve_weights("unbiased").name == SHIPPED["unbiased"]
