@@ -165,9 +165,12 @@ class DifferenceILC:
         fourier = torch.fft.rfft2(differences.to(torch.float64)) * to_ref
         variance = noise_var.to(torch.float64)
         out = torch.zeros_like(fourier[:, 0])
+        on_grid: dict[int, torch.Tensor] = {}  # the noise variance averaged onto each working grid
         for w in windows:
             band = to_maps(crop_modes(fourier[:, w.keep] * w.h, w.grid), w.grid)  # (N, K, g, g)
-            local_var = local_mean(F.interpolate(variance, size=(w.grid, w.grid), mode="area"), w.sigma)
+            if w.grid not in on_grid:
+                on_grid[w.grid] = F.interpolate(variance, size=(w.grid, w.grid), mode="area")
+            local_var = local_mean(on_grid[w.grid], w.sigma)
             weights = self._weights(band, local_var, w)  # (N, g, g, K)
             combined = torch.einsum("nhwk,nkhw->nhw", weights, band)
             out += w.h * pad_modes(torch.fft.rfft2(combined), n)
@@ -184,16 +187,50 @@ class DifferenceILC:
         var_ref = local_var[:, self.reference][..., None, None]  # (N, g, g, 1, 1)
         var_diff = local_var[:, [self.others[j] for j in w.keep]].permute(0, 2, 3, 1)  # (N, g, g, K)
         noise = torch.diag_embed(var_diff * w.noise_diff) + var_ref * w.noise_ref
-        foreground = self._excess(cov, noise, w.modes)
+        foreground = _excess(cov, noise, 1.0 + self.threshold / w.modes**0.5)
         cross = foreground @ w.mapping - var_ref[..., 0] * w.noise_cross
-        return torch.linalg.solve(foreground + noise, cross)
+        return _solve(foreground + noise, cross)
 
-    def _excess(self, cov: torch.Tensor, noise: torch.Tensor, modes: float) -> torch.Tensor:
-        """The foregrounds' covariance: ``cov`` less ``noise``, keeping the directions in which the
-        noise-whitened excess exceeds ``threshold / √modes`` (by that excess)."""
-        values, vectors = torch.linalg.eigh(noise)
-        root = vectors @ torch.diag_embed(values.sqrt()) @ vectors.transpose(-1, -2)
-        inverse_root = vectors @ torch.diag_embed(values.rsqrt()) @ vectors.transpose(-1, -2)
-        excess, directions = torch.linalg.eigh(inverse_root @ cov @ inverse_root)
-        excess = (excess - 1.0 - self.threshold / modes**0.5).clamp_min(0.0)
-        return root @ directions @ torch.diag_embed(excess) @ directions.transpose(-1, -2) @ root
+
+def _excess(cov: torch.Tensor, noise: torch.Tensor, floor: float) -> torch.Tensor:
+    """The foregrounds' covariance ``(..., K, K)``: ``cov`` less ``noise`` in the directions where the
+    generalised eigenvalues λ of (cov, noise) (the noise-whitened covariance's) exceed ``floor``, by
+    λ − floor, and zero in the others. K ≤ 2 in closed form (these are millions of tiny matrices):
+    with λ₁ ≥ λ₂ and e = max(λ − floor, 0), the result is s·cov + (e₂ − s λ₂)·noise, s = (e₁ − e₂) /
+    (λ₁ − λ₂) (the projections on the two eigen-directions are (cov − λ₂ noise)/(λ₁ − λ₂) and
+    (λ₁ noise − cov)/(λ₁ − λ₂))."""
+    k = cov.shape[-1]
+    if k == 1:
+        return (cov - floor * noise).clamp_min(0.0)
+    if k > 2:
+        root = torch.linalg.cholesky(noise)
+        half = torch.linalg.solve_triangular(root, cov, upper=False)
+        values, vectors = torch.linalg.eigh(torch.linalg.solve_triangular(root, half.mT, upper=False))
+        back = root @ vectors
+        return back @ torch.diag_embed((values - floor).clamp_min(0.0)) @ back.mT
+    c11, c12, c22 = cov[..., 0, 0], cov[..., 0, 1], cov[..., 1, 1]
+    n11, n12, n22 = noise[..., 0, 0], noise[..., 0, 1], noise[..., 1, 1]
+    a = n11 * n22 - n12 * n12  # det(cov − λ noise) = a λ² + b λ + c
+    b = -(c11 * n22 + c22 * n11 - 2.0 * c12 * n12)
+    c = c11 * c22 - c12 * c12
+    root = (b * b - 4.0 * a * c).clamp_min(0.0).sqrt()
+    high, low = (-b + root) / (2.0 * a), (-b - root) / (2.0 * a)
+    e_high, e_low = (high - floor).clamp_min(0.0), (low - floor).clamp_min(0.0)
+    gap = high - low
+    apart = gap > 1e-9 * high.abs().clamp_min(1e-300)
+    slope = torch.where(apart, (e_high - e_low) / torch.where(apart, gap, 1.0), (high > floor).to(cov.dtype))
+    return slope[..., None, None] * cov + (e_low - slope * low)[..., None, None] * noise
+
+
+def _solve(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """``matrix⁻¹ rhs`` for symmetric positive definite ``matrix (..., K, K)`` and ``rhs (..., K)``;
+    K ≤ 2 in closed form."""
+    k = matrix.shape[-1]
+    if k == 1:
+        return rhs / matrix[..., 0]
+    if k > 2:
+        return torch.linalg.solve(matrix, rhs)
+    m11, m12, m22 = matrix[..., 0, 0], matrix[..., 0, 1], matrix[..., 1, 1]
+    det = m11 * m22 - m12 * m12
+    r1, r2 = rhs[..., 0], rhs[..., 1]
+    return torch.stack([(m22 * r1 - m12 * r2) / det, (m11 * r2 - m12 * r1) / det], dim=-1)
