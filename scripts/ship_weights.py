@@ -3,10 +3,12 @@
     python scripts/ship_weights.py REPORT_DIR --run RUN_DIR --hardware "2-core AMD EPYC (CPU)" \
         --minutes 86 [--preview]
     python scripts/ship_weights.py REPORT_DIR        # the shipped model, evaluated anew
+    python scripts/ship_weights.py REPORT_DIR --model unbiased --run RUN_DIR ...   # the unbiased model
 
 
-Copies ``RUN_DIR/weights.safetensors`` to ``src/cenn/pretrained/`` under the reference model's name
-(:data:`cenn.pretrained.DEFAULT`) and writes ``src/cenn/pretrained/MODEL_CARD.md`` from the run's
+Copies ``RUN_DIR/weights.safetensors`` to ``src/cenn/pretrained/`` under the shipped model's name
+(``--model``: ``reference``, the default, or ``unbiased``; :data:`cenn.pretrained.SHIPPED`) and
+writes its card (``MODEL_CARD.md``, ``MODEL_CARD-unbiased.md``) from the run's
 configuration, its validation metrics, the runs it continued (``--init-weights``, followed back to
 the first) and the evaluation report's summary (``REPORT_DIR/metrics.json``, from cenn evaluate).
 ``--minutes`` is the wall time of all those runs together. Without ``--run`` only the card's
@@ -30,7 +32,7 @@ from cenn.evaluate.report import format_table, headline_table, summary_table
 from cenn.evaluate.summary import HEADLINE_ELL_RANGE, headline_figures
 from cenn.model import load_weights, save_weights
 from cenn.model.weights import WeightsCard
-from cenn.pretrained import CHECKSUMS, DEFAULT, shipped_checksums
+from cenn.pretrained import CHECKSUMS, SHIPPED, shipped_checksums
 
 #: What each architecture is, for the card.
 ARCHITECTURES = {
@@ -44,7 +46,12 @@ ARCHITECTURES = {
                  "differences, asinh-compressed on one µK scale; output = ILC + correction",
     "sp-unet": "signal-preserving: the 217 GHz map minus foregrounds predicted by a residual U-Net from "
                "the CMB-free band differences alone (the CMB passes with unit response)",
+    "sp-nilc-unet": "unbiased: the 217 GHz map minus the CMB-free needlet ILC's foregrounds minus a "
+                    "correction a residual U-Net computes from the CMB-free band differences and the noise σ "
+                    "(the CMB passes with exactly unit response); it also gives the σ of its residual",
 }
+#: Each shipped model's card, beside its weights.
+CARDS = {"reference": "MODEL_CARD.md", "unbiased": "MODEL_CARD-unbiased.md"}
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "cenn" / "pretrained"
 MAX_BYTES = 25_000_000
@@ -71,16 +78,20 @@ def card_stages(text: str) -> tuple[list[str], int]:
     return stages, int(found[1].replace(",", ""))
 
 
-def training_stages(card: WeightsCard) -> tuple[list[str], int]:
+def training_stages(card: WeightsCard, model: str = "reference") -> tuple[list[str], int]:
     """One line per training run that led to ``card`` (``model.init_weights`` links, followed back
     to the first run), first run first, and their samples in all. A run that started from the
-    shipped reference model (a file with its SHA-256) takes that model's stages from its card."""
+    shipped ``model`` (a file with its SHA-256) takes that model's stages from its card, and a run
+    already listed there (the uncalibrated weights of the shipped run) is not listed again."""
     chain, earlier, samples = [card], [], 0
+    shipped = shipped_checksums().get(SHIPPED[model])
     while (start := chain[0].training["config"]["model"].get("init_weights")):
-        if hashlib.sha256(Path(start).read_bytes()).hexdigest() == shipped_checksums()[DEFAULT]:
-            earlier, samples = card_stages((PRETRAINED / "MODEL_CARD.md").read_text())
+        if hashlib.sha256(Path(start).read_bytes()).hexdigest() == shipped:
+            earlier, samples = card_stages((PRETRAINED / CARDS[model]).read_text())
             break
         chain.insert(0, load_weights(start)[1])
+    listed = [c for c in chain if _stage(c) in earlier]
+    chain = [c for c in chain if c not in listed]
     return earlier + [_stage(c) for c in chain], samples + sum(_samples(c) for c in chain)
 
 
@@ -206,17 +217,18 @@ def reevaluated(card: str, metrics: dict) -> str:
     return card[:card.index(EVALUATION)] + evaluation_section(metrics)
 
 
-def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: bool) -> str:
-    """The model card's Markdown."""
+def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: bool,
+               name: str = "reference") -> str:
+    """The model card's Markdown for the shipped model ``name``."""
     model, card = load_weights(run / "weights.safetensors")
     metrics = json.loads((report / "metrics.json").read_text())
-    stages, samples = training_stages(card)
+    stages, samples = training_stages(card, name)
     n_parameters = sum(p.numel() for p in model.parameters())
     m = card.metrics
     status = (f"**Preview.** Trained on a CPU for {minutes:g} minutes ({samples:,} samples), far from the "
               "paper's 3 × 10⁷; a GPU-trained model will replace it. Its evaluation is below."
               if preview else "Reference model.")
-    return f"""# cenn reference model: `{DEFAULT}`
+    return f"""# cenn {name} model: `{SHIPPED[name]}`
 
 {status}
 
@@ -253,8 +265,10 @@ def main() -> None:
     p.add_argument("--hardware", help="where the runs trained (with --run)")
     p.add_argument("--minutes", type=float, help="wall time of all the runs (with --run)")
     p.add_argument("--preview", action="store_true")
+    p.add_argument("--model", choices=sorted(SHIPPED), default="reference", help="which shipped model")
     args = p.parse_args()
-    card_path = PRETRAINED / "MODEL_CARD.md"
+    card_path = PRETRAINED / CARDS[args.model]
+    target = PRETRAINED / SHIPPED[args.model]
     if args.run is None:
         metrics = json.loads((args.report / "metrics.json").read_text())
         card_path.write_text(reevaluated(card_path.read_text(), metrics))
@@ -265,12 +279,14 @@ def main() -> None:
     weights = args.run / "weights.safetensors"
     if weights.stat().st_size > MAX_BYTES:
         sys.exit(f"{weights} is {weights.stat().st_size:,} bytes, over the {MAX_BYTES:,} the package ships")
-    card_path.write_text(model_card(args.run, args.report, args.hardware, args.minutes, args.preview))
+    card_path.write_text(model_card(args.run, args.report, args.hardware, args.minutes, args.preview,
+                                    args.model))
     model, card = load_weights(weights)
-    save_weights(PRETRAINED / DEFAULT, model, portable(card))
-    digest = hashlib.sha256((PRETRAINED / DEFAULT).read_bytes()).hexdigest()
-    (PRETRAINED / CHECKSUMS).write_text(f"{digest}  {DEFAULT}\n")
-    print(f"shipped {weights} as {PRETRAINED / DEFAULT} (SHA-256 {digest})")
+    save_weights(target, model, portable(card))
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    listing = {**shipped_checksums(), target.name: digest}
+    (PRETRAINED / CHECKSUMS).write_text("".join(f"{d}  {n}\n" for n, d in sorted(listing.items())))
+    print(f"shipped {weights} as {target} (SHA-256 {digest})")
 
 
 if __name__ == "__main__":
