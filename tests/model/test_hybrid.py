@@ -7,7 +7,6 @@ import torch
 from cenn.model import build_model
 from cenn.model.linear import (
     bins_by_count,
-    bins_by_width,
     cmb_free_differences,
     harmonic_ilc,
     mirror_border,
@@ -16,6 +15,7 @@ from cenn.model.linear import (
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import gaussian_beam_window
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
+from cenn.sky.spectra import Binning
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -164,7 +164,11 @@ def test_bins_by_count_hold_the_same_number_of_modes_at_any_patch_size():
         lowest = torch.full_like(highest, 1e9).scatter_reduce(0, bins, flat, "amin")
         assert torch.all(highest[:-1] <= lowest[1:])  # bins follow ℓ
     ell = torch.tensor([[0.0, 99.0], [100.0, 250.0]])
-    assert torch.equal(bins_by_width(ell, 100.0), torch.tensor([0, 0, 1, 2]))
+    binning = Binning.linear(0.0, 300.0, 100.0)
+    assert torch.equal(binning.index(ell.flatten()), torch.tensor([0, 0, 1, 2]))
+    assert torch.equal(binning.sums(torch.tensor([1.0, 2.0, 3.0, 4.0]), binning.index(ell.flatten())),
+                       torch.tensor([3.0, 3.0, 4.0]))
+    assert torch.equal(binning.index(torch.tensor([-1.0, 300.0])), torch.tensor([-1, 3]))  # outside
     with pytest.raises(ValueError, match="cannot fill a bin"):
         bins_by_count(PatchGeometry(8, 90.0).ell(), 100)
 

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 
 from cenn.baselines.common import patch_ilc_weights, to_maps, to_target_beam, with_patch_mean
-from cenn.model.linear import bins_by_width, harmonic_ilc
+from cenn.model.linear import harmonic_ilc
 from cenn.separation import InputInfo, Separator, register_separator
+from cenn.sky.spectra import Binning
 
 #: Default cap on the beam-matching gain (143 → 217 GHz reaches it near ℓ ≈ 4600).
 MAX_GAIN = 100.0
@@ -77,7 +78,8 @@ class HarmonicILCSeparator(Separator):
         fourier, ell = to_target_beam(inputs, info, self.max_gain)  # (N, C, n, m)
         fluctuations = fourier.clone()
         fluctuations[..., 0, 0] = 0.0  # the mean is combined apart (with_patch_mean)
-        bins = bins_by_width(ell, self.bin_width)
+        flat = ell.flatten()
+        bins = Binning.linear(0.0, float(flat.max()) + self.bin_width, self.bin_width).index(flat)
         bins[0] = bins[1]  # ℓ = 0 (zeroed) joins the lowest multipole's bin: alone, its weights are NaN
         out = harmonic_ilc(fluctuations, bins, pooled=self.covariance == "batch")
         return to_maps(with_patch_mean(out, fourier), inputs.shape[-1])[:, None].to(torch.float32)

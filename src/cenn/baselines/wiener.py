@@ -21,6 +21,7 @@ from cenn.baselines.common import patch_geometry
 from cenn.separation import InputInfo, Separator, register_separator
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
+from cenn.sky.spectra import Binning
 
 
 @dataclass
@@ -55,8 +56,7 @@ class WienerModel:
 
     def bins_of(self, ell: torch.Tensor) -> torch.Tensor:
         """Bin index of every multipole in ``ell`` (clamped to the first and last bins)."""
-        idx = torch.bucketize(ell, self.edges.to(ell.device), right=True) - 1
-        return idx.clamp(0, len(self.label) - 1)
+        return Binning.from_edges(self.edges.tolist()).index(ell).clamp(0, len(self.label) - 1)
 
     @classmethod
     def from_maps(cls, inputs: torch.Tensor, cmb: torch.Tensor, label: torch.Tensor, pixel_arcsec: float,
@@ -83,19 +83,18 @@ class _SpectraSums:
     """Sums over patches of the binned cross spectra a :class:`WienerModel` needs."""
 
     def __init__(self, geometry: PatchGeometry, bin_width: float, device: torch.device):
-        ell = geometry.ell(device)
-        self.edges = torch.arange(0.0, float(ell.max()) + bin_width, bin_width, dtype=torch.float64)
-        self.idx = (torch.bucketize(ell, self.edges.to(device), right=True) - 1).flatten()
-        n_bins = len(self.edges) - 1
-        self.counts = torch.bincount(self.idx, minlength=n_bins).clamp_min(1).to(torch.float64)
+        ell = geometry.ell(device).flatten()
+        self.binning = Binning.linear(0.0, float(ell.max()) + bin_width, bin_width)
+        self.edges = torch.tensor(self.binning.edges, dtype=torch.float64)
+        self.idx = self.binning.index(ell)
+        self.counts = self.binning.sums(torch.ones_like(ell), self.idx).clamp_min(1)
         self.norm = geometry.pixel_area_sr / geometry.npix**2
         self.sums: dict[str, torch.Tensor] = {}
         self.patches = 0
 
     def _cross(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Σ over patches, per bin, of Re(a b*) for modes ``(N, M)``: ``(B,)``."""
-        p = (a * b.conj()).real.sum(0)
-        return torch.zeros_like(self.counts, device=p.device).index_add_(0, self.idx, p)
+        return self.binning.sums((a * b.conj()).real.sum(0), self.idx)
 
     def add(self, inputs: torch.Tensor, cmb: torch.Tensor, label: torch.Tensor) -> None:
         def modes(x: torch.Tensor) -> torch.Tensor:

@@ -61,11 +61,6 @@ def ilc_weights(cov: torch.Tensor, loading: float = 1e-10) -> torch.Tensor:
     return x / x.sum(-1, keepdim=True)
 
 
-def bins_by_width(ell: torch.Tensor, width: float) -> torch.Tensor:
-    """Bin index of every mode for multipole bins ``[k·width, (k+1)·width)``: ``(M,)`` int64."""
-    return (ell / width).long().flatten()
-
-
 def bins_by_count(ell: torch.Tensor, count: int) -> torch.Tensor:
     """Bin index of every mode for bins of ``count`` consecutive modes in ℓ order (the last bin may
     hold up to twice as many): ``(M,)`` int64. Every ILC weight is then estimated from as many modes
@@ -80,7 +75,7 @@ def bins_by_count(ell: torch.Tensor, count: int) -> torch.Tensor:
 
 def harmonic_ilc(fourier: torch.Tensor, bins: torch.Tensor, pooled: bool = False) -> torch.Tensor:
     """Harmonic ILC of beam-matched modes ``fourier (N, C, n, m)``: one set of weights per bin
-    (``bins``, the bin of every mode, ``(n·m,)``, from :func:`bins_by_width` or
+    (``bins``, the bin of every mode, ``(n·m,)``, from :meth:`cenn.sky.spectra.Binning.index` or
     :func:`bins_by_count`) from each patch's band-band covariance (or, ``pooled``, from all patches
     together). Returns the combined modes ``(N, n, m)``."""
     n_bins = int(bins.max()) + 1

@@ -54,6 +54,19 @@ class Binning:
     def n_bins(self) -> int:
         return len(self.edges) - 1
 
+    def index(self, ell: torch.Tensor) -> torch.Tensor:
+        """The bin of every multipole in ``ell`` (int64, ``ell``'s shape), −1 below the first edge and
+        ``n_bins`` from the last edge on."""
+        edges = torch.tensor(self.edges, dtype=torch.float64, device=ell.device)
+        return torch.bucketize(ell.to(torch.float64), edges, right=True) - 1
+
+    def sums(self, values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Per bin, the sum of ``values (..., M)`` over the modes whose bin (``index (M,)``, from
+        :meth:`index`) it is; modes outside every bin are left out: ``(..., n_bins)``."""
+        inside = (index >= 0) & (index < self.n_bins)
+        out = values.new_zeros((*values.shape[:-1], self.n_bins))
+        return out.index_add_(-1, index[inside], values[..., inside])
+
 
 def cosine_taper(npix: int, width: int, device="cpu") -> torch.Tensor:
     """Separable cosine (Tukey) apodisation, 0 at the border rising to 1 over ``width`` pixels;
@@ -118,11 +131,8 @@ class SpectrumEstimator:
         if pixel_window:
             transfer = transfer * pixel_window_function(geometry, self.device)
         self._mode_weight = (norm / transfer**2).flatten()
-        edges = torch.tensor(binning.edges, dtype=torch.float64, device=self.device)
-        idx = torch.bucketize(ell.flatten(), edges, right=True) - 1
-        self._valid = (idx >= 0) & (idx < binning.n_bins)
-        self._idx = idx[self._valid]
-        counts = torch.bincount(self._idx, minlength=binning.n_bins).to(torch.float64)
+        self._idx = binning.index(ell.flatten())
+        counts = binning.sums(torch.ones_like(self._mode_weight), self._idx)
         self.modes_per_bin = counts
         self._counts = counts.where(counts > 0, torch.tensor(float("nan"), device=self.device))
 
@@ -147,15 +157,11 @@ class SpectrumEstimator:
         (the scatter of a single map's spectrum).
         """
         p = fa.abs() ** 2 if fb is None else (fa * fb.conj()).real
-        flat = p.flatten(-2)[..., self._valid] * self._mode_weight[self._valid]
-        shape = (*flat.shape[:-1], self.binning.n_bins)
-        sums = torch.zeros(shape, dtype=torch.float64, device=self.device).index_add_(-1, self._idx, flat)
-        mean = sums / self._counts
+        flat = p.flatten(-2) * self._mode_weight
+        mean = self.binning.sums(flat, self._idx) / self._counts
         if not return_std:
             return mean
-        squares = torch.zeros(shape, dtype=torch.float64, device=self.device)
-        squares.index_add_(-1, self._idx, flat**2)
-        var = (squares / self._counts - mean**2).clamp_min(0.0)
+        var = (self.binning.sums(flat**2, self._idx) / self._counts - mean**2).clamp_min(0.0)
         return mean, var.sqrt()
 
     def __call__(self, maps: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
