@@ -5,7 +5,8 @@ each module registers its components with :func:`cenn.sky.components.base.regist
 import importlib
 import pkgutil
 
-from cenn.sky.components.base import COMPONENTS, Component, SkyContext, build_component, register
+from cenn.sky.components.base import COMPONENTS, Component, SkyContext, register
+from cenn.sky.components.build import build_component
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _module != "base":

@@ -18,7 +18,6 @@ not randomised, the configured value for every patch.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -109,23 +108,6 @@ def register(cls: type[Component]) -> type[Component]:
         raise ValueError(f"component name {cls.name!r} is empty or already registered")
     COMPONENTS[cls.name] = cls
     return cls
-
-
-def build_component(name: str, params: dict[str, Any]) -> Component:
-    """Instantiate a registered component from configuration, refusing unknown parameters; with
-    ``maps`` in ``params``, the component read from those HEALPix maps (see ``from_maps``)."""
-    if name not in COMPONENTS:
-        raise ValueError(f"unknown sky component {name!r}; known: {sorted(COMPONENTS)}")
-    if "maps" in params:
-        from cenn.sky.components.from_maps import map_component
-
-        component = map_component(name, params)
-    else:
-        component = build_checked(COMPONENTS[name], params, f"component {name!r}")
-    if not (math.isfinite(component.scale) and component.scale >= 0):
-        raise ValueError(f"component {name!r}: scale must be a finite number >= 0 (a factor on its maps; "
-                         f"0 leaves it out), got {component.scale}")
-    return component
 
 
 def build_checked(cls: type[Component], params: dict[str, Any], what: str, **fixed: Any) -> Component:
