@@ -5,7 +5,7 @@ evaluated with `cenn evaluate` beside NILC, the Wiener oracle and the unseparate
         [--val-patches 256] [--quick]
 
 Variants are the training TOML files in ``benchmarks/ablation/`` (``paper``, ``uk-cenn-paper``,
-``uk-unet``, ``sp-unet``, ``hilc-unet``); every one streams the same patches
+``uk-unet``, ``sp-unet``, ``hilc-unet``, ``sp-nilc-unet``); every one streams the same patches
 (``ablation/simulation.toml``: 128² crops of 90″ pixels, seed 7001, a third of them in each latitude
 band) for the same number of samples, in batches of 16, and is validated during training on a small
 store (seed 9200). The evaluation sets are 256² patches in the paper's four regions, seeds 9201–9204,
@@ -34,11 +34,11 @@ from cenn.evaluate.report import headline_table
 from cenn.evaluate.summary import headline_figures
 
 HERE = Path(__file__).parent / "ablation"
-VARIANTS = ("paper", "uk-cenn-paper", "uk-unet", "sp-unet", "hilc-unet")
+VARIANTS = ("paper", "uk-cenn-paper", "uk-unet", "sp-unet", "hilc-unet", "sp-nilc-unet")
 SETS = {"all": ("all", 9201), "inner": ("inner", 9202), "intermediate": ("intermediate", 9203),
         "high": ("high", 9204)}
 WATCH_SEED, STREAM_SEED = 9200, 7001
-BASELINES = ("nilc", "wiener", "target-band")
+BASELINES = ("nilc", "dnilc", "wiener", "target-band")
 
 
 def cenn(*args: str) -> None:
