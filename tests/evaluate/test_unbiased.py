@@ -23,6 +23,21 @@ def test_unbiased_network_has_unit_response_in_every_bin(stores, tiny_unbiased_w
     assert max(abs(r - 1.0) for r in response) < 1e-4
 
 
+def test_the_report_says_which_map_to_use_for_what(stores, tiny_sigma_weights, tiny_unbiased_weights,
+                                                   tmp_path):
+    mse = tiny_sigma_weights(tmp_path / "mse.safetensors")
+    unbiased = tiny_unbiased_weights(tmp_path / "u.safetensors")
+    separators = {"cenn": build_separator("cenn", weights=mse),
+                  "cenn-unbiased": build_separator("cenn-unbiased", weights=unbiased)}
+    evaluate([("sky", stores["sky"])], separators, tmp_path / "report",
+             EvaluationConfig(batch_size=8, noise_factors=()), progress=False)
+    text = (tmp_path / "report" / "report.md").read_text()
+    section = text[text.index("Which map for what"):]
+    assert "power spectra, lensing, cross-correlation" in section and "visualisation" in section
+    row = next(line for line in section.splitlines() if "cenn-unbiased" in line and "|" in line)
+    assert float(row.split("|")[-2]) < 1e-4  # the unbiased map's largest |response − 1|
+
+
 def test_shipped_weights_are_found_by_name_and_a_missing_one_is_named():
     assert resolve_weights("reference").name == SHIPPED["reference"]
     if not is_shipped("unbiased"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import tomllib
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -30,7 +31,13 @@ from cenn.evaluate.cross_sky import cross_sky, cross_sky_table
 from cenn.evaluate.document import Document
 from cenn.evaluate.half_split import half_split_csv, half_split_entries
 from cenn.evaluate.metrics import jsonable
-from cenn.evaluate.summary import SCHEMA, dataset_summary, method_summary
+from cenn.evaluate.summary import (
+    HEADLINE_ELL_RANGE,
+    SCHEMA,
+    dataset_summary,
+    headline_figures,
+    method_summary,
+)
 from cenn.io.atomic import discard, temporary_path
 from cenn.outputs import Inputs, check_output, clear_stale, mark, publish
 
@@ -390,6 +397,7 @@ def build_document(metrics: dict[str, Any], captions: dict[str, str]) -> Documen
     doc.heading("Summary")
     doc.table(*summary_table(metrics), "Per dataset and method: mean per-patch residual RMS, RMS of the "
               "mean residual patch (the paper's Table 1), and ΔD_ℓ and residual D_ℓ averaged over all ℓ")
+    _which_map_section(doc, metrics)
     if metrics.get("cross_sky"):
         doc.heading("Cross-model test: a sky the methods were not built for")
         doc.table(*cross_sky_table(metrics["cross_sky"]), "Mean per-patch residual RMS and residual D_ℓ "
@@ -452,6 +460,43 @@ def build_document(metrics: dict[str, Any], captions: dict[str, str]) -> Documen
                   "M. Spectra: patch mean removed, cosine taper, periodogram normalised by the window's "
                   "mean square. Every number is in metrics.json (schema: docs/evaluation.md).")
     return doc
+
+
+#: The two maps cenn makes, and what each is for.
+MAP_USES = {"cenn": "minimum MSE: visualisation, inpainting, source work (its transfer t_ℓ < 1 depends on "
+                    "the sky it was trained on)",
+            "cenn-unbiased": "unit response to the CMB: power spectra, lensing, cross-correlation"}
+
+
+def _which_map_table(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Per dataset, the minimum-MSE and the unbiased map's residual, transfer and response."""
+    lo, hi = HEADLINE_ELL_RANGE
+    header = ["dataset", "map", "residual RMS [µK]", f"residual D_ℓ {lo:g}–{hi:g} [µK²]", "t_500", "t_1500",
+              "t_2500", "max |response − 1|, 30 ≤ ℓ < 2500"]
+    rows = []
+    for dataset in metrics["results"]["cenn"]:
+        for method in MAP_USES:
+            result = metrics["results"][method][dataset]
+            h = headline_figures(result)
+            bins = result["per_bin"]
+            response = [abs(r - 1.0) for r, ell in zip(bins["response_transfer"], bins["ell"], strict=True)
+                        if 30 <= ell < 2500 and r is not None and math.isfinite(r)]
+            rows.append([dataset_text(dataset), method, _fmt(h["residual_rms_uk"]),
+                         _fmt(h["residual_dl_uk2"]), _fmt(h["t_500"]), _fmt(h["t_1500"]), _fmt(h["t_2500"]),
+                         f"{max(response):.1e}" if response else "–"])
+    return header, rows
+
+
+def _which_map_section(doc: Document, metrics: dict[str, Any]) -> None:
+    """"Which map for what", when both networks were evaluated: what each map is for, with their
+    numbers on the same patches."""
+    if not all(m in metrics["results"] for m in MAP_USES):
+        return
+    doc.heading("Which map for what")
+    doc.paragraph(" ".join(f"`{m}`: {use}." for m, use in MAP_USES.items()))
+    doc.table(*_which_map_table(metrics), "The two maps on the same patches: residual, transfer function "
+              "t_ℓ = ⟨C_ℓ(output × CMB)⟩ / ⟨C_ℓ(CMB)⟩, and the largest departure from 1 of the response to "
+              "a CMB added to the inputs")
 
 
 def _calibration_section(doc: Document, metrics: dict[str, Any], captions: dict[str, str]) -> None:
