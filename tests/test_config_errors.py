@@ -37,8 +37,9 @@ def test_zero_or_negative_patches_are_refused(tmp_path, capsys, patches):
 
 
 TRAIN = [
-    (["--set", "optim.lr=-1"], "lr must be > 0 and l2 >= 0"),
-    (["--epochs", "0"], "epochs, batch_size and num_nodes must be >= 1"),
+    (["--set", "optim.lr=-1"], "optim.lr (--lr) must be > 0, got -1.0"),
+    (["--epochs", "0"], "trainer.epochs (--epochs) must be >= 1, got 0: a run of 0 epochs would export an "
+                        "untrained network"),
     (["--set", "optim.foo=1"], "train.optim: unknown key(s) ['foo']"),
     (["--set", "trainer.batch_size=many"], "trainer.batch_size"),
 ]

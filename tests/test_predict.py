@@ -1,6 +1,7 @@
 """Predicting the CMB with trained weights: the Predictor, its refusals, map files, ``cenn predict``."""
 
 import argparse
+import re
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from cenn.model.apply import apply_network
 from cenn.predict import (
     Predictor,
     add_predict_parser,
-    channel_order_warning,
+    check_channel_order,
     read_input,
     run_predict,
     write_output,
@@ -77,7 +78,7 @@ def test_bf16_is_close_to_fp32(weights, predictor, maps):
 @pytest.mark.parametrize("change, words", [
     ({"frequencies_ghz": [100.0, 143.0, 217.0]}, r"\[143, 217, 353\].*\[100, 143, 217\]"),
     ({"pixel_arcsec": 60.0}, r"90 arcsec.*60 arcsec.*reproject"),
-    ({"units": "K_CMB"}, r"look like µK_CMB labelled K_CMB.*--units uK_CMB"),
+    ({"units": "K_CMB"}, r"look like uK_CMB but are labelled K_CMB.*--units uK_CMB"),
 ])
 def test_metadata_mismatches_are_refused(predictor, maps, change, words):
     with pytest.raises(ValueError, match=words):
@@ -90,7 +91,8 @@ def test_maps_labelled_kelvin_are_converted(predictor, maps):
 
 
 def test_maps_in_kelvin_labelled_microkelvin_are_refused(predictor, maps):
-    with pytest.raises(ValueError, match=r"look like K_CMB.*217 GHz.*multiply the maps by 1e6"):
+    words = r"look like K_CMB but are labelled uK_CMB.*217 GHz.*label them K_CMB \(--units K_CMB\), or "
+    with pytest.raises(ValueError, match=words + "multiply them by 1e6"):
         predictor.predict(maps / 1e6, **META)
 
 
@@ -235,11 +237,12 @@ def _main_error(argv: list[str], capsys) -> str:
 
 
 @pytest.mark.parametrize(("spread_uk", "scale", "words"), [
-    (31.0, 1e-3, r"look like mK_CMB, not uK_CMB.*217 GHz maps vary by 0\.03\d* µK.*multiply the maps by "
-                 r"1e3, or label them mK_CMB \(--units mK_CMB\)"),  # noise-only patches in mK
-    (1500.0, 1e-3, r"look like mK_CMB, not uK_CMB.*by 1\.\d* µK.*multiply the maps by 1e3"),  # Galactic plane
-    (1500.0, 1e-6, r"look like K_CMB, not uK_CMB.*0\.001\d* µK.*multiply the maps by 1e6"),
-    (31.0, 1e-6, r"look like K_CMB, not uK_CMB.*3\.\d*e-05 µK.*multiply the maps by 1e6"),
+    (31.0, 1e-3, r"look like mK_CMB but are labelled uK_CMB: the 217 GHz maps vary by 0\.03\d* µK "
+                 r"\(median per-patch standard deviation\), where sky maps at 217 GHz vary by 10 µK or more; "
+                 r"label them mK_CMB \(--units mK_CMB\), or multiply them by 1e3"),  # noise alone, in mK
+    (1500.0, 1e-3, r"look like mK_CMB but are labelled uK_CMB.*by 1\.\d* µK.*multiply them by 1e3"),  # plane
+    (1500.0, 1e-6, r"look like K_CMB but are labelled uK_CMB.*0\.001\d* µK.*multiply them by 1e6"),
+    (31.0, 1e-6, r"look like K_CMB but are labelled uK_CMB.*3\.\d*e-05 µK.*multiply them by 1e6"),
 ])
 def test_maps_in_mk_or_k_labelled_microkelvin_are_refused(predictor, spread_uk, scale, words):
     """Simulated 217 GHz patches vary by 85-1550 µK (median per-patch standard deviation, high
@@ -255,7 +258,7 @@ def test_maps_labelled_millikelvin_are_converted(predictor, maps):
     in_mk = maps * np.float32(1e-3)
     np.testing.assert_array_equal(predictor.predict(in_mk, **{**META, "units": "mK_CMB"}),
                                   predictor.predict(in_mk * np.float32(1e3), **META))
-    with pytest.raises(ValueError, match=r"look like µK_CMB labelled mK_CMB.*--units uK_CMB"):
+    with pytest.raises(ValueError, match=r"look 1e6 times too large for mK_CMB.*multiply them by 1e-6"):
         predictor.predict(maps * np.float32(1e5), **{**META, "units": "mK_CMB"})
 
 
@@ -337,29 +340,45 @@ def test_garbage_or_truncated_fits_is_refused_naming_it(tmp_path, maps):
         read_input(tmp_path / "z.npy", FREQS, 90.0)
 
 
-def test_channel_order_warning_on_realistic_spreads():
-    """Median per-patch spreads (µK) of simulated 143/217/353 GHz patches of 256 × 90″."""
+def test_channel_order_on_realistic_spreads():
+    """Median per-patch spreads (µK) of simulated 143/217/353 GHz patches of 256 × 90″: in order they
+    pass; reversed, the plane's and intermediate latitudes' are refused, the high latitudes' doubted;
+    143 and 217 GHz swapped on a CMB-dominated sky cannot be told."""
     freqs = [143.0, 217.0, 353.0]
     plane, middle, high = [462.8, 1552.6, 11883.4], [99.4, 112.1, 355.2], [101.1, 106.7, 180.5]
-    assert all(channel_order_warning(s, freqs, "x") is None for s in (plane, middle, high))
-    reversed_plane = channel_order_warning(plane[::-1], freqs, "median per-patch standard deviation")
-    assert reversed_plane == (
-        "the map given as 353 GHz varies by 463 µK but the one given as 143 GHz by 1.19e+04 µK (median "
-        "per-patch standard deviation): above 100 GHz dust and noise make the highest band vary most, so "
-        "the maps are probably not in the order [143, 217, 353] GHz; check their order")
-    assert channel_order_warning(middle[::-1], freqs, "x") is not None
-    assert channel_order_warning(high[::-1], freqs, "x") is None  # CMB-dominated: cannot tell
-    assert channel_order_warning([3000.0, 100.0, 100.0], [30.0, 44.0, 70.0], "x") is None  # synchrotron
+    assert all(check_channel_order(s, freqs, "x", "fix") is None for s in (plane, middle, high))
+    with pytest.raises(ValueError) as refused:
+        check_channel_order(plane[::-1], freqs, "median per-patch standard deviation", "reorder them")
+    assert str(refused.value) == (
+        "the map given as 143 GHz varies by 1.19e+04 µK but the one given as 353 GHz by 463 µK (median "
+        "per-patch standard deviation): above 100 GHz dust and noise make a higher band vary more, so the "
+        "maps are not in the order [143, 217, 353] GHz; reorder them")
+    with pytest.raises(ValueError, match="not in the order"):
+        check_channel_order(middle[::-1], freqs, "x", "fix")
+    with pytest.raises(ValueError, match=r"given as 143 GHz varies by 1\.55e\+03 µK but the one given as 2"):
+        check_channel_order([plane[1], plane[0], plane[2]], freqs, "x", "fix")  # 143 and 217 swapped
+    doubt = check_channel_order(high[::-1], freqs, "x", "fix")
+    assert doubt is not None
+    assert doubt.endswith("probably not in the order [143, 217, 353] GHz; check their order")
+    assert check_channel_order([high[1], high[0], high[2]], freqs, "x", "fix") is None  # CMB-dominated
+    assert check_channel_order([3000.0, 100.0, 100.0], [30.0, 44.0, 70.0], "x", "fix") is None  # synchrotron
 
 
-def test_cli_warns_about_npy_channels_that_look_reversed(tmp_path, weights):
+def test_cli_refuses_npy_channels_that_are_reversed_before_any_work(tmp_path, weights, capsys):
     rng = np.random.default_rng(4)
     spreads = np.array([11883.0, 1552.0, 463.0], np.float32)[None, :, None, None]  # 353, 217, 143 GHz
     np.save(tmp_path / "maps.npy", (spreads * rng.standard_normal((2, 3, 64, 64))).astype(np.float32))
-    args = _parse(["predict", "--weights", str(weights), str(tmp_path / "maps.npy"),
+    err = _main_error(["predict", "--weights", str(weights), str(tmp_path / "maps.npy"),
+                       str(tmp_path / "cmb.npy"), "--frequencies", "143,217,353", "--pixel-arcsec", "90"],
+                      capsys)
+    assert re.search(r"given as 143 GHz varies by 1\.\d+e\+04 µK but the one given as 353 GHz by 4\d\d "
+                     r"µK.*not in the order \[143, 217, 353\] GHz; give the channels along axis 1", err)
+    assert not (tmp_path / "cmb.npy").exists()
+    doubtful = np.array([180.0, 107.0, 101.0], np.float32)[None, :, None, None]  # high latitudes, reversed
+    np.save(tmp_path / "high.npy", (doubtful * rng.standard_normal((2, 3, 64, 64))).astype(np.float32))
+    args = _parse(["predict", "--weights", str(weights), str(tmp_path / "high.npy"),
                    str(tmp_path / "cmb.npy"), "--frequencies", "143,217,353", "--pixel-arcsec", "90"])
-    with pytest.warns(UserWarning, match=r"given as 353 GHz varies by 4\d\d µK but the one given as 143 GHz "
-                                         r"by 1\.\d+e\+04 µK.*probably not in the order"):
+    with pytest.warns(UserWarning, match=r"given as 143 GHz varies by 1\d\d µK .*probably not in the order"):
         assert run_predict(args) == 0
 
 
@@ -406,8 +425,8 @@ def test_nonfinite_outputs_are_not_written(tmp_path, weights, predictor, maps, m
 
 
 def test_maps_varying_more_than_any_sky_are_refused(predictor, maps):
-    with pytest.raises(ValueError, match=r"do not look like sky maps: the 217 GHz maps vary by 9\.\d+e\+07 "
-                                         r"µK .*more than any sky; check their units and values"):
+    with pytest.raises(ValueError, match=r"look 1e6 times too large for uK_CMB: the 217 GHz maps vary by "
+                                         r"9\.\d+e\+07 µK .*at most 1e\+07 µK; multiply them by 1e-6"):
         predictor.predict(maps * np.float32(1e6), **META)
 
 

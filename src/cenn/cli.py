@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from cenn import __version__
-from cenn.config import ConfigError, read_toml
+from cenn.config import ConfigError, given_options, read_toml
 from cenn.data.store import StoreError
 from cenn.demo import METHODS
 from cenn.evaluate.run import add_evaluate_parser, run_evaluate
 from cenn.experiment import add_experiment_parser, run_experiment_command
-from cenn.healpix.command import add_full_sky_arguments, run_full_sky
+from cenn.healpix.command import add_full_sky_arguments, check_full_sky_options_unused, run_full_sky
 from cenn.outputs import OutputWriteError
 from cenn.predict.command import add_predict_parser, run_predict
 from cenn.sky.simulator import LATITUDE_BANDS, SimulationConfig, read_simulation_toml
@@ -90,10 +90,15 @@ def simulation_config_from_args(args: argparse.Namespace) -> SimulationConfig:
     if args.splits is not None:
         data["splits"] = args.splits
     if args.sky_split is not None:
-        split = data.setdefault("region", {}).setdefault("sky_split", {})
-        split["part"] = args.sky_split
-        if args.validation_fraction is not None:
-            split["validation_fraction"] = args.validation_fraction
+        data.setdefault("region", {}).setdefault("sky_split", {})["part"] = args.sky_split
+    if args.validation_fraction is not None:
+        split = data.get("region", {}).get("sky_split")
+        if not isinstance(split, dict):
+            raise ValueError("--validation-fraction sets the part of the sky that --sky-split holds out for "
+                             "validation; without --sky-split (or a [region.sky_split] table in --config) no "
+                             "sky is held out: add --sky-split train or --sky-split validation, or drop "
+                             "--validation-fraction")
+        split["validation_fraction"] = args.validation_fraction
     config = SimulationConfig.from_dict(data)
     config.resolved_components()  # validate component names and parameters now
     return config
@@ -260,8 +265,11 @@ def _add_export_weights(sub: argparse._SubParsersAction) -> None:
 
 def _run_predict(args: argparse.Namespace) -> int:
     """``cenn predict``: full-sky HEALPix maps (``--maps``) go to :mod:`cenn.healpix.command`,
-    patches to :mod:`cenn.predict.command`."""
-    return run_full_sky(args) if args.maps else run_predict(args)
+    patches to :mod:`cenn.predict.command` (refused with full-sky options, which they would ignore)."""
+    if args.maps:
+        return run_full_sky(args)
+    check_full_sky_options_unused(args)
+    return run_predict(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,6 +293,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from cenn.runtime import check_device
 
     check_device(args.device, "--device")
+    if args.describe:
+        _refuse_with_describe(args)
     config = simulation_config_from_args(args)
     if args.describe:
         from cenn.sky.describe import describe_table, measure_spectra
@@ -305,6 +315,21 @@ def _run_simulate(args: argparse.Namespace) -> int:
     state = "complete" if store.complete else "this shard done; other shards pending"
     print(f"{args.out}: {store.n_patches} patches, {state}")
     return 0
+
+
+#: ``cenn simulate`` options that only concern the store, which ``--describe`` does not write.
+_STORE_ONLY = {"components": False, "workers": 0, "chunk_size": 64, "shard": (0, 1), "compression": "none",
+               "overwrite": False}
+
+
+def _refuse_with_describe(args: argparse.Namespace) -> None:
+    """Refuse ``cenn simulate --describe`` with a store path or an option of the store, which it
+    would ignore (it prints spectra and writes nothing)."""
+    given = ([args.out] if args.out is not None else []) + given_options(args, _STORE_ONLY)
+    if given:
+        raise ValueError(f"--describe prints each component's spectra and writes no store, so "
+                         f"{', '.join(given)} would be ignored: drop {'them' if len(given) > 1 else 'it'}, "
+                         "or drop --describe to simulate a store")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -330,6 +355,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     from cenn.demo import run_demo
     from cenn.evaluate.report import format_table, summary_table
 
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a whole number >= 0, got {args.seed}")
     methods = None if args.methods is None else tuple(m.strip() for m in args.methods.split(",") if m.strip())
     metrics = run_demo(args.out, args.patches, args.seed, args.device, methods, args.weights,
                        not args.no_progress, args.overwrite)

@@ -7,6 +7,7 @@ Every configuration is a dataclass tree; :func:`from_dict` builds one from parse
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -81,6 +82,22 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where}: {err}") from err
+
+
+def given_options(args: Any, defaults: dict[str, Any]) -> list[str]:
+    """The command-line options, as ``--name``, among ``defaults`` (destination → default) that
+    ``args`` (an ``argparse.Namespace``) sets to something else: those the user gave."""
+    return [f"--{name.replace('_', '-')}" for name, default in defaults.items()
+            if getattr(args, name, default) != default]
+
+
+def check_finite(where: str, value: float, minimum: float | None = None, strict: bool = False) -> None:
+    """Refuse a ``value`` of ``where`` that is NaN or infinite, or below ``minimum`` (at or below it
+    when ``strict``), naming both (``ValueError``)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, got {value!r}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{where} must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -380,9 +380,23 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def check_step_options(steps: tuple[str, ...], workers: int, device: str) -> None:
+    """Refuse ``--workers`` below 0, or given without the simulate step, and ``--device`` given
+    with only the train step (which runs on ``[train.trainer] accelerator``): they would be ignored."""
+    if workers < 0:
+        raise ValueError(f"--workers must be >= 0 (0: simulate in this process), got {workers}")
+    if workers and "simulate" not in steps:
+        raise ValueError(f"--workers sets the simulate step's processes, but --steps {','.join(steps)} "
+                         "does not simulate: drop --workers or add simulate to --steps")
+    if device != "cpu" and set(steps) == {"train"}:
+        raise ValueError(f"--device {device} is the simulate and evaluate steps' device; the train step "
+                         "runs on [train.trainer] accelerator of the experiment file: set it there")
+
+
 def run_experiment_command(args: argparse.Namespace) -> int:
     config = ExperimentConfig.load(args.config)
     steps = tuple(s.strip() for s in args.steps.split(",") if s.strip())
+    check_step_options(steps, args.workers, args.device)
     out = run_experiment(config, args.out, steps, device=args.device, workers=args.workers,
                          progress=not args.no_progress, overwrite=args.overwrite,
                          config_file=resolve_config(args.config))

@@ -2,6 +2,7 @@
 out, with a baseline or trained weights; bad requests refused."""
 
 import os
+import re
 
 import healpy as hp
 import numpy as np
@@ -175,25 +176,40 @@ def test_maps_in_mk_read_as_uk_are_refused(band_maps, tmp_path, capsys):
     sky = band_maps[1]
     paths = [_with_freq(tmp_path, name, sky * 1e-3, name) for name in ("143", "217", "353")]
     err = _refused(_ilc(paths, tmp_path / "x.fits"), capsys)
-    assert "143.fits read as 'uK_CMB' varies by" in err and "label it mK_CMB" in err
-    assert "multiply it by 1e3" in err
+    assert "143.fits looks like mK_CMB but is labelled uK_CMB: it varies by" in err
+    assert "label it mK_CMB (TUNIT1, or --units mK_CMB if all maps are), or multiply it by 1e3" in err
 
 
-def test_channel_spreads_that_doubt_the_order_warn(band_maps, tmp_path, capsys):
-    """Without frequencies in the headers, a '353 GHz' map varying far less than the '143 GHz' one
-    (dust rises with frequency) is warned about; the run goes on."""
+def test_channel_spreads_that_contradict_the_order_are_refused_and_doubtful_ones_warned(band_maps, tmp_path,
+                                                                                       capsys):
+    """Without frequencies in the headers, a '143 GHz' map varying far more than the '353 GHz' one
+    (dust rises with frequency) is refused before any work; one varying 1.5 times more is warned
+    about, and the run goes on; the order assumed is named in a warning."""
     sky = band_maps[1]
-    dusty = sky + 30 * sky.std() * np.random.default_rng(0).standard_normal(sky.size)
+    noise = sky.std() * np.random.default_rng(0).standard_normal(sky.size)
     folder = tmp_path / "maps"
     folder.mkdir()
-    paths = []
-    for name, values in (("353", dusty), ("217", sky), ("143", sky)):
-        hp.write_map(folder / f"{name}.fits", values, column_units="uK_CMB", dtype=np.float64)
-        paths.append(str(folder / f"{name}.fits"))
-    words = (r"the map given as 353 GHz varies by .* but the one given as 143 GHz by .*robust standard "
-             r"deviation of the seen pixels.*probably not in the order \[143, 217, 353\] GHz")
-    with pytest.warns(UserWarning, match=words):
-        assert main(_ilc(paths, tmp_path / "x.fits")) == 0
+
+    def bands(first: np.ndarray) -> list[str]:
+        paths = []
+        for name, values in (("353", first), ("217", sky), ("143", sky)):
+            hp.write_map(folder / f"{name}.fits", values, column_units="uK_CMB", dtype=np.float64,
+                         overwrite=True)
+            paths.append(str(folder / f"{name}.fits"))
+        return paths
+
+    err = _refused(_ilc(bands(sky + 30 * noise), tmp_path / "x.fits"), capsys)
+    assert re.search(r"the map given as 143 GHz varies by .* but the one given as 217 GHz by .*robust "
+                     r"standard deviation of the seen pixels.*not in the order \[143, 217, 353\] GHz; give "
+                     r"--maps in that order", err)
+    assert not (tmp_path / "x.fits").exists()
+    with pytest.warns(UserWarning) as caught:
+        assert main(_ilc(bands(sky + 1.2 * noise), tmp_path / "x.fits")) == 0
+    texts = [str(w.message) for w in caught]
+    assert any(re.search(r"given as 143 GHz varies by .* probably not in the order", t) for t in texts), texts
+    assumed = ("3 of the maps state no frequency (no FREQ key): taken in the order given, 353.fits as "
+               "143 GHz, 217.fits as 217 GHz, 143.fits as 353 GHz")
+    assert any(assumed in t for t in texts), texts
 
 
 class _NanSeparator(Separator):

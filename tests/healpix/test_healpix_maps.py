@@ -57,13 +57,16 @@ def test_units_argument_is_required_without_header_units_and_overrides_them(tmp_
 
 def test_k_map_declared_uk_is_refused(tmp_path, sky_uk):
     path = write(tmp_path / "k_as_uk.fits", sky_uk * 1e-6, units="uK_CMB")
-    with pytest.raises(ValueError, match="looks like a map in K_CMB; pass units='K_CMB'"):
+    words = (r"k_as_uk\.fits looks like K_CMB but is labelled uK_CMB: it varies by 0\.00\d+ µK "
+             r"\(standard deviation .*pass units='K_CMB' or fix its TUNIT1")
+    with pytest.raises(ValueError, match=words):
         read_map(path)
 
 
 def test_uk_map_declared_k_is_refused(tmp_path, sky_uk):
     path = write(tmp_path / "uk_as_k.fits", sky_uk, units="K_CMB")
-    with pytest.raises(ValueError, match="looks like a map in µK_CMB; pass units='uK_CMB'"):
+    with pytest.raises(ValueError, match=r"uk_as_k\.fits looks like uK_CMB but is labelled K_CMB: .*pass "
+                                         r"units='uK_CMB'"):
         read_map(path)
 
 
@@ -238,8 +241,9 @@ def test_sky_maps_in_mk_read_as_uk_are_refused_by_their_spread(tmp_path, sky_uk)
     assert check_sky_spread(read_map(write(tmp_path / "n.fits", noise, units="uK_CMB"))) == pytest.approx(
         31.0, rel=0.05)
     mk = read_map(write(tmp_path / "mk.fits", noise * 1e-3, units="uK_CMB"))
-    words = (r"mk\.fits read as 'uK_CMB' varies by 0\.03\d* µK \(robust standard deviation of its seen "
-             r"pixels\).*label it mK_CMB \(TUNIT1, or --units mK_CMB if all maps are\) or multiply it by 1e3")
+    words = (r"mk\.fits looks like mK_CMB but is labelled uK_CMB: it varies by 0\.03\d* µK \(robust "
+             r"standard deviation of its seen pixels\), where sky maps vary by 10 µK or more; label it "
+             r"mK_CMB \(TUNIT1, or --units mK_CMB if all maps are\)")
     with pytest.raises(ValueError, match=words):
         check_sky_spread(mk)
     assert check_sky_spread(read_map(write(tmp_path / "mk.fits", noise * 1e-3, units="mK_CMB"))) > 30

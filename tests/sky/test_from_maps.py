@@ -135,7 +135,11 @@ def test_relative_paths_are_taken_from_the_configuration_file(tmp_path, monkeypa
     ({"maps": "MAP", "colour": "red"}, ValueError, "unknown parameters"),
     ({"maps": {"143": "MAP", "217": "MAP"}}, ValueError, "one map per band"),
     ({"maps": "MAP", "units": "K_RJ"}, ValueError, "unknown map units"),
-    ({"maps": "MAP", "units": "K_CMB"}, ValueError, "looks like a map in µK"),
+    ({"maps": "MAP", "units": "K_CMB"}, ValueError, "looks like uK_CMB but is labelled K_CMB"),
+    ({"maps": "MAP", "units": "mK_CMB"}, ValueError,
+     r"cmb: .*cmb\.fits looks like uK_CMB but is labelled mK_CMB: it varies by 1\.\d+e\+05 µK .*where CMB "
+     r"maps vary by at most 2\.7e\+03 µK; set its TUNIT1 to uK_CMB, or units = 'uK_CMB' in "
+     r"\[components\.cmb\]"),
 ])
 def test_bad_map_configurations_are_refused(tmp_path, params, error, match):
     path = write(tmp_path / "cmb.fits", dipole_map())

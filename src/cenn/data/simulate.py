@@ -348,6 +348,8 @@ def simulate(
         raise ValueError(f"shard must be i/N with 0 <= i < N, got {index}/{n_shards}")
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size (--batch-size) must be a whole number >= 1, got {batch_size!r}")
     if isinstance(n_patches, bool) or not isinstance(n_patches, numbers.Integral):
         raise ValueError(f"n_patches must be a whole number of patches, got {n_patches!r}")
     if n_patches < 1:

@@ -8,25 +8,27 @@ from __future__ import annotations
 import argparse
 import warnings
 from pathlib import Path
+from typing import Any
 
 import healpy as hp
 import numpy as np
 
 from cenn import __version__
+from cenn.config import given_options
 from cenn.healpix.maps import check_band_order, check_sky_spread
 from cenn.healpix.reproject import check_apodisation_width, full_sky_maps
 from cenn.healpix.tiling import check_overlap
-from cenn.io.healpix_maps import HealpixMap, check_bands, header_frequency_ghz, read_map
+from cenn.io.healpix_maps import HealpixMap, check_bands, header_frequency_ghz, header_nside, read_map
 from cenn.io.noise_maps import check_sigma_matches, has_noise_column, read_noise_sigma
 from cenn.io.units import UNITS
-from cenn.model.weights import WeightsCard
+from cenn.model.weights import WeightsCard, fmt_list
 from cenn.outputs import check_file_outputs, write_file
-from cenn.predict.units import channel_order_warning
+from cenn.predict.units import check_channel_order
 from cenn.predict.values import check_finite_output
-from cenn.pretrained import resolve_weights
+from cenn.pretrained import resolve_weights, shipped_weights
 from cenn.runtime import check_device
 from cenn.separation import InputInfo, Separator
-from cenn.separators import NetworkSeparator, build_separator
+from cenn.separators import NETWORK_METHODS, NetworkSeparator, build_separator
 from cenn.sky.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument, load_instrument
 
@@ -80,14 +82,80 @@ def instrument_info(instrument: Instrument, geometry: PatchGeometry) -> InputInf
 
 
 def method_setup(args: argparse.Namespace) -> tuple[Separator, InputInfo, PatchGeometry]:
-    """The separator of ``--method`` with its input description and patch geometry."""
-    if args.method == "cenn":
-        separator = NetworkSeparator(resolve_weights(args.weights), device=args.device,
-                                     precision=args.precision, batch_size=args.batch_size)
+    """The separator of ``--method`` with its input description and patch geometry: a network method
+    (``cenn``, ``cenn-unbiased``) with ``--weights`` (default: its shipped weights), ``--device``,
+    ``--precision`` and ``--batch-size``, described by its weights card; a classical method by
+    ``--instrument``, ``--npix`` and ``--pixel-arcsec``."""
+    if args.method in NETWORK_METHODS:
+        shipped = NETWORK_METHODS[args.method]
+        weights = resolve_weights(args.weights) if args.weights else shipped_weights(shipped)
+        separator = build_separator(args.method, weights=weights, device=args.device,
+                                    precision=args.precision, batch_size=args.batch_size)
+        assert isinstance(separator, NetworkSeparator)
         card = separator.predictor.card
         return separator, card_info(card), PatchGeometry(card.npix, card.pixel_arcsec)
     geometry = PatchGeometry(args.npix, args.pixel_arcsec or 90.0)
     return build_separator(args.method), instrument_info(load_instrument(args.instrument), geometry), geometry
+
+
+def option_defaults() -> dict[str, Any]:
+    """The defaults of the full-sky options (:func:`add_full_sky_arguments`)."""
+    return vars(add_full_sky_arguments(argparse.ArgumentParser()).parse_args([]))
+
+
+#: Options of patches (``cenn predict INPUT OUTPUT``) that the full sky does not use, and why.
+_PATCH_ONLY = {
+    "input": "INPUT and OUTPUT name patch files; the full-sky CMB goes to --out",
+    "uncertainty": "the full sky's σ is the SIGMA column of --out",
+    "noise_sigma": "the full sky takes each band's noise σ from its map file's II_COV column",
+    "fill_nonfinite": "on the full sky NaN and UNSEEN pixels are kept out of the patches' weights",
+}
+
+
+def check_patch_options_unused(args: argparse.Namespace) -> None:
+    """Refuse, with ``--maps``, the options of patches, which the full sky would ignore."""
+    for name, why in _PATCH_ONLY.items():
+        if getattr(args, name, None) not in (None, False):
+            flag = "INPUT" if name == "input" else f"--{name.replace('_', '-')}"
+            raise ValueError(f"{flag} is for patches (cenn predict INPUT OUTPUT), not with --maps: {why}")
+
+
+def check_full_sky_options_unused(args: argparse.Namespace) -> None:
+    """Refuse, without ``--maps``, the full-sky options (``cenn predict INPUT OUTPUT`` would ignore
+    them; ``--no-progress`` is harmless)."""
+    defaults = option_defaults()
+    given = given_options(args, {n: d for n, d in defaults.items() if n not in ("maps", "no_progress")})
+    if given:
+        apply, them = ("apply", "them") if len(given) > 1 else ("applies", "it")
+        raise ValueError(f"{', '.join(given)} {apply} to full-sky maps (cenn predict --maps FITS ... --out "
+                         "FILE.fits) only; patches (INPUT OUTPUT) are separated by the network of --weights: "
+                         f"drop {them}, or give --maps")
+
+
+def check_method_options(args: argparse.Namespace, separator: Separator) -> None:
+    """Refuse options the method of ``--method`` would ignore: the network's weights, device and
+    precision for a classical method; the instrument and patch geometry, which a network takes from
+    its weights card, for a network method (a ``--npix`` or ``--pixel-arcsec`` equal to the card's
+    is accepted)."""
+    if not isinstance(separator, NetworkSeparator):
+        given = given_options(args, {"weights": None, "precision": "32", "device": "cpu"})
+        if given:
+            are, them = ("are", "them") if len(given) > 1 else ("is", "it")
+            raise ValueError(f"{', '.join(given)} {are} for the network methods "
+                             f"({', '.join(NETWORK_METHODS)}); --method {args.method} does not use {them}: "
+                             f"drop {them}")
+        return
+    card = separator.predictor.card
+    defaults = option_defaults()
+    given = given_options(args, {"instrument": defaults["instrument"]})
+    if args.npix not in (defaults["npix"], card.npix):
+        given.append(f"--npix {args.npix}")
+    if args.pixel_arcsec is not None and args.pixel_arcsec != card.pixel_arcsec:
+        given.append(f"--pixel-arcsec {args.pixel_arcsec:g}")
+    if given:
+        raise ValueError(f"{', '.join(given)}: --method {args.method} takes its bands, beams and patches "
+                         f"({card.npix} pixels of {card.pixel_arcsec:g}″) from its weights card; these "
+                         "options are for the classical methods: drop them")
 
 
 def write_full_sky(path: Path, cmb: np.ndarray, weight: np.ndarray, header: list[tuple[str, object]],
@@ -151,7 +219,8 @@ def check_options(args: argparse.Namespace) -> None:
 
 def map_frequencies(args: argparse.Namespace, info: InputInfo) -> list[float | None]:
     """The frequencies (GHz) of ``--maps``: ``--frequencies`` if given, else their headers' (``None``
-    where a header states none); refused when they are not the method's bands in its order."""
+    where a header states none, with a warning naming the frequency each such map is taken at);
+    refused when they are not the method's bands in its order."""
     paths = [Path(p) for p in args.maps]
     if args.frequencies is not None:
         if len(args.frequencies) != len(paths):
@@ -161,19 +230,71 @@ def map_frequencies(args: argparse.Namespace, info: InputInfo) -> list[float | N
     else:
         found, source = [header_frequency_ghz(p) for p in paths], "its header"
     check_band_order(paths, found, list(info.frequencies_ghz), args.method, source)
+    unstated = [f"{p.name} as {f:g} GHz"
+                for p, f, given in zip(paths, info.frequencies_ghz, found, strict=True) if given is None]
+    if unstated:
+        warnings.warn(f"{len(unstated)} of the maps state no frequency (no FREQ key): taken in the order "
+                      f"given, {', '.join(unstated)} (the {args.method} method takes "
+                      f"{fmt_list(list(info.frequencies_ghz))} GHz, in that order); only a clearly wrong "
+                      "order shows in their spreads: state them with --frequencies "
+                      f"{','.join(f'{f:g}' for f in info.frequencies_ghz)} or FREQ keys", stacklevel=2)
     return found
+
+
+#: The coarsest map pixel (√Ω) accepted, in patch pixels: beyond it the map, not the beam, sets the
+#: patches' resolution (for 90″ patches: Nside 1024, 3.4′ pixels, is accepted; Nside 512, 6.9′, wider
+#: than the 5′ beams of 217 and 353 GHz, is not).
+MAX_MAP_PIXEL = 2.5
+#: Above this many patch pixels per map pixel (Nside 1024 for 90″ patches) a warning says the patches
+#: are smoother than the network's training data; Nside 2048 (1.7′) matches 90″ pixels.
+SMOOTH_MAP_PIXEL = 1.5
+
+
+def check_resolution(args: argparse.Namespace, geometry: PatchGeometry, network: bool) -> None:
+    """Refuse maps whose pixels are more than :data:`MAX_MAP_PIXEL` patch pixels wide (one map pixel
+    would be interpolated over many patch pixels: patches far smoother than the sky the method
+    expects), naming the lowest Nside accepted; warn above :data:`SMOOTH_MAP_PIXEL`. The Nside is
+    read from each file's header, before its pixels are."""
+    nside = min(header_nside(Path(p)) for p in args.maps)
+    pixel_arcsec = float(np.degrees(hp.nside2resol(nside)) * 3600.0)
+    ratio = pixel_arcsec / geometry.pixel_arcsec
+    if ratio <= SMOOTH_MAP_PIXEL:
+        return
+    accepted = next(n for n in (2 ** k for k in range(30))
+                    if np.degrees(hp.nside2resol(n)) * 3600.0 <= MAX_MAP_PIXEL * geometry.pixel_arcsec)
+    matched = next(n for n in (2 ** k for k in range(30))
+                   if np.degrees(hp.nside2resol(n)) * 3600.0 <= SMOOTH_MAP_PIXEL * geometry.pixel_arcsec)
+    found = (f"the maps are at Nside {nside}, whose pixels of {pixel_arcsec / 60:.3g}′ span {ratio:.3g} "
+             f"patch pixels of {geometry.pixel_arcsec:g}″")
+    if ratio <= MAX_MAP_PIXEL:
+        warnings.warn(f"{found}: the patches are interpolated between map pixels and smoother than "
+                      f"{'the sky the network was trained on' if network else 'the sky'}; maps at Nside "
+                      f"{matched} ({np.degrees(hp.nside2resol(matched)) * 60:.2g}′ pixels) match these "
+                      "patches", stacklevel=2)
+        return
+    coarser = ("give maps made at that resolution (healpy.ud_grade cannot add it)" if network else
+               f"give such maps, or patch pixels of at least {pixel_arcsec / MAX_MAP_PIXEL:.0f}″ "
+               "(--pixel-arcsec, with --npix to keep the patches' size)")
+    raise ValueError(f"{found}: one map pixel would be spread over many patch pixels, so the patches would "
+                     f"be far smoother than {'the sky the network was trained on' if network else 'a sky'}; "
+                     f"cenn accepts map pixels up to {MAX_MAP_PIXEL:g} patch pixels wide, Nside {accepted} "
+                     f"or finer here (Nside {matched} matches these patches): {coarser}")
 
 
 def read_bands(args: argparse.Namespace, info: InputInfo,
                frequencies: list[float | None]) -> list[HealpixMap]:
-    """The maps of ``--maps`` in µK_CMB, checked together (Nside, ordering, units by their spread);
-    a warning when, without stated frequencies, their spreads doubt their order."""
+    """The maps of ``--maps`` in µK_CMB, checked together (Nside, ordering, coordinate system, units
+    by their spread at each band's frequency); refused when their spreads say clearly that they are
+    not in the method's order, and, without stated frequencies, warned about when they doubt it
+    (:func:`~cenn.predict.units.check_channel_order`)."""
     maps = [read_map(p, units=args.units) for p in args.maps]
     check_bands(maps)
-    spreads = [check_sky_spread(m) for m in maps]
-    doubt = None in frequencies and channel_order_warning(
-        spreads, list(info.frequencies_ghz), "robust standard deviation of the seen pixels")
-    if doubt:
+    spreads = [check_sky_spread(m, f) for m, f in zip(maps, info.frequencies_ghz, strict=True)]
+    fix = ("give --maps in that order, or state the maps' frequencies as they are (--frequencies, or FREQ "
+           "keys in their headers)")
+    doubt = check_channel_order(spreads, list(info.frequencies_ghz),
+                                "robust standard deviation of the seen pixels", fix)
+    if doubt and None in frequencies:
         warnings.warn(doubt, stacklevel=2)
     return maps
 
@@ -231,14 +352,18 @@ def run_full_sky(args: argparse.Namespace) -> int:
     if not args.out:
         raise ValueError("--maps needs --out FILE.fits for the full-sky CMB map")
     check_device(args.device, "--device")
+    check_patch_options_unused(args)
     out, view, mask = check_outputs(args)
     check_options(args)
     separator, info, geometry = method_setup(args)
+    check_method_options(args, separator)
     check_mask_options(args, separator)
     if len(args.maps) != len(info.band_names):
         raise ValueError(f"{len(args.maps)} maps given but the {args.method} method takes "
                          f"{len(info.band_names)}, one per band {list(info.band_names)} GHz, in that order")
-    maps = read_bands(args, info, map_frequencies(args, info))
+    frequencies = map_frequencies(args, info)
+    check_resolution(args, geometry, isinstance(separator, NetworkSeparator))
+    maps = read_bands(args, info, frequencies)
     nside_in = maps[0].nside
     nside_out = args.nside or nside_in
     with_sigma = gives_sigma(separator)
@@ -256,7 +381,9 @@ def run_full_sky(args: argparse.Namespace) -> int:
               ("CUTINTP", args.interpolation, "patch cut interpolation"),
               ("REPROJ", args.reprojection, "back-projection interpolation"),
               *((f"INMAP{i + 1}", Path(p).name[:68]) for i, p in enumerate(args.maps))]
-    if args.method == "cenn":
+    if maps[0].coordsys is not None:  # one system for every band (check_bands)
+        header.append(("COORDSYS", maps[0].coordsys, "coordinate system of the input maps"))
+    if isinstance(separator, NetworkSeparator):
         header.append(("WEIGHTS", Path(separator.weights).name[:68]))
     write_full_sky(out, cmb, weight, header, args.overwrite, sigma=result.sigma)
     if mask is not None:

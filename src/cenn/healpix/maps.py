@@ -10,7 +10,7 @@ import healpy as hp
 import numpy as np
 
 from cenn.io.healpix_maps import HealpixMap
-from cenn.io.units import misread_units, power_of_ten
+from cenn.io.units import check_unit_label
 from cenn.model.weights import fmt_list
 
 _SAME_BAND = 0.1
@@ -60,24 +60,18 @@ def robust_std(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
-def check_sky_spread(m: HealpixMap) -> float:
-    """The robust spread (µK) of the seen pixels of the band map ``m``; refused when it says the
-    map's units are wrong (:func:`~cenn.io.units.misread_units`), or when it is 0 (a constant
-    map holds no sky)."""
+def check_sky_spread(m: HealpixMap, frequency_ghz: float | None = None) -> float:
+    """The robust spread (µK) of the seen pixels of the band map ``m`` at ``frequency_ghz`` (stated or
+    taken from the band's place); refused when it is 0 (a constant map holds no sky) or contradicts
+    the map's units (:func:`~cenn.io.units.check_unit_label`: a robust spread over most of the sky is
+    set by intermediate latitudes; over a map that sees less than half the sky, by the Galactic
+    plane)."""
     spread = robust_std(m.values[m.values != hp.UNSEEN])
     if spread == 0:
         raise ValueError(f"{m.path} is constant over most of the sky (robust standard deviation 0): it "
                          "holds no sky map; check the file and its column")
-    misread = misread_units(spread, m.units_in)
-    if misread is None:
-        return spread
-    factor, units = misread
-    found = (f"{m.path} read as {m.units_in!r} varies by {spread:.3g} µK (robust standard deviation of its "
-             "seen pixels)")
-    label = f"label it {units} (TUNIT1, or --units {units} if all maps are)" if units else ""
-    if factor <= 1:
-        fix = label if factor < 1 else "check its units and values"
-        raise ValueError(f"{found}, more than any sky: {fix}")
-    label = f"{label} or " if label else ""
-    raise ValueError(f"{found} where sky maps vary by tens of µK or more: {label}multiply it by "
-                     f"{power_of_ten(factor)}")
+    check_unit_label(spread, m.units_in, subject=str(m.path), measured="it varies", plural=False,
+                     statistic="robust standard deviation of its seen pixels",
+                     relabel="label it {units} (TUNIT1, or --units {units} if all maps are)",
+                     frequency_ghz=frequency_ghz, bright_plane=m.unseen_fraction > 0.5)
+    return spread

@@ -20,7 +20,7 @@ import numpy as np
 from astropy.io import fits
 
 from cenn.io.fits import fits_file, stated_frequency_ghz
-from cenn.io.units import KELVIN_STD_UK, MAX_SKY_STD_UK, uk_per_unit
+from cenn.io.units import check_unit_label, uk_per_unit
 
 _ORDERINGS = {"RING": "RING", "NESTED": "NESTED", "NEST": "NESTED"}
 
@@ -32,7 +32,8 @@ the primary one."""
 @dataclass(frozen=True)
 class HealpixMap:
     """One band's map: ``values`` (12·nside², RING, float64, µK_CMB, UNSEEN kept), the ordering and
-    units it was stored with, the fraction of UNSEEN pixels and the file it came from."""
+    units it was stored with, the fraction of UNSEEN pixels, the file it came from and the coordinate
+    system its header states (``G``, ``C`` or ``E``; ``None`` when it states none)."""
 
     values: np.ndarray
     nside: int
@@ -40,6 +41,7 @@ class HealpixMap:
     units_in: str
     unseen_fraction: float
     path: Path
+    coordsys: str | None = None
 
 
 def read_map(path: str | Path, units: str | None = None, field: int | str = 0,
@@ -59,9 +61,10 @@ def read_map(path: str | Path, units: str | None = None, field: int | str = 0,
     raw = ring_column(path, header, field, ordering_in)
     unseen = ~np.isfinite(raw) | (raw == hp.UNSEEN)
     values = np.where(unseen, hp.UNSEEN, raw * factor)
-    _check_amplitude(path, values[~unseen], units_in)
+    _check_amplitude(path, values[~unseen], units_in, field)
     return HealpixMap(values=values, nside=hp.npix2nside(values.size), ordering_in=ordering_in,
-                      units_in=units_in, unseen_fraction=float(unseen.mean()), path=path)
+                      units_in=units_in, unseen_fraction=float(unseen.mean()), path=path,
+                      coordsys=coordinate_system(path, header))
 
 
 def table_header(path: Path) -> fits.Header:
@@ -115,9 +118,9 @@ def ring_column(path: Path, header: fits.Header, field: int, ordering_in: str) -
     return hp.reorder(raw, n2r=True) if ordering_in == "NESTED" else raw
 
 
-def _check_pixel_count(path: Path, header: fits.Header, field: int) -> None:
-    """Refuse a table of column ``field`` whose pixels are not 12·Nside² (or the NSIDE stated), and a
-    cut-sky (explicitly indexed) map."""
+def _check_pixel_count(path: Path, header: fits.Header, field: int) -> int:
+    """The number of pixels in column ``field``; refuse a table whose pixels are not 12·Nside² (or the
+    NSIDE stated), and a cut-sky (explicitly indexed) map."""
     if str(header.get("INDXSCHM", "IMPLICIT")).strip().upper() == "EXPLICIT":
         raise ValueError(f"{path} is a cut-sky HEALPix map (INDXSCHM = 'EXPLICIT'): write it as a full-sky "
                          "map, with healpy.UNSEEN where it has no data")
@@ -128,6 +131,33 @@ def _check_pixel_count(path: Path, header: fits.Header, field: int) -> None:
     if not hp.isnpixok(n_pixels) or (stated and n_pixels != 12 * int(stated) ** 2):
         raise ValueError(f"{path} holds {n_pixels} pixels in column {field + 1}, not {expected}: it is "
                          "truncated or not a full-sky HEALPix map; write it again with healpy.write_map")
+    return n_pixels
+
+
+def header_nside(path: Path, field: int = 0) -> int:
+    """The Nside of the HEALPix map ``path`` from its header (its pixels are not read); refused as by
+    :func:`read_map` when the file is not a full-sky HEALPix table."""
+    header = table_header(path)
+    return hp.npix2nside(_check_pixel_count(path, header, column_index(path, header, field)))
+
+
+#: COORDSYS values and the system they name: G (Galactic), C (celestial, equatorial) or E (ecliptic).
+_COORDINATE_SYSTEMS = {"G": "G", "GAL": "G", "GALACTIC": "G", "C": "C", "CEL": "C", "CELESTIAL": "C",
+                       "Q": "C", "EQ": "C", "EQU": "C", "EQUATORIAL": "C", "ICRS": "C", "FK5": "C",
+                       "E": "E", "ECL": "E", "ECLIPTIC": "E"}
+
+
+def coordinate_system(path: Path, header: fits.Header) -> str | None:
+    """``G``, ``C`` or ``E`` from the COORDSYS of the map's table ``header`` or of its primary header,
+    ``None`` when neither states one; an unknown value is refused, naming the file."""
+    for found in (header.get("COORDSYS"), fits.getheader(path).get("COORDSYS")):
+        if found is not None and str(found).strip():
+            key = str(found).strip().upper()
+            if key not in _COORDINATE_SYSTEMS:
+                raise ValueError(f"{path}: unknown COORDSYS {found!r}; expected G (Galactic), C (celestial) "
+                                 "or E (ecliptic): fix the header")
+            return _COORDINATE_SYSTEMS[key]
+    return None
 
 
 def _read_column(path: Path, field: int) -> np.ndarray:
@@ -152,7 +182,9 @@ def header_frequency_ghz(path: Path, field: int = 0) -> float | None:
 
 
 def check_bands(maps: list[HealpixMap]) -> None:
-    """Refuse bands that differ in Nside or stored ordering; warn about UNSEEN pixels."""
+    """Refuse bands that differ in Nside, stored ordering or coordinate system (a band stating none
+    among bands that state one included: their pixels would be combined as if on one sky); warn about
+    UNSEEN pixels."""
     if not maps:
         raise ValueError("no maps given; pass one HealpixMap per band")
     if len({m.nside for m in maps}) > 1:
@@ -164,6 +196,12 @@ def check_bands(maps: list[HealpixMap]) -> None:
         raise ValueError(f"bands were stored with different orderings ({listing}); mixed orderings "
                          "suggest files from different pipelines: check them and write all bands with "
                          "one ordering (healpy.write_map(..., nest=False))")
+    if len({m.coordsys for m in maps}) > 1:
+        listing = ", ".join(f"{m.path.name}: {m.coordsys or 'none stated'}" for m in maps)
+        raise ValueError(f"bands are in different coordinate systems (COORDSYS: {listing}); their pixels "
+                         "would be combined as if they were the same sky: rotate them to one system "
+                         "(healpy.Rotator(coord=['C', 'G']).rotate_map_pixel) and write it in every "
+                         "header, or add the COORDSYS a header lacks")
     holed = [f"{m.path.name}: {m.unseen_fraction:.2%}" for m in maps if m.unseen_fraction > 0]
     if holed:
         warnings.warn(f"UNSEEN pixels ({', '.join(holed)}); patches touching them are flagged by "
@@ -204,14 +242,12 @@ def column_unit(header: fits.Header, field: int) -> str | None:
     return str(value).strip() if value is not None and str(value).strip() else None
 
 
-def _check_amplitude(path: Path, seen_uk: np.ndarray, units: str) -> None:
-    """Refuse maps whose seen pixels' spread says the units are wrong by 10⁶ (or that are empty)."""
+def _check_amplitude(path: Path, seen_uk: np.ndarray, units: str, field: int) -> None:
+    """Refuse a map without observed pixels, or whose seen pixels' standard deviation says its units
+    are wrong by 10⁶ or more (:func:`~cenn.io.units.check_unit_label` for a map of unknown frequency
+    and content; the callers check sky and component maps more closely)."""
     if seen_uk.size == 0:
         raise ValueError(f"{path} has no observed pixels (all UNSEEN); check the file and field")
-    std = float(seen_uk.std())
-    if std < KELVIN_STD_UK:
-        raise ValueError(f"{path} read as {units!r} has a standard deviation of {std:.3g} µK: it looks "
-                         "like a map in K_CMB; pass units='K_CMB'")
-    if std > MAX_SKY_STD_UK:
-        raise ValueError(f"{path} read as {units!r} has a standard deviation of {std:.3g} µK: it looks "
-                         "like a map in µK_CMB; pass units='uK_CMB'")
+    check_unit_label(float(seen_uk.std()), units, subject=str(path), measured="it varies", plural=False,
+                     statistic="standard deviation of its seen pixels", content="foreground",
+                     relabel=f"pass units='{{units}}' or fix its TUNIT{field + 1}")

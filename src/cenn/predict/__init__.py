@@ -11,7 +11,7 @@ what is wrong and how to fix it.
 from cenn.predict.api import PRECISIONS, Predictor
 from cenn.predict.command import add_predict_parser, run_predict
 from cenn.predict.files import SUPPORTED_FILES, read_input, write_output
-from cenn.predict.units import channel_order_warning, patch_spreads
+from cenn.predict.units import check_channel_order, patch_spreads
 from cenn.predict.values import fill_nonfinite_pixels
 
 __all__ = [
@@ -19,7 +19,7 @@ __all__ = [
     "SUPPORTED_FILES",
     "Predictor",
     "add_predict_parser",
-    "channel_order_warning",
+    "check_channel_order",
     "fill_nonfinite_pixels",
     "patch_spreads",
     "read_input",

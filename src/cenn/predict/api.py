@@ -167,7 +167,7 @@ class Predictor:
                 "along axis 1 of (N, C, H, W)"
             )
         check_finite(maps)
-        check_spread(maps, card.target_channel, card, given_units or units)
+        check_spread(maps, card, given_units or units)
 
 
 def _as_float32_tensor(inputs: np.ndarray | torch.Tensor) -> torch.Tensor:

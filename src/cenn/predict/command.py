@@ -9,10 +9,12 @@ import math
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from cenn.outputs import check_file_outputs
 from cenn.predict.api import PRECISIONS, Predictor
 from cenn.predict.files import file_kind, read_input, read_noise_input, write_output
-from cenn.predict.units import channel_order_warning, patch_spreads
+from cenn.predict.units import check_channel_order, patch_spreads
 from cenn.pretrained import resolve_weights
 from cenn.runtime import check_device
 
@@ -64,6 +66,20 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     return p
 
 
+def check_order(maps: np.ndarray, frequencies_ghz: list[float]) -> None:
+    """Refuse, before any work, maps whose channels' spreads say clearly that they are not in the order
+    of ``frequencies_ghz``, and warn when they make it doubtful (:func:`check_channel_order`); maps of
+    another shape are left to :meth:`Predictor.check`."""
+    if maps.ndim not in (3, 4) or maps.shape[-3] != len(frequencies_ghz):
+        return
+    fix = ("give the channels along axis 1 in that order, or state their frequencies as they are "
+           "(--frequencies, or the file's FREQ1…FREQn)")
+    doubt = check_channel_order(patch_spreads(maps), frequencies_ghz, "median per-patch standard deviation",
+                                fix)
+    if doubt:
+        warnings.warn(doubt, stacklevel=2)
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """Run ``cenn predict``; problems with the inputs raise ``ValueError`` (or ``StoreError``,
     ``FileNotFoundError``) for the caller to report."""
@@ -83,6 +99,7 @@ def run_predict(args: argparse.Namespace) -> int:
                          f"({predictor.card.architecture!r}) return the CMB only: use the shipped reference "
                          "model or weights trained with model.params.sigma_output = true")
     maps, meta = read_input(args.input, args.frequencies, args.pixel_arcsec, args.units)
+    check_order(maps, meta["frequencies_ghz"])
     noise = read_noise_input(args.input, args.noise_sigma, maps.shape, meta["units"])
     if noise is not None and not predictor.takes_noise:
         warnings.warn("these weights do not take the noise σ: the σ maps given are not used", stacklevel=1)
@@ -90,10 +107,6 @@ def run_predict(args: argparse.Namespace) -> int:
     result = predictor.predict(maps, **meta, fill_nonfinite=args.fill_nonfinite, noise_sigma=noise,
                                return_sigma=bool(args.uncertainty))
     cmb, sigma = result if args.uncertainty else (result, None)
-    doubt = channel_order_warning(patch_spreads(maps), meta["frequencies_ghz"],  # shapes now checked
-                                  "median per-patch standard deviation")
-    if doubt:
-        warnings.warn(doubt, stacklevel=1)
     write_output(args.output, cmb, predictor.card, source=args.input)
     n_patches = 1 if cmb.ndim == 3 else cmb.shape[0]
     print(f"{args.output}: CMB of {n_patches} patches of {cmb.shape[-2]}×{cmb.shape[-1]} pixels "

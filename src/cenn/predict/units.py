@@ -1,5 +1,5 @@
 """Heuristics on the spread of maps in µK_CMB: units no sky has (:func:`check_spread`) and bands
-probably not in the order given (:func:`channel_order_warning`)."""
+not in the order given (:func:`check_channel_order`)."""
 
 from __future__ import annotations
 
@@ -8,69 +8,70 @@ import warnings
 import numpy as np
 import torch
 
-from cenn.io.units import misread_units, power_of_ten
+from cenn.io.units import check_unit_label, uk_per_unit
 from cenn.model.weights import WeightsCard, fmt_list
 
 #: Bands at or above this frequency (GHz) vary more the higher they are (in µK_CMB: dust and noise
-#: rise, the CMB stays), which :func:`channel_order_warning` relies on.
+#: rise, the CMB stays), which :func:`check_channel_order` relies on.
 _DUST_GHZ = 100.0
-#: How many times more than the highest band another band of at least ``_DUST_GHZ`` must vary for
-#: :func:`channel_order_warning` to doubt the order (synchrotron alone gives at most ~2 between
-#: 143 and 353 GHz).
-_ORDER_SPREAD_RATIO = 3.0
+#: How many times more than a higher band a lower band of at least ``_DUST_GHZ`` must vary for
+#: :func:`check_channel_order` to refuse the order (synchrotron alone gives at most ~2 between 143 and
+#: 353 GHz, and never dominates there), and to doubt it.
+_ORDER_REFUSE_RATIO = 3.0
+_ORDER_DOUBT_RATIO = 1.25
 
 
-def check_spread(maps: torch.Tensor, channel: int, card: WeightsCard, given_units: str) -> None:
+def check_spread(maps: torch.Tensor, card: WeightsCard, given_units: str) -> None:
     """Raise ``ValueError`` when ``maps (N, C, H, W)`` in µK_CMB, converted from ``given_units``, vary
-    as no sky does: the median over patches of the per-patch standard deviation of ``channel`` is 0,
-    or says the units are wrong (:func:`~cenn.io.units.misread_units`)."""
-    std = maps[:, channel].flatten(1).double().std(dim=1)
-    typical = float(std.median())
-    freq = f"{card.frequencies_ghz[channel]:g} GHz"
-    if typical == 0:
-        raise ValueError(f"the {freq} maps are constant in most patches (median per-patch standard deviation "
-                         "0): they hold no sky; check the inputs")
-    misread = misread_units(typical, given_units)
-    if misread is None:
-        return
-    factor, units = misread
-    if factor <= 1:
-        head, fix = ((f"look like µK_CMB labelled {given_units}", "label them uK_CMB (--units uK_CMB)")
-                     if factor < 1 else ("do not look like sky maps", "check their units and values"))
-        raise ValueError(
-            f"the inputs {head}: the {freq} maps vary by {typical:.3g} µK after conversion from "
-            f"{given_units} (median per-patch standard deviation), more than any sky; {fix}"
-        )
-    looks = (f"look like {units}, not {given_units}" if units
-             else f"look {power_of_ten(factor)} times too small")
-    label = f", or label them {units} (--units {units})" if units else ""
-    raise ValueError(
-        f"the inputs {looks}: the {freq} maps vary by {typical:.3g} µK (median per-patch standard "
-        "deviation) where sky maps vary by tens of µK or more (noise alone does); multiply the maps by "
-        f"{power_of_ten(factor)}{label}"
-    )
+    as no sky does: the median over patches of the per-patch standard deviation of the target
+    channel is 0, or that of a channel contradicts the label (:func:`~cenn.io.units.check_unit_label`
+    at the channel's frequency). The target channel is always checked; every channel when the maps
+    were converted (a mK_CMB or K_CMB label to test: µK maps labelled mK show best at 143 GHz, where
+    dust is faintest). Maps given in µK_CMB, as the full-sky path gives its patches batch by batch
+    (its maps were checked whole), are checked on the target channel only."""
+    target = card.target_channel
+    converted = uk_per_unit(given_units) != 1.0
+    channels = [target, *(c for c in range(maps.shape[1]) if c != target and converted)]
+    for channel in channels:
+        typical = float(maps[:, channel].flatten(1).double().std(dim=1).median())
+        freq = f"{card.frequencies_ghz[channel]:g} GHz"
+        if typical == 0 and channel == target:
+            raise ValueError(f"the {freq} maps are constant in most patches (median per-patch standard "
+                             "deviation 0): they hold no sky; check the inputs")
+        check_unit_label(typical, given_units, subject="the inputs", measured=f"the {freq} maps vary",
+                         statistic="median per-patch standard deviation",
+                         relabel="label them {units} (--units {units})",
+                         frequency_ghz=card.frequencies_ghz[channel])
 
 
-def channel_order_warning(spreads_uk: list[float], frequencies_ghz: list[float],
-                          statistic: str) -> str | None:
-    """A warning when maps said to be at ``frequencies_ghz`` and varying by ``spreads_uk`` (µK_CMB,
-    the ``statistic`` named in the warning) are probably not in that order, else ``None``.
+def check_channel_order(spreads_uk: list[float], frequencies_ghz: list[float], statistic: str,
+                        fix: str) -> str | None:
+    """Refuse (``ValueError``, ending with ``fix``) maps said to be at ``frequencies_ghz`` whose spreads
+    ``spreads_uk`` (µK_CMB, the ``statistic`` named) say clearly that they are not in that order;
+    return a warning when they make the order doubtful, else ``None``.
 
-    Among bands of at least 100 GHz, the highest varies most in µK_CMB (dust and noise rise with
-    frequency; the CMB is the same in all): a band varying 3 times more than it says the order is
-    wrong. Bands in another order whose spreads are alike (a CMB-dominated sky) are not caught.
+    Among bands of at least 100 GHz a higher band varies more in µK_CMB (dust and noise rise with
+    frequency, the CMB is the same in all; radio sources and synchrotron, brighter at lower
+    frequencies, never dominate there): a lower band varying :data:`_ORDER_REFUSE_RATIO` (3) times
+    more than a higher one is refused, 1.25 times (:data:`_ORDER_DOUBT_RATIO`) more warned about
+    (the reversed bands of a high-latitude sky vary 1.8 times more). Bands whose spreads are alike
+    (143 and 217 GHz swapped on a CMB-dominated sky) cannot be told apart.
     """
     dusty = [i for i, f in enumerate(frequencies_ghz) if f >= _DUST_GHZ]
-    if len(dusty) < 2:
+    pairs = [(i, j) for i in dusty for j in dusty if frequencies_ghz[i] < frequencies_ghz[j]]
+    if not pairs:
         return None
-    top = max(dusty, key=lambda i: frequencies_ghz[i])
-    other = max((i for i in dusty if i != top), key=lambda i: spreads_uk[i])
-    if not spreads_uk[other] > _ORDER_SPREAD_RATIO * spreads_uk[top]:
+    low, high = max(pairs, key=lambda p: spreads_uk[p[0]] / max(spreads_uk[p[1]], 1e-300))
+    ratio = spreads_uk[low] / max(spreads_uk[high], 1e-300)
+    if not ratio > _ORDER_DOUBT_RATIO:
         return None
-    return (f"the map given as {frequencies_ghz[top]:g} GHz varies by {spreads_uk[top]:.3g} µK but the one "
-            f"given as {frequencies_ghz[other]:g} GHz by {spreads_uk[other]:.3g} µK ({statistic}): above "
-            f"{_DUST_GHZ:g} GHz dust and noise make the highest band vary most, so the maps are probably not "
-            f"in the order {fmt_list(frequencies_ghz)} GHz; check their order")
+    found = (f"the map given as {frequencies_ghz[low]:g} GHz varies by {spreads_uk[low]:.3g} µK but the one "
+             f"given as {frequencies_ghz[high]:g} GHz by {spreads_uk[high]:.3g} µK ({statistic}): above "
+             f"{_DUST_GHZ:g} GHz dust and noise make a higher band vary more, so the maps are")
+    order = f"in the order {fmt_list(frequencies_ghz)} GHz"
+    if ratio >= _ORDER_REFUSE_RATIO:
+        raise ValueError(f"{found} not {order}; {fix}")
+    return f"{found} probably not {order}; check their order"
 
 
 def patch_spreads(maps: np.ndarray, max_patches: int = 256) -> list[float]:

@@ -67,6 +67,7 @@ class GeometryConfig:
     def __post_init__(self) -> None:
         if self.margin < 0:
             raise ValueError(f"margin must be >= 0 pixels, got {self.margin}")
+        PatchGeometry(self.npix, self.pixel_arcsec)  # npix and pixel_arcsec refused here, before any work
 
 
 @dataclass
@@ -167,6 +168,8 @@ class SimulationConfig:
     splits: int = 0
 
     def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ValueError(f"seed (--seed) must be a whole number >= 0, got {self.seed}")
         try:
             check_ranges(self.randomise)
         except ValueError as err:

@@ -8,17 +8,26 @@ checkpoint by validation loss.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cenn.config import ConfigError, from_dict, read_toml
+from cenn.config import ConfigError, check_finite, from_dict, read_toml
 from cenn.train.losses import LOSSES
 
 OPTIMIZERS = ("adagrad", "adam", "adamw", "sgd")
+#: Seeds are whole numbers in [0, 2³²): numpy's and Lightning's range (Lightning replaces others by 0).
+MAX_SEED = 2**32 - 1
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
 SIMULATE_ON = ("workers", "device")
+
+
+def check_seed(where: str, seed: int) -> None:
+    """Refuse a seed outside [0, :data:`MAX_SEED`], naming ``where`` it was set."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{where} must be a whole number from 0 to {MAX_SEED}, got {seed}")
 
 
 @dataclass
@@ -80,6 +89,27 @@ class DataConfig:
             raise ValueError(f"simulate_on must be one of {SIMULATE_ON}, got {self.simulate_on!r}")
         if self.samples_per_epoch < 1 or self.num_workers < 0 or self.shuffle_window < 1:
             raise ValueError("samples_per_epoch and shuffle_window must be >= 1, num_workers >= 0")
+        if self.stream_seed is not None:
+            check_seed("data.stream_seed (--set data.stream_seed)", self.stream_seed)
+
+    def check_stream_options(self) -> None:
+        """Refuse options of streamed training patches without ``stream`` (they would be ignored:
+        training reads ``train``), and a ``train`` store with ``stream`` (it would not be read)."""
+        if self.stream:
+            if self.train is not None:
+                raise ConfigError(f"data.train (--train {self.train}) is not read when training patches are "
+                                  "streamed (data.stream, --stream): drop one of them")
+            return
+        streamed = {"simulation": self.simulation is not None, "stream_seed": self.stream_seed is not None,
+                    "samples_per_epoch": self.samples_per_epoch != DataConfig.samples_per_epoch,
+                    "simulate_on": self.simulate_on != DataConfig.simulate_on}
+        given = [f"data.{k} (--{k.replace('_', '-')})" if k != "stream_seed" else f"data.{k}"
+                 for k, v in streamed.items() if v]
+        if given:
+            apply, them = ("apply", "them") if len(given) > 1 else ("applies", "it")
+            raise ConfigError(f"{', '.join(given)} only {apply} to streamed training patches (data.stream "
+                              f"= true, --stream); this run reads the store {self.train}: add --stream, or "
+                              f"drop {them}")
 
 
 @dataclass
@@ -124,8 +154,8 @@ class OptimConfig:
             raise ValueError(f"optimizer name must be one of {OPTIMIZERS}, got {self.name!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.lr <= 0 or self.l2 < 0:
-            raise ValueError("lr must be > 0 and l2 >= 0")
+        check_finite("optim.lr (--lr)", self.lr, 0.0, strict=True)
+        check_finite("optim.l2", self.l2, 0.0)
         if not 0 < self.warmup_fraction < 1:
             raise ValueError(f"optim.warmup_fraction must lie in (0, 1), got {self.warmup_fraction!r}")
 
@@ -161,10 +191,25 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.num_nodes < 1:
-            raise ValueError("epochs, batch_size and num_nodes must be >= 1")
-        if not self.max_minutes >= 0:
-            raise ValueError(f"max_minutes must be >= 0 (0: no time limit), got {self.max_minutes!r}")
+        for key, value in (("epochs", self.epochs), ("batch_size", self.batch_size),
+                           ("num_nodes", self.num_nodes), ("log_every_n_steps", self.log_every_n_steps)):
+            if value < 1:
+                untrained = ": a run of 0 epochs would export an untrained network" if key == "epochs" else ""
+                raise ValueError(f"trainer.{key} (--{key.replace('_', '-')}) must be >= 1, got "
+                                 f"{value}{untrained}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"trainer.max_steps (--max-steps) must be >= 1, or -1 for no limit, got "
+                             f"{self.max_steps}: a run of 0 steps would export an untrained network")
+        if not (self.max_minutes >= 0 and math.isfinite(self.max_minutes)):
+            raise ValueError(f"trainer.max_minutes (--max-time) must be a finite number >= 0 (0: no time "
+                             f"limit), got {self.max_minutes!r}")
+        if isinstance(self.devices, int) and self.devices < 1:
+            raise ValueError(f"trainer.devices (--devices) must be >= 1 or 'auto', got {self.devices}")
+        if not (0 < self.limit_val_batches < math.inf):
+            raise ValueError(f"trainer.limit_val_batches must be > 0 (a fraction of the validation store, "
+                             f"or a number of batches), got {self.limit_val_batches!r}: the best network is "
+                             "chosen by its validation loss")
+        check_seed("trainer.seed (--seed)", self.seed)
 
 
 @dataclass
@@ -199,3 +244,4 @@ class TrainConfig:
         if not d.stream and d.train is None:
             raise ConfigError("data: give a training store (data.train / --train) or stream fresh "
                               "patches from the simulator (data.stream = true / --stream)")
+        d.check_stream_options()

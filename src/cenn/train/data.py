@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -25,15 +26,23 @@ from cenn.train.config import TrainConfig
 STREAM_SEED_OFFSET = 1_000_003
 #: What must agree between every source of patches in one run.
 _MATCHING_KEYS = ("frequencies_ghz", "target_band", "units")
+_BEAM_KEYS = ("beam_fwhm_arcmin", "target_beam_fwhm_arcmin")
 
 
 def check_compatible(meta: dict[str, Any], reference: dict[str, Any], what: str, ref_what: str) -> None:
-    """Refuse patches whose bands, target, units or pixel size differ from ``reference``'s (the patch
-    side may differ: training on smaller crops of the same pixels is allowed)."""
+    """Refuse patches whose bands, target, units, beams or pixel size differ from ``reference``'s (the
+    weights' card states the validation store's, so it would misdescribe a network trained on others;
+    the patch side may differ: training on smaller crops of the same pixels is allowed)."""
     for key in _MATCHING_KEYS:
         if meta.get(key) != reference.get(key):
             raise ConfigError(f"{what} has {key} = {meta.get(key)} but {ref_what} has "
                               f"{reference.get(key)}: simulate both with the same instrument")
+    for key in _BEAM_KEYS:
+        found, expected = np.atleast_1d(meta.get(key, [])), np.atleast_1d(reference.get(key, []))
+        if found.shape != expected.shape or not np.allclose(found, expected, rtol=1e-6, atol=0.0):
+            raise ConfigError(f"{what} has beams ({key}) of {meta.get(key)}′ but {ref_what} has "
+                              f"{reference.get(key)}′: the weights' card would state the validation store's "
+                              "beams for a network trained on others; simulate both with the same instrument")
     geo, ref_geo = meta["geometry"], reference["geometry"]
     if geo["pixel_arcsec"] != ref_geo["pixel_arcsec"]:  # the networks are fully convolutional: any npix
         raise ConfigError(f"{what} has pixels of {geo['pixel_arcsec']}″ but {ref_what} has "

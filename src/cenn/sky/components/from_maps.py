@@ -29,11 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import healpy as hp
 import numpy as np
 import torch
 
 from cenn.checksums import file_sha256
-from cenn.io.healpix_maps import check_bands, read_map
+from cenn.io.healpix_maps import HealpixMap, check_bands, read_map
+from cenn.io.units import check_unit_label
 from cenn.sky.components.base import Component, SkyContext, build_checked
 from cenn.sky.cutouts import cut_patches
 from cenn.sky.geometry import PatchGeometry
@@ -107,7 +109,7 @@ class MapComponent(Component):
 
     def setup(self, instrument: Instrument, geometry: PatchGeometry, device: torch.device) -> None:
         if isinstance(self.maps, str):
-            files = [self.maps]
+            files, frequencies = [self.maps], [None]
         else:
             missing = set(instrument.band_names) - set(self.maps)
             extra = set(self.maps) - set(instrument.band_names)
@@ -116,11 +118,28 @@ class MapComponent(Component):
                                  f"instrument has {instrument.band_names}; give one map per band "
                                  "(or a single path for a map that is the same at every band)")
             files = [self.maps[band] for band in instrument.band_names]
+            frequencies = list(instrument.frequencies_ghz)
         loaded = [read_map(path, units=self.units or None, field=self.field, ordering=self.ordering or None)
                   for path in files]
         check_bands(loaded)
+        for hmap, frequency in zip(loaded, frequencies, strict=True):
+            self._check_units(hmap, frequency)
         self._nside = loaded[0].nside
         self._values = np.stack([m.values for m in loaded]).astype(np.float32)
+
+    def _check_units(self, hmap: HealpixMap, frequency_ghz: float | None) -> None:
+        """Refuse a map whose spread contradicts its units (:func:`~cenn.io.units.check_unit_label`):
+        the CMB's at any band, a foreground's at the band's frequency (``None``: the same map at
+        every band, checked for a 10⁶ error only). The standard deviation of the seen pixels is used,
+        as foreground maps may be sparse (point sources)."""
+        seen = hmap.values[hmap.values != hp.UNSEEN]
+        content = "cmb" if self.component == "cmb" else "foreground"
+        where = f"units = '{{units}}' in [components.{self.component}]"
+        check_unit_label(float(seen.std()), hmap.units_in, subject=f"{self.component}: {hmap.path}",
+                         measured="it varies", plural=False,
+                         statistic="standard deviation of its seen pixels",
+                         relabel=f"set its TUNIT{self.field + 1} to {{units}}, or {where}",
+                         frequency_ghz=frequency_ghz, content=content)
 
     def sky(self, ctx: SkyContext) -> torch.Tensor:
         """Patches of the maps ``(batch, 1 or n_bands, n, n)`` µK_CMB on the generation grid."""
