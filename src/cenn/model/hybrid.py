@@ -134,13 +134,32 @@ class HILCNet(_LinearPlusNetwork):
 
 class SignalPreservingNet(_LinearPlusNetwork):
     """``sp-unet``: reference band minus a prediction from CMB-free differences only;
-    ``(N, C, n, n)`` µK → ``(N, 1, n, n)`` µK. Arguments as :class:`HILCNet` (no ILC)."""
+    ``(N, C, n, n)`` µK → ``(N, 1, n, n)`` µK. Arguments as :class:`HILCNet` (no ILC), and
+
+    weight_scale: the factor on the network's weight maps A_j. The differences reach 10⁵ µK in the
+        plane, where an optimiser step of 10⁻³ on A_j moves the output by 100 µK; the factor
+        brings that step to the µK the correction needs there.
+    """
 
     def __init__(self, in_channels: int = 3, beams_arcmin: Sequence[float] | None = None,
                  pixel_arcsec: float | None = None, reference: int = 1, scale_uk: float = 100.0,
-                 backbone: str = DEFAULT_BACKBONE, backbone_params: dict | None = None):
+                 weight_scale: float = 0.01, backbone: str = DEFAULT_BACKBONE,
+                 backbone_params: dict | None = None):
         super().__init__(in_channels, beams_arcmin, pixel_arcsec, reference, scale_uk, backbone,
                          backbone_params, backbone_in=in_channels - 1, backbone_out=in_channels)
+        self._set_weight_scale(weight_scale)
+
+    def _set_weight_scale(self, weight_scale: float) -> None:
+        if not (math.isfinite(weight_scale) and weight_scale > 0):
+            raise ValueError(f"weight_scale must be a positive number, got {weight_scale!r}")
+        self.weight_scale = float(weight_scale)
+
+    def correction(self, out: torch.Tensor, differences: torch.Tensor) -> torch.Tensor:
+        """The learnt foregrounds ``Σ_j weight_scale A_j ⊙ D_j + scale_uk R`` ``(N, 1, n, n)`` µK from the
+        network's maps ``out (N, C, n, n)`` (A_j, then R) and the ``differences (N, C − 1, n, n)``."""
+        c = differences.shape[1]
+        weights, residual = out[:, :c], out[:, c : c + 1]
+        return self.weight_scale * (weights * differences).sum(1, keepdim=True) + self.scale_uk * residual
 
     def cmb_free(self, inputs: torch.Tensor) -> torch.Tensor:
         """The CMB-free differences of ``inputs (N, C, n, n)`` with their border strips refilled
@@ -152,9 +171,7 @@ class SignalPreservingNet(_LinearPlusNetwork):
         """The predicted foregrounds and noise of the reference band ``(N, 1, n, n)``, float64 µK,
         a function of the CMB-free differences alone."""
         differences = self.cmb_free(inputs)
-        out = self._backbone(self.compress(differences))
-        weights, residual = out[:, :-1], out[:, -1:]
-        return (weights * differences).sum(1, keepdim=True) + self.scale_uk * residual
+        return self.correction(self._backbone(self.compress(differences)), differences)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         reference = inputs[:, self.reference : self.reference + 1].to(torch.float64)
@@ -169,7 +186,7 @@ class SignalPreservingNILCNet(SignalPreservingNet):
     its residual, ``(N, 2, n, n)`` (µK, log µK). With its zero head it starts as the CMB-free
     needlet ILC, with σ = ``scale_uk``.
 
-    Args: as :class:`SignalPreservingNet`, and
+    Args: as :class:`SignalPreservingNet` (``weight_scale`` included), and
         seds: ``(C, C − 1)`` nominal foreground SEDs (:func:`cenn.sky.seds.nominal_seds`).
         sigma_scale: a factor on the stated σ, fitted after training (:mod:`cenn.predict.calibrate`).
     """
@@ -180,10 +197,12 @@ class SignalPreservingNILCNet(SignalPreservingNet):
     def __init__(self, in_channels: int = 3, beams_arcmin: Sequence[float] | None = None,
                  pixel_arcsec: float | None = None, reference: int = 1, scale_uk: float = 100.0,
                  seds: Sequence[Sequence[float]] | None = None, sigma_scale: float = 1.0,
-                 backbone: str = DEFAULT_BACKBONE, backbone_params: dict | None = None):
+                 weight_scale: float = 0.01, backbone: str = DEFAULT_BACKBONE,
+                 backbone_params: dict | None = None):
         _LinearPlusNetwork.__init__(self, in_channels, beams_arcmin, pixel_arcsec, reference, scale_uk,
                                     backbone, backbone_params, backbone_in=2 * in_channels,
                                     backbone_out=in_channels + 1)
+        self._set_weight_scale(weight_scale)
         if seds is None:
             raise ValueError("sp-nilc-unet needs the bands' nominal foreground seds (cenn train fills "
                              "them in from the training data)")
@@ -204,8 +223,8 @@ class SignalPreservingNILCNet(SignalPreservingNet):
         features = torch.cat([self.compress(differences), self.compress(start),
                               (sigma / self.scale_uk).to(torch.float32)], dim=1)
         out = self._backbone(features)
-        weights, residual, log_sigma = out[:, : c - 1], out[:, c - 1 : c], out[:, c:]
-        foregrounds = start + (weights * differences).sum(1, keepdim=True) + self.scale_uk * residual
+        foregrounds = start + self.correction(out[:, :c], differences)
+        log_sigma = out[:, c:]
         cmb = inputs[:, self.reference : self.reference + 1] - foregrounds
         log_sigma = log_sigma + math.log(self.scale_uk) + self.log_sigma_scale
         return torch.cat([cmb, log_sigma], dim=1).to(torch.float32)
