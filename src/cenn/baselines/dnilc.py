@@ -31,18 +31,27 @@ class DifferenceNILCSeparator(Separator):
 
     def __init__(self, threshold: float = 2.0, min_beam_factor: float = 0.5):
         self.threshold, self.min_beam_factor = float(threshold), float(min_beam_factor)
+        self._methods: dict[InputInfo, DifferenceILC] = {}
+
+    def method(self, info: InputInfo) -> DifferenceILC:
+        """The CMB-free needlet ILC for the instrument ``info`` describes (built once: its SEDs and,
+        per patch size, its windows are reused for every batch)."""
+        if info not in self._methods:
+            reference = info.target_channel
+            seds = nominal_seds(info.frequencies_ghz, info.band_names, reference)
+            self._methods[info] = DifferenceILC(
+                info.beam_fwhm_arcmin, info.pixel_arcsec, reference, seds, threshold=self.threshold,
+                min_beam_factor=self.min_beam_factor)
+        return self._methods[info]
 
     def separate(self, inputs: torch.Tensor, info: InputInfo,
                  noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
         patch_geometry(inputs, info)  # refuses non-square patches
         reference = info.target_channel
         sigma = nominal_sigma(inputs, info.noise_uk_per_pixel) if noise_sigma is None else noise_sigma
-        seds = nominal_seds(info.frequencies_ghz, info.band_names, reference)
-        method = DifferenceILC(info.beam_fwhm_arcmin, info.pixel_arcsec, reference, seds,
-                               threshold=self.threshold, min_beam_factor=self.min_beam_factor)
         x = inputs.to(torch.float64)
         differences = cmb_free_maps(x, info.beam_fwhm_arcmin, reference, info.pixel_arcsec)
-        foregrounds = method.foregrounds(differences, sigma.to(torch.float64) ** 2)
+        foregrounds = self.method(info).foregrounds(differences, sigma.to(torch.float64) ** 2)
         return (x[:, reference : reference + 1] - foregrounds).to(torch.float32)
 
     def describe(self) -> dict[str, Any]:
