@@ -28,8 +28,8 @@ from cenn.healpix.command import card_info, instrument_info, write_mollweide
 from cenn.healpix.reproject import predict_full_sky
 from cenn.pretrained import default_weights
 from cenn.separators import NetworkSeparator, build_separator
-from cenn.sky.cmb_spectrum import lensed_tt
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.components.cmb.spectrum import lensed_tt
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import load_instrument
 
 #: Foreground amplitude per band relative to 217 GHz, K_CMB (roughly thermal dust, β ≈ 1.5, T ≈ 20 K).

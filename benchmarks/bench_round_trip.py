@@ -35,8 +35,8 @@ from common import record
 
 from cenn.healpix.reproject import predict_full_sky, round_trip_transfer
 from cenn.separators import InputInfo, build_separator
-from cenn.sky.cmb_spectrum import lensed_tt
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.components.cmb.spectrum import lensed_tt
+from cenn.sky.flat.geometry import PatchGeometry
 
 ELL_MIN, ELL_MAX = 60, 2500
 """Multipoles compared at Nside 2048."""

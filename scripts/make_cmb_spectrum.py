@@ -2,7 +2,7 @@
 
 from importlib import resources
 
-from cenn.sky.cmb_spectrum import (
+from cenn.sky.components.cmb.spectrum import (
     PLANCK2018_BESTFIT,
     SHIPPED_FILE,
     compute_lensed_tt,

@@ -1,7 +1,7 @@
 """Regenerate the shipped tSZ halo-count table ``cenn/sky/data/tsz_halo_counts.csv`` (needs CAMB).
 
 Expected number of halos per steradian in bins of (z, log10 M500/M☉) for the Planck 2018 best
-fit (``cenn.sky.cmb_spectrum.PLANCK2018_BESTFIT``):
+fit (``cenn.sky.components.cmb.spectrum.PLANCK2018_BESTFIT``):
 
     dN/(dz dΩ dlnM) = dn/dlnM(M, z) · c χ(z)² / H(z),
     dn/dlnM = f(σ) ρ̄ d ln σ⁻¹ / d ln M,                 (Tinker et al. 2008, Eq. 2)
@@ -24,9 +24,9 @@ from importlib import resources
 
 import numpy as np
 
-from cenn.sky.cmb_spectrum import PLANCK2018_BESTFIT
-from cenn.sky.cosmology import Background
-from cenn.sky.halo_counts import HaloCounts
+from cenn.sky.components.cmb.spectrum import PLANCK2018_BESTFIT
+from cenn.sky.components.tsz.cosmology import Background
+from cenn.sky.components.tsz.halo_counts import HaloCounts
 
 TINKER_DELTA = np.array([200, 300, 400, 600, 800, 1200, 1600, 2400, 3200], dtype=float)
 TINKER_A0 = np.array([0.186, 0.200, 0.212, 0.218, 0.248, 0.255, 0.260, 0.260, 0.260])

@@ -18,7 +18,7 @@ from cenn.healpix import command
 from cenn.io.healpix_maps import check_bands, read_map
 from cenn.io.units import check_unit_label, plausible_spread
 from cenn.predict import Predictor
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.simulator import GeometryConfig, SimulationConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -71,8 +71,8 @@ def test_imports_point_down(path: Path):
 
 
 def test_the_check_sees_imports_and_layers():
-    assert layer_of("cenn.sky.geometry") < layer_of("cenn.evaluate.report") == layer_of("cenn.evaluate")
-    assert "cenn.sky.geometry" in imported(SRC / "model" / "hybrid.py")
+    assert layer_of("cenn.sky.flat.geometry") < layer_of("cenn.evaluate.report") == layer_of("cenn.evaluate")
+    assert "cenn.sky.flat.geometry" in imported(SRC / "model" / "hybrid.py")
     assert module_name(SRC / "sky" / "components" / "__init__.py") == "cenn.sky.components"
     with pytest.raises(LookupError, match="add it to LAYERS"):
         layer_of("cenn.nowhere")

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from cenn.data.normalization import available_normalizations, build_normalization
 from cenn.sky import units
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.projection import (
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import (
     draw_centres,
     forward_gnomonic,
     patch_position,
@@ -28,8 +28,8 @@ from cenn.sky.projection import (
     pixel_directions,
     unit_vectors,
 )
+from cenn.sky.flat.spectra import Binning, SpectrumEstimator, power_spectrum
 from cenn.sky.rng import SampleRandom
-from cenn.sky.spectra import Binning, SpectrumEstimator, power_spectrum
 
 
 def fixed(max_examples: int) -> settings:
@@ -46,7 +46,7 @@ def log_uniform(low: float, high: float) -> st.SearchStrategy[float]:
 SEEDS = st.integers(0, 2**32 - 1)
 
 # ---------------------------------------------------------------------------------------------------
-# Projections: cenn.sky.projection, in numpy (pixel_directions) and in torch (pixel_coordinates)
+# Projections: cenn.sky.flat.projection, in numpy (pixel_directions) and in torch (pixel_coordinates)
 # ---------------------------------------------------------------------------------------------------
 
 # PatchGeometry refuses npix < 8, so the smallest patch drawn is 8 × 8.
@@ -119,7 +119,7 @@ def test_patch_position_inverts_pixel_directions(lon0, lat0, geometry, projectio
 @fixed(40)
 @given(lon0=LONS, lat0=LATS, geometry=GEOMETRIES)
 def test_gnomonic_directions_are_the_simulators(lon0, lat0, geometry):
-    """pixel_directions (gnomonic) and cenn.sky.projection.pixel_coordinates give the same unit
+    """pixel_directions (gnomonic) and cenn.sky.flat.projection.pixel_coordinates give the same unit
     vectors (to 1e-6 px), and forward_gnomonic inverts pixel_coordinates to the integer grid."""
     assume(not near_a_pole(lon0, lat0, geometry, "gnomonic"))
     lon, lat = pixel_directions(np.array([lon0]), np.array([lat0]), geometry, "gnomonic")
@@ -221,7 +221,7 @@ def test_drawn_centres_lie_in_the_band(seed, first, batch, band):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Spectra: cenn.sky.spectra
+# Spectra: cenn.sky.flat.spectra
 # ---------------------------------------------------------------------------------------------------
 
 SPECTRUM_GEOMETRIES = st.builds(PatchGeometry, npix=st.integers(16, 64), pixel_arcsec=st.floats(30.0, 600.0))

@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 from cenn.data.dataset import PatchDataset
 from cenn.data.simulate import simulate
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument, load_instrument
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
 

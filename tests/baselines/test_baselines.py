@@ -12,7 +12,7 @@ from cenn.baselines.common import beam_transfer, ilc_weights
 from cenn.baselines.wiener import WienerModel, WienerSeparator
 from cenn.model.needlets import cosine_needlets, crop_modes, gaussian_needlets, pad_modes
 from cenn.separators import InputInfo, build_separator
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import gaussian_beam_window
 
 BEAMS = (7.22, 4.90, 4.92)  # Planck HFI 143, 217, 353 GHz (arcmin)

@@ -6,7 +6,7 @@ import healpy as hp
 import numpy as np
 import pytest
 
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 
 
 def _cmb_like_alm(nside: int, seed: int = 0, beam_pixels: float = 2.0) -> np.ndarray:

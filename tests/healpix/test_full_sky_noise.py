@@ -14,7 +14,7 @@ from cenn.healpix import command
 from cenn.healpix.reproject import predict_full_sky
 from cenn.io.healpix_maps import read_map
 from cenn.separators import InputInfo, NetworkSeparator, Separator
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

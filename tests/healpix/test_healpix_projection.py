@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cenn.healpix import cut_patches, forward_gnomonic, patch_position, pixel_directions
-from cenn.sky.projection import pixel_coordinates, unit_vectors
+from cenn.sky.flat.projection import pixel_coordinates, unit_vectors
 
 NSIDE = 256
 CENTRES_LON = np.array([37.0, 210.0, 300.0, 5.0, 123.0])

@@ -15,8 +15,8 @@ from cenn.healpix import (
     tile_centres,
 )
 from cenn.separators import InputInfo, Separator, build_separator
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.projection import unit_vectors
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import unit_vectors
 
 
 def pixel_centres(nside):

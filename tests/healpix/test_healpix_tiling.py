@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from cenn.healpix import footprint, taper, tile_centres
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 
 NSIDE = 64
 GEOMETRY = PatchGeometry(32, 900.0)  # 8° patches of 15′ pixels over 55′ HEALPix pixels

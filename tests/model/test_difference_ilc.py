@@ -18,7 +18,7 @@ from cenn.model.linear import (
     pair_reach_px,
 )
 from cenn.separation import InputInfo
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import gaussian_beam_window
 from cenn.sky.seds import nominal_seds
 from cenn.sky.simulator import PatchSimulator, SimulationConfig

@@ -12,10 +12,10 @@ from cenn.model.linear import (
     mirror_border,
     smoothing_reach_px,
 )
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.spectra import Binning
 from cenn.sky.instrument import gaussian_beam_window
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
-from cenn.sky.spectra import Binning
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,9 +13,9 @@ import torch
 
 from cenn.sky import fields
 from cenn.sky.components import COMPONENTS, SkyContext
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import draw_centres
 from cenn.sky.instrument import Instrument, load_instrument
-from cenn.sky.projection import draw_centres
 from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
 

@@ -18,11 +18,11 @@ from cenn.sky.components.cib import (
     nearest_valid_covariance,
     white_modes,
 )
-from cenn.sky.components.infrared_galaxies import InfraredGalaxies
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.components.sources.infrared_galaxies import InfraredGalaxies
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.spectra import Binning, cl_to_dl, expected_spectrum, power_spectrum
 from cenn.sky.instrument import Band, Instrument, load_instrument
 from cenn.sky.rng import SampleRandom
-from cenn.sky.spectra import Binning, cl_to_dl, expected_spectrum, power_spectrum
 
 INSTRUMENT = load_instrument("planck_hfi")
 PATCH = PatchGeometry(256)

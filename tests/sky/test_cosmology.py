@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from cenn.sky.alias_sampler import alias_table, draw
-from cenn.sky.cosmology import Background
-from cenn.sky.halo_counts import HaloCounts
+from cenn.sky.components.tsz.alias_sampler import alias_table, draw
+from cenn.sky.components.tsz.cosmology import Background
+from cenn.sky.components.tsz.halo_counts import HaloCounts
 
 C_KMS = 299792.458
 TABLE = HaloCounts.read()

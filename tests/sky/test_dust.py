@@ -25,10 +25,10 @@ from cenn.config import ConfigError
 from cenn.sky import fields
 from cenn.sky.components import SkyContext
 from cenn.sky.components.dust import Dust, load_defaults
-from cenn.sky.projection import draw_centres
+from cenn.sky.flat.projection import draw_centres
+from cenn.sky.flat.spectra import Binning, cl_to_dl, expected_spectrum, power_spectrum
 from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import SimulationConfig
-from cenn.sky.spectra import Binning, cl_to_dl, expected_spectrum, power_spectrum
 
 I143, I217, I353 = 0, 1, 2
 U353 = INST.bands[I353].mjysr_per_kcmb

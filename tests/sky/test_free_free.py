@@ -29,7 +29,7 @@ from galactic_support import sky_context as _ctx
 from cenn.config import ConfigError
 from cenn.sky import fields
 from cenn.sky.components.free_free import FreeFree
-from cenn.sky.projection import pixel_directions
+from cenn.sky.flat.projection import pixel_directions
 from cenn.sky.shipped import shipped_toml
 from cenn.sky.simulator import SimulationConfig
 

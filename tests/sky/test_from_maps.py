@@ -9,9 +9,9 @@ import torch
 
 from cenn.config import ConfigError
 from cenn.sky.components import COMPONENTS
-from cenn.sky.projection import pixel_coordinates
+from cenn.sky.flat.projection import pixel_coordinates
+from cenn.sky.flat.spectra import Binning, SpectrumEstimator
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
-from cenn.sky.spectra import Binning, SpectrumEstimator
 
 NSIDE = 256
 GEOMETRY = {"npix": 32, "pixel_arcsec": 360.0, "margin": 16}

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 
 
 def test_default_patch_matches_the_paper():

@@ -7,12 +7,16 @@ import pytest
 import torch
 
 from cenn.sky.components import COMPONENTS, SkyContext
-from cenn.sky.components.infrared_galaxies import COUNTS_FREQUENCY_GHZ, InfraredGalaxies, source_counts
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.components.sources.infrared_galaxies import (
+    COUNTS_FREQUENCY_GHZ,
+    InfraredGalaxies,
+    source_counts,
+)
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.spectra import Binning, power_spectrum
 from cenn.sky.instrument import load_instrument
 from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import GeometryConfig, InstrumentConfig, PatchSimulator, SimulationConfig
-from cenn.sky.spectra import Binning, power_spectrum
 
 INSTRUMENT = load_instrument("planck_hfi")
 

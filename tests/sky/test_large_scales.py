@@ -10,14 +10,14 @@ from numpy.polynomial import legendre
 from scipy.special import eval_legendre
 
 from cenn.config import ConfigError
-from cenn.sky.cmb_spectrum import lensed_tt
 from cenn.sky.components import COMPONENTS
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.large_scales import LargeScaleField, harmonic_degrees, low_weight, real_harmonics
-from cenn.sky.projection import pixel_coordinates
+from cenn.sky.components.cmb.large_scales import LargeScaleField, harmonic_degrees, low_weight, real_harmonics
+from cenn.sky.components.cmb.spectrum import lensed_tt
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import pixel_coordinates
+from cenn.sky.flat.spectra import Binning, expected_spectrum, power_spectrum
 from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
-from cenn.sky.spectra import Binning, expected_spectrum, power_spectrum
 
 PATCHES = 512
 """CMB-only targets simulated with the large-scale modes: the RMS of their means is known to 3 %, of
@@ -114,7 +114,7 @@ def _low_spectrum(lmax: int) -> np.ndarray:
 
 def test_fields_are_the_harmonic_sum_at_every_pixel():
     """The interpolation from the nodes loses nothing: pixels of the padded default grid, placed on
-    the sphere by cenn.sky.projection around the pole, hold Σ a_ℓm Y_ℓm to float32 precision."""
+    the sphere by cenn.sky.flat.projection around the pole, hold Σ a_ℓm Y_ℓm to float32 precision."""
     grid = PatchGeometry(256, 90.0).padded(64)
     cl_low = _low_spectrum(100)
     field = LargeScaleField(cl_low, grid)

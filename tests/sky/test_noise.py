@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cenn.sky.components import COMPONENTS
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import load_instrument
 from cenn.sky.noise import NoiseConfig, NoiseModel, galactic_to_ecliptic, hit_map
 from cenn.sky.simulator import GeometryConfig, PatchSimulator, SimulationConfig

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from cenn.sky.components import COMPONENTS, SkyContext, build_component
-from cenn.sky.components.radio import Radio
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.components.sources.radio import Radio
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.spectra import Binning, cosine_taper, power_spectrum
 from cenn.sky.instrument import instrument_from_dict, load_instrument
 from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
-from cenn.sky.spectra import Binning, cosine_taper, power_spectrum
 
 INSTRUMENT = load_instrument("planck_hfi")
 PATCH = PatchGeometry(256, 90.0)

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from cenn.config import ConfigError
-from cenn.sky.cmb_spectrum import lensed_tt
+from cenn.sky.components.cmb.spectrum import lensed_tt
+from cenn.sky.flat.spectra import Binning, expected_spectrum, power_spectrum
 from cenn.sky.noise import NoiseConfig
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
-from cenn.sky.spectra import Binning, expected_spectrum, power_spectrum
 
 
 def test_cmb_target_has_the_camb_spectrum_times_the_beam(cmb_only_config):

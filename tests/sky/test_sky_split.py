@@ -11,8 +11,8 @@ import pytest
 from cenn.config import ConfigError
 from cenn.data.store import DatasetStore
 from cenn.sky.components import COMPONENTS
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.projection import draw_centres
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import draw_centres
 from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import SimulationConfig
 from cenn.sky.sky_split import SkySplit, inside_part, overlapping_pairs, patch_radius_rad, shared_sky

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.spectra import (
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.spectra import (
     Binning,
     SpectrumEstimator,
     _full_ell,

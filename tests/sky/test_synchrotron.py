@@ -26,8 +26,8 @@ from galactic_support import sky_context as _ctx
 from cenn.config import ConfigError
 from cenn.sky import units
 from cenn.sky.components.synchrotron import Synchrotron
+from cenn.sky.flat.projection import pixel_directions
 from cenn.sky.instrument import Band, Instrument
-from cenn.sky.projection import pixel_directions
 from cenn.sky.shipped import shipped_toml
 from cenn.sky.simulator import SimulationConfig
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from cenn.sky.components import COMPONENTS, SkyContext, build_component
-from cenn.sky.components.tsz import TSZ, HaloCounts
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.components.tsz.component import TSZ, HaloCounts
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.spectra import Binning, cl_to_dl, power_spectrum
 from cenn.sky.instrument import load_instrument
 from cenn.sky.rng import SampleRandom
-from cenn.sky.spectra import Binning, cl_to_dl, power_spectrum
 
 INSTRUMENT = load_instrument("planck_hfi")
 PATCH = PatchGeometry(256, 90.0)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cenn.sky import units
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import load_instrument
 
 

@@ -9,7 +9,7 @@ import torch
 from cenn.config import ConfigError
 from cenn.data.simulate import simulate
 from cenn.model import load_weights
-from cenn.sky.projection import draw_centres
+from cenn.sky.flat.projection import draw_centres
 from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import GeometryConfig, RegionConfig, SimulationConfig
 from cenn.train import TrainConfig, train

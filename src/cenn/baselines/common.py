@@ -11,7 +11,7 @@ import torch
 
 from cenn.model.linear import beam_ratios, ilc_weights, to_maps
 from cenn.separation import InputInfo
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 
 __all__ = ["beam_transfer", "ilc_weights", "patch_geometry", "patch_ilc_weights", "to_maps", "to_target_beam",
            "with_patch_mean"]

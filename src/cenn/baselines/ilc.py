@@ -15,7 +15,7 @@ import torch
 from cenn.baselines.common import patch_ilc_weights, to_maps, to_target_beam, with_patch_mean
 from cenn.model.linear import harmonic_ilc
 from cenn.separation import InputInfo, Separator, register_separator
-from cenn.sky.spectra import Binning
+from cenn.sky.flat.spectra import Binning
 
 #: Default cap on the beam-matching gain (143 → 217 GHz reaches it near ℓ ≈ 4600).
 MAX_GAIN = 100.0

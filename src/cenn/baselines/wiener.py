@@ -19,9 +19,9 @@ import torch
 
 from cenn.baselines.common import patch_geometry
 from cenn.separation import InputInfo, Separator, register_separator
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.spectra import Binning
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
-from cenn.sky.spectra import Binning
 
 
 @dataclass

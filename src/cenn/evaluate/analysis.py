@@ -24,9 +24,9 @@ from cenn.evaluate.half_split import HalfSplitStats, separate_halves
 from cenn.evaluate.injection import injected_cmb, injection_simulator
 from cenn.evaluate.metrics import in_range, pixel_metrics
 from cenn.separation import InputInfo, Separator
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.spectra import SpectrumEstimator, cl_to_dl
 from cenn.sky.simulator import LATITUDE_BANDS
-from cenn.sky.spectra import SpectrumEstimator, cl_to_dl
 
 #: Stored components summed into one curve of the paper's Fig. 5 ("PS": radio and IR galaxies).
 COMPONENT_GROUPS = {"point_sources": ("radio", "infrared_galaxies")}

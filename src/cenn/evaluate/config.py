@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from cenn.config import ConfigError, from_dict, read_toml
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.spectra import Binning
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.spectra import Binning
 
 
 def _paper_ranges() -> dict[str, list[float]]:

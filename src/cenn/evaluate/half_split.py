@@ -6,7 +6,7 @@ half-mission maps: the same sky with independent noise of σ √2 each, averagin
 method on both halves (with the halves' noise σ √2 where a method takes σ) and cross-correlates the
 two outputs: the noise of the halves is independent, so the cross-spectrum has no noise bias, while
 the auto-spectrum of an output carries its noise power. Per ℓ bin (the evaluation's binning and
-spectrum estimator, :class:`cenn.sky.spectra.SpectrumEstimator`), :func:`half_split_summary` gives
+spectrum estimator, :class:`cenn.sky.flat.spectra.SpectrumEstimator`), :func:`half_split_summary` gives
 the mean over patches of the cross D_ℓ, of the CMB label's D_ℓ and of their per-patch difference,
 the standard error of that difference (its standard deviation over patches / √N) and how many bins
 lie within 2 standard errors of zero: an unbiased method has the cross-spectrum of the CMB it keeps,
@@ -26,7 +26,7 @@ import torch
 
 from cenn.evaluate.metrics import in_range
 from cenn.separation import InputInfo, Separator
-from cenn.sky.spectra import SpectrumEstimator, cl_to_dl
+from cenn.sky.flat.spectra import SpectrumEstimator, cl_to_dl
 
 #: Factor on the full map's noise σ giving each half's (half the integration time).
 HALF_SIGMA_FACTOR = math.sqrt(2.0)

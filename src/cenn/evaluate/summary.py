@@ -28,7 +28,7 @@ from cenn.evaluate.metrics import (
     transfer_error,
     transfer_function,
 )
-from cenn.sky.spectra import cl_to_dl
+from cenn.sky.flat.spectra import cl_to_dl
 
 SCHEMA = "cenn-evaluation/1"
 

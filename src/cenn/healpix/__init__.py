@@ -1,7 +1,7 @@
 """Full-sky HEALPix maps: reading and checking them, cutting patches out, tiling the sphere and
 putting predictions back (the modules' docstrings state the conventions). Reading the maps
-(:mod:`cenn.io.healpix_maps`), the projections (:mod:`cenn.sky.projection`) and cutting patches out
-(:mod:`cenn.sky.cutouts`) live in the layers below, as the simulator uses them too; they are
+(:mod:`cenn.io.healpix_maps`), the projections (:mod:`cenn.sky.flat.projection`) and cutting patches out
+(:mod:`cenn.sky.flat.cutouts`) live in the layers below, as the simulator uses them too; they are
 re-exported here."""
 
 from cenn.healpix.reproject import (
@@ -18,8 +18,14 @@ from cenn.healpix.reproject import (
 from cenn.healpix.tiling import tile_centres
 from cenn.io.healpix_maps import HealpixMap, check_bands, read_map
 from cenn.io.units import uk_per_unit
-from cenn.sky.cutouts import PatchCut, cut_patches, interpolation_weights
-from cenn.sky.projection import PROJECTIONS, forward_gnomonic, patch_position, patch_vectors, pixel_directions
+from cenn.sky.flat.cutouts import PatchCut, cut_patches, interpolation_weights
+from cenn.sky.flat.projection import (
+    PROJECTIONS,
+    forward_gnomonic,
+    patch_position,
+    patch_vectors,
+    pixel_directions,
+)
 
 __all__ = [
     "PROJECTIONS",

@@ -29,7 +29,7 @@ from cenn.pretrained import resolve_weights, shipped_weights
 from cenn.runtime import check_device
 from cenn.separation import InputInfo, Separator
 from cenn.separators import NETWORK_METHODS, NetworkSeparator, build_separator
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument, load_instrument
 
 

@@ -22,9 +22,9 @@ from tqdm.auto import tqdm
 from cenn.healpix.tiling import tile_centres
 from cenn.io.units import UNITS
 from cenn.separation import InputInfo, Separator
-from cenn.sky.cutouts import cut_patches, interpolation_weights
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.projection import (
+from cenn.sky.flat.cutouts import cut_patches, interpolation_weights
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import (
     get_projection,
     patch_vectors,
     unit_vectors,
@@ -271,7 +271,7 @@ def round_trip_transfer(nside_in: int, nside_out: int, geometry: PatchGeometry, 
     the way. Like the HEALPix pixel window, T_ℓ is derived from the linear map itself: each output
     pixel j is out_j = Σ_i R_ji in_i, with R_ji = Σ_k b_jk w_ki the back-projection's weight b on
     patch pixel k (:func:`interpolate_patch` of a unit impulse) times the cut's weight w of map pixel
-    i at patch pixel k (:func:`~cenn.sky.cutouts.interpolation_weights`), so that by the
+    i at patch pixel k (:func:`~cenn.sky.flat.cutouts.interpolation_weights`), so that by the
     addition theorem T_ℓ = ⟨Σ_i R_ji P_ℓ(p_i · p_j)⟩ over output pixels (p unit vectors, P_ℓ the
     Legendre polynomials). The mean runs over ``samples`` output pixels drawn uniformly (seeded),
     each read from the patch of the tiling whose centre is nearest.

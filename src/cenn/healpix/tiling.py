@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.projection import get_projection, patch_position
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import get_projection, patch_position
 
 RING_MARGIN = 0.9
 """Ring spacing as a fraction of the cell's angular side."""

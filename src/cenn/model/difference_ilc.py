@@ -47,7 +47,7 @@ from cenn.model.needlets import (
     pad_modes,
     window_modes,
 )
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import gaussian_beam_window
 
 

@@ -36,7 +36,7 @@ from cenn.model.linear import (
     to_maps,
 )
 from cenn.model.registry import build_model, register_model
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.seds import nominal_seds
 
 #: Backbone and parameters used unless a model's ``backbone``/``backbone_params`` say otherwise.

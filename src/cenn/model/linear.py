@@ -7,7 +7,7 @@ sum to one keeps it, and any difference of beam-matched bands removes it exactly
 baselines (:mod:`cenn.baselines`) and the hybrid networks (:mod:`cenn.model.hybrid`) share these.
 
 Shapes: maps ``(N, C, n, n)``; ``rfft2`` modes ``(N, C, n, n // 2 + 1)``; ``ell`` the multipole
-of every mode ``(n, n // 2 + 1)`` (:meth:`cenn.sky.geometry.PatchGeometry.ell`). Beams are
+of every mode ``(n, n // 2 + 1)`` (:meth:`cenn.sky.flat.geometry.PatchGeometry.ell`). Beams are
 Gaussian FWHM in arcmin.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import FWHM_TO_SIGMA, gaussian_beam_window
 
 #: Kernel widths (σ) of beam smoothing beyond which a periodic convolution on a patch equals the true
@@ -75,7 +75,7 @@ def bins_by_count(ell: torch.Tensor, count: int) -> torch.Tensor:
 
 def harmonic_ilc(fourier: torch.Tensor, bins: torch.Tensor, pooled: bool = False) -> torch.Tensor:
     """Harmonic ILC of beam-matched modes ``fourier (N, C, n, m)``: one set of weights per bin
-    (``bins``, the bin of every mode, ``(n·m,)``, from :meth:`cenn.sky.spectra.Binning.index` or
+    (``bins``, the bin of every mode, ``(n·m,)``, from :meth:`cenn.sky.flat.spectra.Binning.index` or
     :func:`bins_by_count`) from each patch's band-band covariance (or, ``pooled``, from all patches
     together). Returns the combined modes ``(N, n, m)``."""
     n_bins = int(bins.max()) + 1

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from cenn.sky.flat.spectra import Binning, power_spectrum
 from cenn.sky.shipped import shipped_toml
 from cenn.sky.simulator import LATITUDE_BANDS, PatchSimulator, RegionConfig, SimulationConfig
-from cenn.sky.spectra import Binning, power_spectrum
 
 DESCRIBE_ELLS = (100, 1000, 3000)
 HALF_WIDTH = 25  # bins [ℓ − 25, ℓ + 25)

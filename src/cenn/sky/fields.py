@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.rng import SampleRandom
 
 

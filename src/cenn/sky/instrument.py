@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from cenn.sky import units
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.shipped import DATA, shipped_text
 
 FWHM_TO_SIGMA = 1.0 / math.sqrt(8.0 * math.log(2.0))

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import pixel_coordinates
 from cenn.sky.instrument import Instrument
-from cenn.sky.projection import pixel_coordinates
 from cenn.sky.rng import SampleRandom
 from cenn.sky.shipped import shipped_toml
 

@@ -27,10 +27,10 @@ from cenn.runtime import checked_device, tune_cpu_allocator
 from cenn.sky import fields
 from cenn.sky.components import COMPONENTS, Component, SkyContext, build_component
 from cenn.sky.components.from_maps import resolve_map_paths
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import draw_centres
 from cenn.sky.instrument import FWHM_TO_SIGMA, load_instrument
 from cenn.sky.noise import NoiseConfig, NoiseModel
-from cenn.sky.projection import draw_centres
 from cenn.sky.randomise import check_ranges, draw_parameters
 from cenn.sky.rng import SampleRandom, region_key
 from cenn.sky.sky_split import SkySplit

@@ -20,7 +20,7 @@ from typing import Any
 import healpy as hp
 import numpy as np
 
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 
 PARTS = ("train", "validation")
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from cenn.sky.components import COMPONENTS, SkyContext
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import load_instrument
 from cenn.sky.rng import SampleRandom
 

@@ -43,9 +43,9 @@ from cenn.sky.components._lognormal import (
     wrap_lon,
 )
 from cenn.sky.components.base import Component, SkyContext
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import pixel_coordinates
 from cenn.sky.instrument import Band, Instrument
-from cenn.sky.projection import pixel_coordinates
 
 #: Parameters of the brightness law (units: the component's brightness unit, degrees).
 PROFILE_KEYS = (

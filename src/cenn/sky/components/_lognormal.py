@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.shipped import shipped_toml
 
 

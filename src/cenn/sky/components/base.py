@@ -25,7 +25,7 @@ import torch
 
 from cenn.config import from_dict
 from cenn.sky import fields
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
 from cenn.sky.rng import SampleRandom
 

@@ -42,8 +42,8 @@ import torch
 
 from cenn.sky import units
 from cenn.sky.components.base import Component, SkyContext, register
-from cenn.sky.components.infrared_galaxies import InfraredGalaxies
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.components.sources.infrared_galaxies import InfraredGalaxies
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
 from cenn.sky.rng import SampleRandom
 from cenn.sky.shipped import shipped_path, shipped_toml

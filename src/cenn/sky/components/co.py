@@ -50,9 +50,9 @@ from cenn.sky.components._lognormal import (
     wrap_lon,
 )
 from cenn.sky.components.base import Component, SkyContext, register
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import pixel_coordinates
 from cenn.sky.instrument import Band, Instrument
-from cenn.sky.projection import pixel_coordinates
 
 LINES_GHZ: dict[str, float] = {"1-0": 115.2712018, "2-1": 230.5380000, "3-2": 345.7959899}
 """Rest frequencies (GHz) of the 12CO rotational lines (CDMS / JPL catalogues)."""

@@ -44,9 +44,9 @@ from cenn.sky.components._lognormal import (
     wrap_lon,
 )
 from cenn.sky.components.base import Component, SkyContext, register
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import pixel_coordinates
 from cenn.sky.instrument import Instrument
-from cenn.sky.projection import pixel_coordinates
 
 
 def load_defaults() -> dict[str, Any]:

@@ -15,7 +15,7 @@ that component's name::
 
 Maps are read with :func:`cenn.io.healpix_maps.read_map` (any Nside, RING or NESTED, K_CMB or
 µK_CMB, amplitude checked) and cut at every patch centre on the padded generation grid with
-:func:`cenn.sky.cutouts.cut_patches` (gnomonic, bilinear by default). The simulator then
+:func:`cenn.sky.flat.cutouts.cut_patches` (gnomonic, bilinear by default). The simulator then
 applies each band's beam, or only the part of it the maps do not already carry. The maps keep
 their HEALPix pixel window, as the paper's ``gnomview`` cuts did. Each file's SHA-256 is kept
 in the parameters, so a store records exactly which maps made it and a changed file is refused.
@@ -37,8 +37,8 @@ from cenn.checksums import file_sha256
 from cenn.io.healpix_maps import HealpixMap, check_bands, read_map
 from cenn.io.units import check_unit_label
 from cenn.sky.components.base import Component, SkyContext, build_checked
-from cenn.sky.cutouts import cut_patches
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.cutouts import cut_patches
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
 
 INTERPOLATIONS = ("bilinear", "nearest")

@@ -1,5 +1,5 @@
 """Patches cut out of HEALPix maps: each pixel of a patch interpolated from the RING map at its
-direction (:func:`cenn.sky.projection.pixel_directions`)."""
+direction (:func:`cenn.sky.flat.projection.pixel_directions`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import healpy as hp
 import numpy as np
 
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.projection import pixel_directions
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import pixel_directions
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ and its shape is the Arnaud+2010 universal pressure profile truncated at 5 R500 
 along the line of sight, scaled by θ500 = R500 / D_A. The map in a band is ΔT = y × the band's
 K_CMB per unit y (``Band.tsz_kcmb_per_y``: decrement at 143 GHz, ≈ null at 217, increment at
 353). Parameters and their sources: ``data/tsz.toml``. The pieces live beside this module: the
-halo table (:mod:`cenn.sky.halo_counts`), its background cosmology (:mod:`cenn.sky.cosmology`,
-astropy), the profile (:mod:`cenn.sky.pressure_profile`) and the bin sampler
-(:mod:`cenn.sky.alias_sampler`).
+halo table (:mod:`~cenn.sky.components.tsz.halo_counts`), its background cosmology
+(:mod:`~cenn.sky.components.tsz.cosmology`, astropy), the profile
+(:mod:`~cenn.sky.components.tsz.pressure_profile`) and the bin sampler
+(:mod:`~cenn.sky.components.tsz.alias_sampler`).
 
 Painting (batched over every cluster of the batch, the same code on CPU and GPU):
 
@@ -42,12 +43,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from cenn.sky import alias_sampler
 from cenn.sky.components.base import Component, SkyContext, register
-from cenn.sky.geometry import PatchGeometry
-from cenn.sky.halo_counts import HaloCounts
+from cenn.sky.components.tsz import alias_sampler
+from cenn.sky.components.tsz.halo_counts import HaloCounts
+from cenn.sky.components.tsz.pressure_profile import (
+    TABLE_DENSITY,
+    PressureProfile,
+    profile_transform,
+    stamp_table,
+)
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
-from cenn.sky.pressure_profile import TABLE_DENSITY, PressureProfile, profile_transform, stamp_table
 from cenn.sky.shipped import shipped_toml
 
 PARAMS_FILE = "tsz.toml"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cenn.sky.cosmology import Background
+from cenn.sky.components.tsz.cosmology import Background
 from cenn.sky.shipped import is_shipped, shipped_text
 
 SHIPPED_TABLE = "tsz_halo_counts.csv"

@@ -2,7 +2,7 @@
 
 The flat generation grid renders the spectrum above ℓ ≈ ``large_scale_lmax`` / 2; the modes below,
 which give a patch its mean, gradients and curvature, are drawn exactly on the sphere
-(:mod:`cenn.sky.large_scales`), so patches carry them as patches cut from a full-sky map do.
+(:mod:`cenn.sky.components.cmb.large_scales`), so patches carry them as patches cut from a full-sky map do.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from cenn.sky import fields
-from cenn.sky.cmb_spectrum import lensed_tt
 from cenn.sky.components.base import Component, SkyContext, register
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.components.cmb.large_scales import LargeScaleField, low_weight
+from cenn.sky.components.cmb.spectrum import lensed_tt
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
-from cenn.sky.large_scales import LargeScaleField, low_weight
 
 
 @register

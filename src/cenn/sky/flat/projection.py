@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.rng import SampleRandom
 from cenn.sky.sky_split import CANDIDATES, SkySplit, first_inside
 

@@ -13,7 +13,7 @@ For every patch independently (stream ``"infrared_galaxies"`` of the sample's ge
 2. uniform pixel positions on the grid;
 3. one spectral index per galaxy, giving its flux at every band's nominal frequency (no colour
    correction);
-4. single-pixel deltas in µK_CMB, ΔT = S / (Ω_pix U_ν) (:func:`cenn.sky.point_sources.paint`);
+4. single-pixel deltas in µK_CMB, ΔT = S / (Ω_pix U_ν) (:func:`cenn.sky.components.sources.catalogue.paint`);
    the simulator's beam spreads them, conserving flux.
 
 These galaxies belong to the population whose Poisson power Planck measured as the CIB shot noise:
@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from cenn.sky.components.base import Component, SkyContext, register
+from cenn.sky.components.sources.catalogue import SourceCatalogue, SourceCounts, paint, uniform_positions
 from cenn.sky.instrument import Instrument
-from cenn.sky.point_sources import SourceCatalogue, SourceCounts, paint, uniform_positions
 from cenn.sky.shipped import shipped_path, shipped_toml
 
 STREAM = "infrared_galaxies"

@@ -9,7 +9,7 @@ renders C_ℓ (1 − w(ℓ)) and :class:`LargeScaleField` draws C_ℓ w(ℓ), �
 * real spherical-harmonic coefficients a_ℓm ~ N(0, C_ℓ w(ℓ)), the patch centre at the north pole
   (any centre is equivalent, the field being isotropic);
 * the field Σ a_ℓm Y_ℓm evaluated at a tensor grid of Chebyshev nodes spanning the padded patch,
-  placed on the sphere by the gnomonic projection of :mod:`cenn.sky.projection`;
+  placed on the sphere by the gnomonic projection of :mod:`cenn.sky.flat.projection`;
 * barycentric Lagrange interpolation from the nodes to every pixel, which converges exponentially
   for a field this smooth (~2e-6 of the field's RMS with the default node count), done directly on
   the ``rfft2`` grid by transforming the interpolation matrices once.
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from scipy.interpolate import BarycentricInterpolator
 
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.rng import SampleRandom
 
 #: Chebyshev nodes per axis beyond (ℓ_max + 1) × half the grid's side in radians, the number at
@@ -81,7 +81,7 @@ def tangent_to_polar(x_east: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.
 def grid_directions(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(θ, φ) in radians, flattened ``(len(offsets)²,)``, of the grid ``[row, col]`` of tangent-plane
     ``offsets`` (radians) around the north pole: rows along y (towards increasing latitude),
-    columns against x (east to the left), as in :func:`~cenn.sky.projection.pixel_coordinates`."""
+    columns against x (east to the left), as in :func:`~cenn.sky.flat.projection.pixel_coordinates`."""
     y, col = np.meshgrid(offsets, offsets, indexing="ij")
     theta, phi = tangent_to_polar(-col, y)
     return theta.ravel(), phi.ravel()

@@ -21,10 +21,10 @@ effective index 150→225 GHz is −0.42…−0.46) they reproduce the Tucci-mod
 few per cent (see ``data/radio.toml``). Drawing the indices independently of the 217 GHz flux, as
 CENN did, gives the sources above any 217 GHz flux exactly the PCCS2 index distributions.
 
-Sources are painted as single-pixel deltas in µK_CMB (:func:`cenn.sky.point_sources.paint`); the
-simulator's beam then spreads them, conserving flux. :meth:`Radio.expected_number` and
-:meth:`Radio.expected_poisson_cl` give the model's exact expectations at any frequency, for
-validation.
+Sources are painted as single-pixel deltas in µK_CMB
+(:func:`cenn.sky.components.sources.catalogue.paint`); the simulator's beam then spreads them,
+conserving flux. :meth:`Radio.expected_number` and :meth:`Radio.expected_poisson_cl` give the
+model's exact expectations at any frequency, for validation.
 
 All numbers and their sources are in ``cenn/sky/data/radio.toml``.
 """
@@ -42,7 +42,7 @@ import torch
 from numpy.polynomial.hermite_e import hermegauss
 
 from cenn.sky.components.base import Component, SkyContext, register
-from cenn.sky.point_sources import SourceCatalogue, SourceCounts, paint, uniform_positions
+from cenn.sky.components.sources.catalogue import SourceCatalogue, SourceCounts, paint, uniform_positions
 from cenn.sky.shipped import shipped_path, shipped_toml
 
 STREAM = "radio"

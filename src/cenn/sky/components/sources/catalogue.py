@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cenn.sky.geometry import PatchGeometry
+from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
 
 

@@ -1,0 +1,1 @@
+"""The CMB component with its lensed spectrum and the modes larger than the patch."""
