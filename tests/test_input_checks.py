@@ -4,7 +4,6 @@ runs that would export an untrained network, training and validation stores that
 that only work with another, and impossible numbers. Each refusal is one line naming the problem and
 the fix, with exit status 2, and nothing is written."""
 
-import argparse
 import re
 
 import healpy as hp
@@ -14,10 +13,15 @@ from astropy.io import fits
 
 from cenn.cli import main
 from cenn.data.simulate import simulate
+from cenn.evaluate.run import weights_method
 from cenn.healpix import command
+from cenn.healpix.command import card_info
+from cenn.healpix.reproject import full_sky_maps
+from cenn.healpix.resolution import check_map_resolution
 from cenn.io.healpix_maps import check_bands, read_map
 from cenn.io.units import check_unit_label, plausible_spread
 from cenn.predict import Predictor
+from cenn.separators import NetworkSeparator
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.simulator import GeometryConfig, SimulationConfig
 
@@ -197,17 +201,29 @@ def test_maps_far_coarser_than_the_network_pixels_are_refused(tmp_path, tiny_wei
     assert not (tmp_path / "x.fits").exists()
 
 
-def test_maps_somewhat_coarser_than_the_patches_are_warned_about(tmp_path):
-    paths = [_healpix(tmp_path / f"{f}.fits", _sky(64)) for f in (143, 217, 353)]
-    args = argparse.Namespace(maps=paths)
+def test_maps_somewhat_coarser_than_the_patches_are_warned_about():
     pixel = hp.nside2resol(64, arcmin=True) * 60
-    command.check_resolution(args, PatchGeometry(16, pixel / 1.2), network=True)  # 1.2 patch pixels: fine
+    check_map_resolution(64, PatchGeometry(16, pixel / 1.2), network=True)  # 1.2 patch pixels: fine
     words = (r"Nside 64, whose pixels of 55′ span 2 patch pixels of .*smoother than the sky the network was "
              r"trained on; maps at Nside 128")
     with pytest.warns(UserWarning, match=words):
-        command.check_resolution(args, PatchGeometry(16, pixel / 2), network=True)
+        check_map_resolution(64, PatchGeometry(16, pixel / 2), network=True)
     with pytest.raises(ValueError, match="Nside 128 or finer here"):
-        command.check_resolution(args, PatchGeometry(16, pixel / 3), network=True)
+        check_map_resolution(64, PatchGeometry(16, pixel / 3), network=True)
+
+
+def test_the_python_full_sky_entry_point_refuses_maps_far_coarser_than_the_network(tmp_path, tiny_weights):
+    """``full_sky_maps`` refuses what ``cenn predict --maps`` refuses (one check), before any patch."""
+    separator = NetworkSeparator(tiny_weights(tmp_path / "w.safetensors"))
+    info = card_info(separator.predictor.card)
+    maps = np.stack([_sky(16, seed=s) for s in range(3)])
+    calls = []
+    separator.separate = lambda *a, **k: calls.append(a)  # never reached
+    words = (r"^the maps are at Nside 16, whose pixels of 220′ span 147 patch pixels of 90″: .* Nside 1024 "
+             r"or finer here \(Nside 2048 matches these patches\): give maps made at that resolution")
+    with pytest.raises(ValueError, match=words):
+        full_sky_maps(maps, 16, separator, info, PatchGeometry(64, 90.0), 16, progress=False)
+    assert calls == []
 
 
 # --- 5, 6, 8. training: untrained networks, stores that disagree, impossible numbers ------------------
@@ -323,3 +339,20 @@ def test_experiment_options_that_need_a_step_are_refused(tmp_path, capsys):
     err = _refused(["experiment", "paper-smoke", "--out", out, "--workers", "-1"], capsys, "experiment")
     assert "--workers must be >= 0 (0: simulate in this process), got -1" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_weights_without_a_network_method_are_refused(tmp_path, capsys):
+    err = _refused(["evaluate", tmp_path / "va.zarr", "--out", tmp_path / "report", "--methods", "ilc,nilc",
+                    "--weights", tmp_path / "w.safetensors"], capsys, "evaluate")
+    assert (f"--weights {tmp_path / 'w.safetensors'} is for a network method, but --methods ilc,nilc has "
+            "none, so the weights would not be used: add cenn (or cenn-unbiased, for unbiased weights) to "
+            "--methods, or drop --weights") in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("methods", "expected"), [
+    (["cenn", "ilc"], "cenn"), (["cenn-unbiased", "ilc"], "cenn-unbiased"),
+    (["cenn-unbiased", "cenn"], "cenn")])
+def test_evaluate_weights_go_to_one_network_method(methods, expected):
+    assert weights_method(methods, "w.safetensors") == expected
+    assert weights_method(methods, None) is None

@@ -89,16 +89,31 @@ def method_options(config_file: str | None) -> dict[str, dict[str, Any]]:
     return methods
 
 
+def weights_method(names: Sequence[str], weights: str | None) -> str | None:
+    """The network method of ``names`` that ``--weights`` is for: ``cenn`` if evaluated, else
+    ``cenn-unbiased``; None without ``weights``. Weights with no network method to run them are
+    refused (they would be ignored)."""
+    if weights is None:
+        return None
+    networks = [m for m in NETWORK_METHODS if m in names]
+    if not networks:
+        raise ConfigError(f"--weights {weights} is for a network method, but --methods {','.join(names)} "
+                          f"has none, so the weights would not be used: add cenn (or cenn-unbiased, for "
+                          f"unbiased weights) to --methods, or drop --weights")
+    return networks[0]
+
+
 def build_separators(names: Sequence[str], options: Mapping[str, Mapping[str, Any]],
                      args: argparse.Namespace) -> dict[str, Separator]:
-    """The named separators, with the command line's --weights (default: the shipped reference
-    model), --precision and --network-batch-size applied to the network and --device to the network
-    and the Wiener filter's calibration."""
+    """The named separators, with the command line's --weights (for ``cenn``, or ``cenn-unbiased``
+    when only it is evaluated; default: the shipped models), --precision and --network-batch-size
+    applied to the networks and --device to the networks and the Wiener filter's calibration."""
     separators = {}
+    given = weights_method(names, args.weights)
     for name in names:
         opts = dict(options.get(name, {}))
         if name in NETWORK_METHODS:
-            if name == "cenn" and args.weights:
+            if name == given:
                 opts["weights"] = args.weights
             opts["weights"] = resolve_weights(opts.get("weights", NETWORK_METHODS[name]))
             opts.setdefault("precision", args.precision)
@@ -131,8 +146,8 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
                         "every method on both skies and the ratio")
     p.add_argument("--methods", default="cenn",
                    help=f"comma-separated methods (available: {', '.join(available_separators())})")
-    p.add_argument("--weights", help="trained weights for the 'cenn' method (default: the reference model "
-                   "shipped with cenn)")
+    p.add_argument("--weights", help="trained weights for the 'cenn' method, or for 'cenn-unbiased' when it "
+                   "is the only network evaluated (default: the models shipped with cenn)")
     p.add_argument("--config", help="TOML with [evaluation] settings and [methods.<name>] options")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", default="32", choices=("32", "bf16"), help="network precision")
@@ -162,10 +177,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.no_half_split:
         settings["half_split"] = False
     config = EvaluationConfig.from_dict(settings)
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    weights_method(names, args.weights)
     stores, alternative = parse_data(args.data), parse_data(args.alternative)
     inputs = [("--config", args.config), ("--weights", args.weights)]
     check_report_out(Path(args.out), args.overwrite, [*inputs, *_read_inputs([*stores, *alternative], {})])
-    names = [m.strip() for m in args.methods.split(",") if m.strip()]
     separators = build_separators(names, method_options(args.config), args)
     metrics = evaluate(stores, separators, args.out, config, device=args.device,
                        progress=not args.no_progress, overwrite=args.overwrite, inputs=inputs,

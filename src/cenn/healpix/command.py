@@ -13,10 +13,11 @@ from typing import Any
 import healpy as hp
 import numpy as np
 
-from cenn import __version__
+from cenn._version import __version__
 from cenn.config import given_options
 from cenn.healpix.maps import check_band_order, check_sky_spread
 from cenn.healpix.reproject import check_apodisation_width, full_sky_maps
+from cenn.healpix.resolution import check_map_resolution
 from cenn.healpix.tiling import check_overlap
 from cenn.io.healpix_maps import HealpixMap, check_bands, header_frequency_ghz, header_nside, read_map
 from cenn.io.noise_maps import check_sigma_matches, has_noise_column, read_noise_sigma
@@ -241,46 +242,6 @@ def map_frequencies(args: argparse.Namespace, info: InputInfo) -> list[float | N
     return found
 
 
-#: The coarsest map pixel (√Ω) accepted, in patch pixels: beyond it the map, not the beam, sets the
-#: patches' resolution (for 90″ patches: Nside 1024, 3.4′ pixels, is accepted; Nside 512, 6.9′, wider
-#: than the 5′ beams of 217 and 353 GHz, is not).
-MAX_MAP_PIXEL = 2.5
-#: Above this many patch pixels per map pixel (Nside 1024 for 90″ patches) a warning says the patches
-#: are smoother than the network's training data; Nside 2048 (1.7′) matches 90″ pixels.
-SMOOTH_MAP_PIXEL = 1.5
-
-
-def check_resolution(args: argparse.Namespace, geometry: PatchGeometry, network: bool) -> None:
-    """Refuse maps whose pixels are more than :data:`MAX_MAP_PIXEL` patch pixels wide (one map pixel
-    would be interpolated over many patch pixels: patches far smoother than the sky the method
-    expects), naming the lowest Nside accepted; warn above :data:`SMOOTH_MAP_PIXEL`. The Nside is
-    read from each file's header, before its pixels are."""
-    nside = min(header_nside(Path(p)) for p in args.maps)
-    pixel_arcsec = float(np.degrees(hp.nside2resol(nside)) * 3600.0)
-    ratio = pixel_arcsec / geometry.pixel_arcsec
-    if ratio <= SMOOTH_MAP_PIXEL:
-        return
-    accepted = next(n for n in (2 ** k for k in range(30))
-                    if np.degrees(hp.nside2resol(n)) * 3600.0 <= MAX_MAP_PIXEL * geometry.pixel_arcsec)
-    matched = next(n for n in (2 ** k for k in range(30))
-                   if np.degrees(hp.nside2resol(n)) * 3600.0 <= SMOOTH_MAP_PIXEL * geometry.pixel_arcsec)
-    found = (f"the maps are at Nside {nside}, whose pixels of {pixel_arcsec / 60:.3g}′ span {ratio:.3g} "
-             f"patch pixels of {geometry.pixel_arcsec:g}″")
-    if ratio <= MAX_MAP_PIXEL:
-        warnings.warn(f"{found}: the patches are interpolated between map pixels and smoother than "
-                      f"{'the sky the network was trained on' if network else 'the sky'}; maps at Nside "
-                      f"{matched} ({np.degrees(hp.nside2resol(matched)) * 60:.2g}′ pixels) match these "
-                      "patches", stacklevel=2)
-        return
-    coarser = ("give maps made at that resolution (healpy.ud_grade cannot add it)" if network else
-               f"give such maps, or patch pixels of at least {pixel_arcsec / MAX_MAP_PIXEL:.0f}″ "
-               "(--pixel-arcsec, with --npix to keep the patches' size)")
-    raise ValueError(f"{found}: one map pixel would be spread over many patch pixels, so the patches would "
-                     f"be far smoother than {'the sky the network was trained on' if network else 'a sky'}; "
-                     f"cenn accepts map pixels up to {MAX_MAP_PIXEL:g} patch pixels wide, Nside {accepted} "
-                     f"or finer here (Nside {matched} matches these patches): {coarser}")
-
-
 def read_bands(args: argparse.Namespace, info: InputInfo,
                frequencies: list[float | None]) -> list[HealpixMap]:
     """The maps of ``--maps`` in µK_CMB, checked together (Nside, ordering, coordinate system, units
@@ -362,7 +323,8 @@ def run_full_sky(args: argparse.Namespace) -> int:
         raise ValueError(f"{len(args.maps)} maps given but the {args.method} method takes "
                          f"{len(info.band_names)}, one per band {list(info.band_names)} GHz, in that order")
     frequencies = map_frequencies(args, info)
-    check_resolution(args, geometry, isinstance(separator, NetworkSeparator))
+    check_map_resolution(min(header_nside(Path(p)) for p in args.maps), geometry,
+                         isinstance(separator, NetworkSeparator))  # from the headers, before the pixels
     maps = read_bands(args, info, frequencies)
     nside_in = maps[0].nside
     nside_out = args.nside or nside_in

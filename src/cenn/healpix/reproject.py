@@ -19,9 +19,11 @@ from scipy.ndimage import distance_transform_edt, map_coordinates
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
+from cenn.healpix.resolution import check_map_resolution
 from cenn.healpix.tiling import tile_centres
 from cenn.io.units import UNITS
 from cenn.separation import InputInfo, Separator
+from cenn.separators import NetworkSeparator
 from cenn.sky.flat.cutouts import cut_patches, interpolation_weights
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.flat.projection import (
@@ -201,7 +203,9 @@ def full_sky_maps(maps: np.ndarray, nside_in: int, separator: Separator, info: I
     (``reprojection``, cubic by default). Patch pixels touching UNSEEN are set to 0 µK for the
     separator and get no weight. Returns ``(cmb, weight)``, float64 RING, cmb UNSEEN where no patch
     had weight; a separator returning NaN or infinite values on seen pixels stops it (``ValueError``).
-    The two interpolations smooth the map by :func:`round_trip_transfer`.
+    The two interpolations smooth the map by :func:`round_trip_transfer`. Maps far coarser than a
+    network's patch pixels are refused before any work, as by ``cenn predict --maps``
+    (:func:`cenn.healpix.resolution.check_map_resolution`).
     """
     if maps.ndim != 2 or maps.shape[0] != len(info.band_names):
         raise ValueError(f"maps of shape {maps.shape} do not match the {len(info.band_names)} bands "
@@ -213,6 +217,8 @@ def full_sky_maps(maps: np.ndarray, nside_in: int, separator: Separator, info: I
         raise ValueError(f"patch pixels of {geometry.pixel_arcsec}″ differ from the separator's "
                          f"{info.pixel_arcsec}″; build the PatchGeometry with "
                          f"pixel_arcsec={info.pixel_arcsec}")
+    if isinstance(separator, NetworkSeparator):  # its pixels are fixed by its training
+        check_map_resolution(nside_in, geometry, network=True)
     lon, lat = tile_centres(geometry, overlap, projection)
     accumulator = FullSkyAccumulator(nside_out, geometry, apodisation_width, projection, reprojection)
     spread = (FullSkyAccumulator(nside_out, geometry, apodisation_width, projection, reprojection)
