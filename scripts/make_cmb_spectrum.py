@@ -1,15 +1,16 @@
-"""Regenerate the shipped Planck 2018 lensed TT spectrum with CAMB (needs `pip install camb`)."""
+"""Regenerate the shipped Planck 2018 CMB spectra (lensed TT, EE, BB, TE; tensor BB for r = 1) with
+CAMB (needs `pip install camb`)."""
 
 from importlib import resources
 
 from cenn.sky.components.cmb.spectrum import (
     PLANCK2018_BESTFIT,
     SHIPPED_FILE,
-    compute_lensed_tt,
-    write_spectrum,
+    compute_spectra,
+    write_spectra,
 )
 
 if __name__ == "__main__":
     target = resources.files("cenn.sky") / "data" / "cmb" / SHIPPED_FILE
-    write_spectrum(target, compute_lensed_tt(PLANCK2018_BESTFIT), PLANCK2018_BESTFIT)
+    write_spectra(target, compute_spectra(PLANCK2018_BESTFIT), PLANCK2018_BESTFIT)
     print(f"wrote {target}")

@@ -6,6 +6,11 @@ dwell time scattered), tabulated once on an equal-area grid in ecliptic coordina
 ``σ_band · sqrt(H / h)`` with ``H = 1 / ⟨1/h⟩`` over the sphere, so each band keeps its nominal
 sky-averaged noise variance. Model ``white``: σ uniform (cenn's earlier noise, bit for bit).
 
+Polarization: Q and U each carry independent white noise of σ_P = √2 σ per pixel
+(:data:`POLARIZATION_NOISE_FACTOR`, :meth:`NoiseModel.draw_polarization`), with the same scan
+pattern: an ideal polarimeter splits the same integration time between two orthogonal detectors
+(docs/sky-model.md, "Polarization").
+
 Parameters and sources: ``cenn/sky/data/noise.toml``.
 """
 
@@ -30,6 +35,10 @@ NOISE_MODELS = ("scan", "white")
 #: Random streams (:class:`cenn.sky.rng.SampleRandom`) of the full map's noise and of the
 #: half-mission maps' difference term (:meth:`NoiseModel.draw_split`).
 NOISE_STREAM, SPLIT_STREAM = "noise", "noise_split"
+#: Random stream of the Q and U noise (:meth:`NoiseModel.draw_polarization`).
+POLARIZATION_STREAM = "noise_qu"
+#: σ of Q and of U over σ of I per pixel.
+POLARIZATION_NOISE_FACTOR = math.sqrt(2.0)
 
 #: Obliquity of the ecliptic at J2000 in degrees (IAU 2006: 84381.406″).
 OBLIQUITY_DEG = 84381.406 / 3600.0
@@ -195,6 +204,13 @@ class NoiseModel:
         half-mission maps carry σ(z + w) and σ(z − w), independent Gaussian noise of variance 2σ²
         each (half the integration time) whose mean is exactly σ·z."""
         return _scaled_normal(random, SPLIT_STREAM, sigma)
+
+    def draw_polarization(self, random: SampleRandom, sigma: torch.Tensor) -> torch.Tensor:
+        """Q and U noise maps in µK_CMB, ``(batch, 2, n_bands, H, W)`` for the temperature noise σ
+        ``sigma`` ``(batch, n_bands, H, W)``: unit normal draws of the stream ``noise_qu`` times
+        :data:`POLARIZATION_NOISE_FACTOR` σ."""
+        scaled = (POLARIZATION_NOISE_FACTOR * sigma)[:, None].expand(-1, 2, -1, -1, -1)
+        return _scaled_normal(random, POLARIZATION_STREAM, scaled)
 
     def parameters(self) -> dict:
         """The resolved configuration, for provenance."""

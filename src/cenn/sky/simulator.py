@@ -6,6 +6,11 @@ convolved with each band's beam + noise (white per pixel, σ following the scan:
 (:mod:`cenn.sky.randomise`); target ``(1, H, W)`` = the CMB convolved with
 the target band's beam (the paper's Eq. 8); the patch centre in Galactic degrees. Fields are
 generated on a grid padded by ``margin`` pixels and cropped, so patches are not periodic.
+
+With ``stokes = "IQU"`` each sample also has Stokes Q and U: inputs ``(2, n_bands, H, W)`` = Σ
+polarized components (:attr:`Component.polarized`) with the same beams + Q/U noise of √2 σ, and
+target ``(2, H, W)`` = the CMB's Q and U at the target band's beam, in the patch frame of
+:mod:`cenn.sky.flat.spin2`. The temperature maps are the same bytes with or without them.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ CPU_THREADS = 1
 
 #: Half-mission maps per patch that a store can hold (``SimulationConfig.splits``).
 N_SPLITS = 2
+
+#: What ``SimulationConfig.stokes`` may be: temperature only, or temperature and linear polarization.
+STOKES = ("I", "IQU")
 
 LATITUDE_BANDS: dict[str, tuple[float, float]] = {
     "all": (0.0, 90.0),
@@ -156,6 +164,8 @@ class SimulationConfig:
     two half-mission maps, the same sky with independent noise of σ √2 averaging to the full map's
     (:meth:`PatchSimulator.simulate` ``with_splits``); 0 (or 1): none. It is left out of
     :meth:`to_dict` when 0, so stores without splits record the configuration they always did.
+    ``stokes``: "I" (temperature) or "IQU" (also Q and U: :class:`PatchBatch` ``polarization``); left
+    out of :meth:`to_dict` when "I", for the same reason.
     """
 
     seed: int = 0
@@ -166,6 +176,7 @@ class SimulationConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     randomise: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     splits: int = 0
+    stokes: str = "I"
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -179,6 +190,11 @@ class SimulationConfig:
                               f"the integration time) or 0 (none), got {self.splits!r}: only "
                               f"{N_SPLITS} halves are supported")
         self.splits = 0 if self.splits == 1 else self.splits
+        if self.stokes not in STOKES:
+            raise ConfigError(f"stokes must be one of {', '.join(STOKES)}, got {self.stokes!r}")
+        if self.stokes != "I" and self.splits:
+            raise ConfigError("half-mission maps (splits) are not simulated for Q and U yet: use "
+                              "stokes = \"I\" with splits, or no splits with stokes = \"IQU\"")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SimulationConfig:
@@ -224,11 +240,13 @@ class SimulationConfig:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """Resolved configuration (all component parameters spelled out; ``splits`` only when set)."""
+        """Resolved configuration (all component parameters spelled out; ``splits`` and ``stokes``
+        only when not the default)."""
         data = dataclasses.asdict(self)
         data["components"] = self.resolved_components()
-        if not data["splits"]:
-            del data["splits"]
+        for key, default in (("splits", 0), ("stokes", "I")):
+            if data[key] == default:
+                del data[key]
         return data
 
 
@@ -260,6 +278,10 @@ class PatchBatch:
         splits: optional half-mission maps ``(batch, 2, n_bands, H, W)``: the inputs' sky with two
             independent noise realisations of σ √2 (``noise_sigma`` · √2) whose mean is the inputs'
             noise (:meth:`cenn.sky.noise.NoiseModel.draw_split`), so their mean is ``inputs``.
+        polarization: with ``stokes = "IQU"``, the observed Q and U ``(batch, 2, n_bands, H, W)``;
+            their noise σ is ``noise_sigma`` · √2 (:data:`cenn.sky.noise.POLARIZATION_NOISE_FACTOR`).
+        target_polarization: with ``stokes = "IQU"``, the CMB's Q and U at the target band's beam
+            ``(batch, 2, H, W)``.
     """
 
     inputs: torch.Tensor
@@ -271,6 +293,8 @@ class PatchBatch:
     components: dict[str, torch.Tensor] | None = None
     parameters: dict[str, torch.Tensor] = field(default_factory=dict)
     splits: torch.Tensor | None = None
+    polarization: torch.Tensor | None = None
+    target_polarization: torch.Tensor | None = None
 
     @classmethod
     def concatenate(cls, parts: Sequence[PatchBatch]) -> PatchBatch:
@@ -278,6 +302,11 @@ class PatchBatch:
         comps = None
         if parts[0].components is not None:
             comps = {k: torch.cat([p.components[k] for p in parts]) for k in parts[0].components}
+
+        def joined(name: str) -> torch.Tensor | None:
+            first = getattr(parts[0], name)
+            return None if first is None else torch.cat([getattr(p, name) for p in parts])
+
         return cls(
             inputs=torch.cat([p.inputs for p in parts]),
             target=torch.cat([p.target for p in parts]),
@@ -287,7 +316,9 @@ class PatchBatch:
             indices=[i for p in parts for i in p.indices],
             components=comps,
             parameters={k: torch.cat([p.parameters[k] for p in parts]) for k in parts[0].parameters},
-            splits=None if parts[0].splits is None else torch.cat([p.splits for p in parts]),
+            splits=joined("splits"),
+            polarization=joined("polarization"),
+            target_polarization=joined("target_polarization"),
         )
 
 
@@ -395,17 +426,27 @@ class PatchSimulator:
         fourier_sums: dict[float, torch.Tensor] = {}
         target = torch.zeros((len(random), 1, *self.geometry.shape), device=self.device)
         per_component = {} if with_components else None
+        polarized = self.config.stokes == "IQU"
+        qu_sums: dict[float, torch.Tensor] = {}  # Fourier Q/U by the beam already in the maps
+        target_qu = None
         for comp in self.components:
             applied = comp.applied_beam_arcmin()
             amplitude = draws.get(comp.name, {}).get("amplitude")
+            sky = comp.sky_fourier(ctx) if comp.fourier_native else comp.sky(ctx)
             if comp.fourier_native:
-                f = _times(comp.sky_fourier(ctx), amplitude)
+                f = _times(sky, amplitude)
                 _accumulate(fourier_sums, applied, f)
             else:
-                m = _times(comp.sky(ctx), amplitude)
+                m = _times(sky, amplitude)
                 _accumulate(real_sums, applied, m)
                 f = torch.fft.rfft2(m) if with_components or comp.name == "cmb" else None
             beams, target_beam = self.beam_windows(applied)
+            if polarized and comp.polarized:
+                qu = _times(comp.polarization(ctx, sky), amplitude)
+                qu = qu if comp.fourier_native else torch.fft.rfft2(qu)
+                _accumulate(qu_sums, applied, qu)
+                if comp.name == "cmb":
+                    target_qu = self._beam_crop(qu[:, :, 0], target_beam)
             if comp.name == "cmb":
                 target = self._beam_crop(f, target_beam)
             if per_component is not None:
@@ -420,6 +461,13 @@ class PatchSimulator:
             inputs = self._beam_crop(f, self.beam_windows(applied)[0]) + inputs
         if per_component is not None:
             per_component["noise"] = noise
+        inputs_qu = None
+        if polarized:
+            inputs_qu = self.noise.draw_polarization(random, sigma)
+            for applied, f in qu_sums.items():
+                inputs_qu = self._beam_crop(f, self.beam_windows(applied)[0]) + inputs_qu
+            if target_qu is None:
+                target_qu = torch.zeros((len(random), 2, *self.geometry.shape), device=self.device)
         splits = None
         if with_splits:  # sky + σ(z ± w) = inputs ± σw
             half = self.noise.draw_split(random, sigma)
@@ -434,6 +482,8 @@ class PatchSimulator:
             components=per_component,
             parameters={f"{c}.{p}": v for c, params in draws.items() for p, v in params.items()},
             splits=splits,
+            polarization=None if inputs_qu is None else inputs_qu.contiguous(),
+            target_polarization=None if target_qu is None else target_qu.contiguous(),
         )
 
 

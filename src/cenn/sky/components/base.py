@@ -7,7 +7,9 @@ sums them, convolves each band with its beam, crops, and adds noise.
 To add a component: subclass :class:`Component` as a dataclass whose fields are its parameters
 (with defaults and units in the docstring), give it a unique ``name``, decorate it with
 :func:`register`, and implement :meth:`Component.sky` (real space) or, for Gaussian fields,
-:meth:`Component.sky_fourier` with ``fourier_native = True``.
+:meth:`Component.sky_fourier` with ``fourier_native = True``. A polarized component sets
+``polarized = True`` and implements :meth:`Component.polarization` (Stokes Q and U in the patch
+frame of :mod:`cenn.sky.flat.spin2`); the others are unpolarized.
 
 Randomised skies: a component lists in ``randomisable`` the scalar parameters that a simulation
 may draw afresh for every patch (``[randomise.<component>]`` of the simulation TOML), and reads
@@ -65,6 +67,8 @@ class Component:
 
     name: ClassVar[str] = ""
     fourier_native: ClassVar[bool] = False
+    #: Whether the component emits linear polarization (:meth:`polarization`).
+    polarized: ClassVar[bool] = False
     #: Scalar parameters a randomised sky may draw per patch (read them with :meth:`per_patch`).
     randomisable: ClassVar[tuple[str, ...]] = ()
     scale: float = 1.0
@@ -88,6 +92,13 @@ class Component:
     def sky_fourier(self, ctx: SkyContext) -> torch.Tensor:
         """``rfft2`` of :meth:`sky`, for components generated in Fourier space."""
         return torch.fft.rfft2(self.sky(ctx))
+
+    def polarization(self, ctx: SkyContext, intensity: torch.Tensor) -> torch.Tensor:
+        """Stokes Q and U in µK_CMB before the beam, ``(batch, 2, n_bands or 1, npix, npix)``
+        float32 (their ``rfft2`` for ``fourier_native`` components), for the same draw as
+        ``intensity`` (what :meth:`sky` or :meth:`sky_fourier` returned for ``ctx``, which a
+        component may modulate). Only components with ``polarized = True`` are asked."""
+        raise NotImplementedError(f"{self.name} is not polarized")
 
     def applied_beam_arcmin(self) -> float:
         """FWHM (arcmin) of the Gaussian beam already in :meth:`sky`: 0 for simulated skies; the
