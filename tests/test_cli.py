@@ -72,3 +72,44 @@ def test_describe_prints_the_component_table(capsys):
 def test_python_m_cenn_runs():
     done = subprocess.run([sys.executable, "-m", "cenn", "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith("cenn ")
+
+
+HEAVY = ("torch", "healpy", "astropy", "zarr", "lightning")
+
+
+def test_import_and_the_parser_load_no_heavy_package():
+    """``import cenn`` and building the ``cenn`` parser (all ``cenn --help`` does) load none of the
+    heavy packages; each command loads them when it runs."""
+    code = (f"import sys, cenn; before = sorted(m for m in {HEAVY} if m in sys.modules); "
+            "from cenn.cli import build_parser; build_parser(); "
+            f"print(before, sorted(m for m in {HEAVY} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[] []"
+
+
+def test_the_package_root_loads_its_names_on_first_use():
+    import cenn
+    from cenn.data.simulate import simulate
+    from cenn.sky.simulator import PatchSimulator
+
+    assert cenn.PatchSimulator is PatchSimulator and cenn.simulate is simulate
+    assert cenn.__version__ == "0.1.0"
+    names = {"Instrument", "PatchDataset", "PatchGeometry", "PatchSimulator", "SimulationConfig",
+             "load_instrument", "simulate"}
+    assert names <= set(dir(cenn)) and set(cenn.__all__) == {*names, "__version__"}
+    assert all(hasattr(cenn, name) for name in cenn.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        cenn.nonsense  # noqa: B018
+
+
+@pytest.mark.parametrize("command, words", [
+    ("evaluate", "(available: cenn, cenn-unbiased, dnilc, hilc, ilc, nilc, target-band, wiener)"),
+    ("demo", "(default: cenn,cenn-unbiased,ilc,hilc,nilc,dnilc,wiener,target-band;"),
+    ("experiment", "comma-separated subset of simulate,train,evaluate"),
+])
+def test_help_names_what_the_commands_know(command, words, capsys, monkeypatch):
+    """Help filled when printed (:class:`cenn.cli.options.LateHelp`) names the methods and steps."""
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert words in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """The package's layers import only downward: a module may import from its own layer or any layer
-below it, never from one above. The order is written once, here; a new top-level module or package
-must be placed in it."""
+below it, never from one above; and no module imports itself back through others (no import cycle).
+Both checks see every import, lazy ones inside functions included. The order is written once, here;
+a new top-level module or package must be placed in it."""
 
 import ast
 from pathlib import Path
@@ -9,9 +10,12 @@ import pytest
 
 import cenn
 
+#: The package root: it re-exports names of lower layers lazily (``cenn._LAZY``), so it sits on top,
+#: and no module of the package imports it (``__version__`` comes from ``cenn._version``).
+ROOT = "cenn"
 #: Low to high. A module belongs to the first entry that is its name or a parent package of it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("cenn.config", "cenn.checksums", "cenn.runtime", "cenn.outputs", "cenn.io"),
+    ("cenn._version", "cenn.config", "cenn.checksums", "cenn.runtime", "cenn.outputs", "cenn.io"),
     ("cenn.sky",),
     ("cenn.data",),
     ("cenn.separation",),
@@ -24,16 +28,16 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cenn.evaluate",),
     ("cenn.experiment", "cenn.demo"),
     ("cenn.cli", "cenn.__main__"),
+    (ROOT,),
 )
-#: The package's own ``__init__`` re-exports its public API from every layer.
-PUBLIC_API = "cenn"
 SRC = Path(cenn.__file__).parent
 
 
 def layer_of(module: str) -> int:
-    """Index in :data:`LAYERS` of a ``cenn`` module (its own name or its nearest listed parent)."""
+    """Index in :data:`LAYERS` of a ``cenn`` module (its own name or its nearest listed parent; the
+    root only by its own name)."""
     for index, names in enumerate(LAYERS):
-        if any(module == name or module.startswith(name + ".") for name in names):
+        if any(module == name or (name != ROOT and module.startswith(name + ".")) for name in names):
             return index
     raise LookupError(f"{module} is in no layer of tests/test_layers.py: add it to LAYERS")
 
@@ -43,16 +47,25 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def is_module(name: str) -> bool:
+    """Whether ``name`` is a module or package of the source tree."""
+    path = SRC.joinpath(*name.split(".")[1:])
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def imported(path: Path) -> set[str]:
-    """The ``cenn`` modules a source file imports (anywhere in it, lazy imports included)."""
-    found = set()
+    """The ``cenn`` modules a source file imports (anywhere in it, lazy imports included): ``from
+    package import module`` names the module, ``from module import name`` the module; the root adds
+    the modules of its lazy names."""
+    found = set(cenn._LAZY.values()) if module_name(path) == ROOT else set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "cenn"}
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, f"{path}: use absolute imports (from cenn.… import …)"
             if (node.module or "").split(".")[0] == "cenn":
-                found.add(node.module)
+                found |= {f"{node.module}.{a.name}" if is_module(f"{node.module}.{a.name}") else node.module
+                          for a in node.names}
     return found
 
 
@@ -62,10 +75,8 @@ MODULES = sorted(p for p in SRC.rglob("*.py"))
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
 def test_imports_point_down(path: Path):
     module = module_name(path)
-    if module == PUBLIC_API:
-        return
     own = layer_of(module)
-    upward = sorted(m for m in imported(path) if m != PUBLIC_API and layer_of(m) > own)
+    upward = sorted(m for m in imported(path) if layer_of(m) > own)
     assert not upward, (f"{module} (layer {own}: {LAYERS[own]}) imports from layers above it: "
                         + ", ".join(f"{m} (layer {layer_of(m)})" for m in upward))
 

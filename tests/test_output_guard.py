@@ -299,20 +299,20 @@ def test_the_python_api_refuses_devices_with_a_value_error(inputs, monkeypatch):
 
 
 @pytest.mark.parametrize("command, runner, words", [
-    ("simulate", "_run_simulate", "chunks already written are kept"),
-    ("train", "_run_train", "checkpoints/last.ckpt"),
-    ("evaluate", "run_evaluate", "no report was written"),
-    ("predict", "_run_predict", "no output was left half-written"),
-    ("predict-maps", "_run_predict", "no output was left half-written"),
-    ("export-weights", "_run_export_weights", "no output was written"),
-    ("demo", "_run_demo", "data already simulated are kept"),
-    ("experiment", "run_experiment_command", "finished steps"),
+    ("simulate", "simulate", "chunks already written are kept"),
+    ("train", "train", "checkpoints/last.ckpt"),
+    ("evaluate", "evaluate", "no report was written"),
+    ("predict", "predict", "no output was left half-written"),
+    ("predict-maps", "predict", "no output was left half-written"),
+    ("export-weights", "export_weights", "no output was written"),
+    ("demo", "demo", "data already simulated are kept"),
+    ("experiment", "experiment", "finished steps"),
 ])
 def test_ctrl_c_is_one_line_saying_what_was_kept(inputs, command, runner, words, capsys, monkeypatch):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(f"cenn.cli.{runner}", interrupted)
+    monkeypatch.setattr(f"cenn.cli.{runner}.run", interrupted)
     argv = [str(a) for a in COMMANDS[command](inputs, inputs / NAMES[command])]
     assert main(argv) == 130
     err = capsys.readouterr().err.strip()

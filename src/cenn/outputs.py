@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from cenn import __version__
+from cenn._version import __version__
 from cenn.io.atomic import atomic_write_text, discard, staged, temporary_path
 
 MARKER = ".cenn-output"

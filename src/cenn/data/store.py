@@ -54,7 +54,7 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
-from cenn import __version__
+from cenn._version import __version__
 from cenn.io.atomic import atomic_write_text
 from cenn.io.units import UNITS
 

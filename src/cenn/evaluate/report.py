@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from cenn import __version__
+from cenn._version import __version__
 from cenn.config import dumps_toml
 from cenn.evaluate import figures
 from cenn.evaluate.analysis import DatasetEvaluation

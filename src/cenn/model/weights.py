@@ -15,7 +15,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 from torch import nn
 
-from cenn import __version__
+from cenn._version import __version__
 from cenn.io.units import UNITS, power_of_ten, uk_per_unit
 from cenn.model.registry import build_model
 from cenn.outputs import check_file_output, write_file

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from cenn import __version__
+from cenn._version import __version__
 from cenn.data.store import open_finished
 from cenn.io.fits import fits_file, stated_frequency_ghz
 from cenn.io.units import UNITS, uk_per_unit

@@ -38,7 +38,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from cenn import __version__
+from cenn._version import __version__
 from cenn.config import ConfigError, dumps_toml, read_toml
 from cenn.data.normalization import build_normalization
 from cenn.data.store import DatasetStore
