@@ -21,8 +21,12 @@ Planck 353 GHz map value in MJy sr⁻¹):
   smooth anticorrelated fields within it; ``T_ν = I_ν / U_ν`` with ``U_ν`` the band's MJy sr⁻¹
   per K_CMB (:attr:`cenn.sky.instrument.Band.mjysr_per_kcmb`).
 
+* Polarization (:meth:`Dust.polarization`): ``Q + iU = p I e^{2iψ}`` in every band (the same SED
+  as the intensity), p a smooth lognormal fraction and ψ the orientation of the structures plus a
+  turbulent angle (:mod:`cenn.sky.components._polarization`).
+
 Random streams: ``dust`` (small-scale field), ``dust_patch`` (per-patch scalars), ``dust_sed``
-(β/T fields).
+(β/T fields); for Q and U ``dust_pol_structure``, ``dust_pol_angle`` and ``dust_pol_fraction``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 import torch
 
 from cenn.sky import fields, units
+from cenn.sky.components import _polarization as pol
 from cenn.sky.components._lognormal import (
     CoarseGrid,
     check_parameters,
@@ -67,6 +72,7 @@ class Dust(Component):
     """
 
     name = "dust"
+    polarized = True
     randomisable = ("beta", "temperature_k", "sigma_g_ref", "beta_field_sigma",
                     "temperature_field_sigma_k")
     reference_ghz: float = _D["reference_ghz"]
@@ -104,6 +110,15 @@ class Dust(Component):
     beta_max: float = _D["beta_max"]
     temperature_min_k: float = _D["temperature_min_k"]
     temperature_max_k: float = _D["temperature_max_k"]
+    pol_fraction_median: float = _D["pol_fraction_median"]
+    pol_fraction_sigma_ln: float = _D["pol_fraction_sigma_ln"]
+    pol_fraction_max: float = _D["pol_fraction_max"]
+    pol_fraction_slope: float = _D["pol_fraction_slope"]
+    pol_structure_correlation: float = _D["pol_structure_correlation"]
+    pol_structure_smoothing_arcmin: float = _D["pol_structure_smoothing_arcmin"]
+    pol_structure_slope: float = _D["pol_structure_slope"]
+    pol_angle_sigma_deg: float = _D["pol_angle_sigma_deg"]
+    pol_angle_slope: float = _D["pol_angle_slope"]
     colour_correction: dict[str, float] = field(
         default_factory=lambda: dict(_D["colour_correction"])
     )
@@ -140,6 +155,14 @@ class Dust(Component):
             raise ValueError("dust: slope_faint_mjysr must be < slope_bright_mjysr")
         if not -1 <= self.beta_temperature_correlation <= 1:
             raise ValueError("dust: beta_temperature_correlation must lie in [-1, 1]")
+        if not 0 <= self.pol_structure_correlation <= 1:
+            raise ValueError("dust: pol_structure_correlation must lie in [0, 1]")
+        if not 0 <= self.pol_fraction_median <= self.pol_fraction_max <= 1:
+            raise ValueError("dust: need 0 <= pol_fraction_median <= pol_fraction_max <= 1")
+        if not (self.pol_fraction_sigma_ln >= 0 and self.pol_angle_sigma_deg >= 0
+                and self.pol_structure_smoothing_arcmin >= 0):
+            raise ValueError("dust: pol_fraction_sigma_ln, pol_angle_sigma_deg and "
+                             "pol_structure_smoothing_arcmin must be >= 0")
 
     # ------------------------------------------------------------------ model pieces
 
@@ -268,3 +291,19 @@ class Dust(Component):
         if self.scale != 1.0:
             out.mul_(self.scale)
         return out
+
+    def polarization(self, ctx: SkyContext, intensity: torch.Tensor) -> torch.Tensor:
+        """Q and U in µK_CMB before the beam, ``(batch, 2, n_bands, n, n)``, for the intensity maps
+        ``intensity (batch, n_bands, n, n)`` drawn for ``ctx`` (module docstring)."""
+        geometry = ctx.geometry
+        rho = self.pol_structure_correlation
+        own = pol.standardised(torch.log(intensity.clamp_min(1e-30)).mean(dim=1))
+        other = pol.unit_field(ctx.random, "dust_pol_structure", geometry, self.pol_structure_slope)
+        cos2, sin2 = pol.structure_angle(rho * own + math.sqrt(1.0 - rho * rho) * other, geometry,
+                                         self.pol_structure_smoothing_arcmin)
+        turbulence = pol.unit_field(ctx.random, "dust_pol_angle", geometry, self.pol_angle_slope)
+        cos2, sin2 = pol.rotate(cos2, sin2, math.radians(self.pol_angle_sigma_deg) * turbulence)
+        log_p = pol.unit_field(ctx.random, "dust_pol_fraction", geometry, self.pol_fraction_slope)
+        p = (self.pol_fraction_median * torch.exp(self.pol_fraction_sigma_ln * log_p)).clamp_max(
+            self.pol_fraction_max)
+        return torch.stack([p * cos2, p * sin2], dim=1)[:, :, None] * intensity[:, None]

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from numpy.polynomial.hermite_e import hermegauss
 
+from cenn.sky.components._polarization import random_angles
 from cenn.sky.components.base import Component, SkyContext, register
 from cenn.sky.components.sources.catalogue import SourceCatalogue, SourceCounts, paint, uniform_positions
 from cenn.sky.shipped import shipped_path, shipped_toml
@@ -72,12 +73,15 @@ class Radio(Component):
         alpha_mean, alpha_sigma: Gaussian index of the first segment.
         steepening_mean, steepening_sigma: Gaussian change of the index at each further anchor
             (one entry per segment after the first).
+        pol_fraction_median, pol_fraction_sigma_ln: lognormal polarization fraction of each
+            source (median, width of ln p); angles uniform.
 
     The counts are read and carried to ``reference_ghz`` once, when first needed: build a new
     component (e.g. ``dataclasses.replace``) rather than changing the parameters of a used one.
     """
 
     name = "radio"
+    polarized = True
     counts: str = _P["counts"]
     counts_ghz: float | None = None
     reference_ghz: float = _P["reference_ghz"]
@@ -88,6 +92,8 @@ class Radio(Component):
     alpha_sigma: float = _P["alpha_sigma"]
     steepening_mean: list[float] = field(default_factory=lambda: list(_P["steepening_mean"]))
     steepening_sigma: list[float] = field(default_factory=lambda: list(_P["steepening_sigma"]))
+    pol_fraction_median: float = _P["pol_fraction_median"]
+    pol_fraction_sigma_ln: float = _P["pol_fraction_sigma_ln"]
 
     def __post_init__(self) -> None:
         if not 0.0 < self.flux_min_jy < self.flux_max_jy:
@@ -231,6 +237,14 @@ class Radio(Component):
         maps = paint(cat.sample, cat.row, cat.col, cat.flux_jy, ctx.batch, ctx.instrument,
                      ctx.geometry)
         return maps if self.scale == 1.0 else maps * self.scale
+
+    def polarization(self, ctx: SkyContext, intensity: torch.Tensor) -> torch.Tensor:
+        """Q and U in µK_CMB before the beam, ``(batch, 2, n_bands, n, n)``: each pixel of the
+        painted ``intensity`` (one source, as a rule) gets a lognormal fraction and a uniform
+        angle of its own (stream ``radio_pol``), the same in every band."""
+        frac = random_angles(ctx.random, "radio_pol", ctx.geometry.shape, self.pol_fraction_median,
+                             self.pol_fraction_sigma_ln)
+        return frac[:, :, None] * intensity[:, None]
 
     # --------------------------------------------------------------------------- expectations
 
