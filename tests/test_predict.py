@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from cenn.cli import main
+from cenn.cli import build_parser, main
 from cenn.data.normalization import build_normalization
 from cenn.model.apply import apply_network
 from cenn.predict import (
     Predictor,
-    add_predict_parser,
     check_channel_order,
     read_input,
     run_predict,
@@ -202,9 +201,7 @@ def test_write_output_is_atomic_and_labelled(tmp_path, predictor, maps):
 # --- cenn predict -----------------------------------------------------------------------------------
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="cenn")
-    add_predict_parser(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def test_cli_predicts_npy_to_npy(tmp_path, weights, maps, capsys):

@@ -365,21 +365,6 @@ def run_experiment(config: ExperimentConfig, out: Path | str, steps: tuple[str, 
     return out
 
 
-def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("experiment", help="simulate, train and evaluate from one TOML file (the paper's "
-                       "protocol: `cenn experiment paper --out runs/paper`)")
-    p.add_argument("config", help="experiment TOML, or a shipped one: paper, paper-smoke")
-    p.add_argument("--out", required=True, help="experiment folder (rerun the command to resume)")
-    p.add_argument("--steps", default=",".join(STEPS), help="comma-separated subset of "
-                   f"{','.join(STEPS)}")
-    p.add_argument("--device", default="cpu", help="simulation and evaluation device (training: "
-                   "[train.trainer] accelerator)")
-    p.add_argument("--workers", type=int, default=0, help="simulation worker processes")
-    p.add_argument("--overwrite", action="store_true", help="if the folder holds another experiment, redo "
-                   "the stores, run and report its changes concern (only they are removed)")
-    p.add_argument("--no-progress", action="store_true")
-
-
 def check_step_options(steps: tuple[str, ...], workers: int, device: str) -> None:
     """Refuse ``--workers`` below 0, or given without the simulate step, and ``--device`` given
     with only the train step (which runs on ``[train.trainer] accelerator``): they would be ignored."""

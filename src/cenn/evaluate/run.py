@@ -19,7 +19,7 @@ from cenn.outputs import Inputs
 from cenn.pretrained import resolve_weights
 from cenn.runtime import check_device
 from cenn.separation import Separator
-from cenn.separators import NETWORK_METHODS, available_separators, build_separator
+from cenn.separators import NETWORK_METHODS, build_separator
 
 
 def parse_data(items: Sequence[str]) -> list[tuple[str | None, str]]:
@@ -122,45 +122,6 @@ def build_separators(names: Sequence[str], options: Mapping[str, Mapping[str, An
             opts.setdefault("device", args.device)
         separators[name] = build_separator(name, **opts)
     return separators
-
-
-def _noise_factors(text: str) -> list[float]:
-    if text.lower() in ("", "none"):
-        return []
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"--noise-factors takes e.g. 5,10 or none, got {text!r}") from err
-
-
-def add_evaluate_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("evaluate", help="the paper's Sect. 4 analysis of one or more methods on dataset "
-                       "stores: metrics.json, CSV tables, figures, report.md/html")
-    p.add_argument("data", nargs="+", metavar="[NAME=]STORE",
-                   help="dataset stores from `cenn simulate` (use --components for Fig. 5 and the noise "
-                        "test); names default to the latitude region: all, inner, intermediate, high")
-    p.add_argument("--out", required=True, help="report folder to write")
-    p.add_argument("--alternative", nargs="+", default=[], metavar="[NAME=]STORE",
-                   help="stores of another sky model (e.g. --config src/cenn/configs/sky-alternative.toml "
-                        "in cenn simulate), each paired with the store of the same name: the report shows "
-                        "every method on both skies and the ratio")
-    p.add_argument("--methods", default="cenn",
-                   help=f"comma-separated methods (available: {', '.join(available_separators())})")
-    p.add_argument("--weights", help="trained weights for the 'cenn' method, or for 'cenn-unbiased' when it "
-                   "is the only network evaluated (default: the models shipped with cenn)")
-    p.add_argument("--config", help="TOML with [evaluation] settings and [methods.<name>] options")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--precision", default="32", choices=("32", "bf16"), help="network precision")
-    p.add_argument("--network-batch-size", type=int, default=32, help="patches per network pass")
-    p.add_argument("--batch-size", type=int, help="patches read and evaluated at once")
-    p.add_argument("--max-patches", type=int, help="use only the first N patches of each store")
-    p.add_argument("--noise-factors", type=_noise_factors, help="noise test factors, e.g. 5,10, or none")
-    p.add_argument("--no-half-split", action="store_true",
-                   help="skip the half-split cross-spectra on stores with half-mission maps (cenn simulate "
-                        "--splits 2), which run every method twice more")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
-    p.add_argument("--no-progress", action="store_true")
-    return p
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -1,14 +1,13 @@
 """``cenn predict --maps``: a full-sky CMB map from full-sky band maps, with the network or any
 other separator, written as a HEALPix FITS file (CMB and weight columns, documented header). The
-options are added to ``cenn predict`` by :func:`add_full_sky_arguments`; the CLI (:mod:`cenn.cli`)
-sends the calls with ``--maps`` to :func:`run_full_sky`."""
+options are declared with ``cenn predict``'s (:mod:`cenn.cli.predict`), which sends the calls with
+``--maps`` to :func:`run_full_sky`."""
 
 from __future__ import annotations
 
 import argparse
 import warnings
 from pathlib import Path
-from typing import Any
 
 import healpy as hp
 import numpy as np
@@ -32,33 +31,6 @@ from cenn.separation import InputInfo, Separator
 from cenn.separators import NETWORK_METHODS, NetworkSeparator, build_separator
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument, load_instrument
-
-
-def add_full_sky_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the full-sky options (``--maps ... --out``) to the ``cenn predict`` parser
-    (:func:`cenn.predict.command.add_predict_parser`)."""
-    full = parser.add_argument_group("full sky (HEALPix)")
-    full.add_argument("--maps", nargs="+", metavar="FITS", help="one HEALPix map per band, in the "
-                      "weights' frequency order (e.g. 143, 217, 353 GHz)")
-    full.add_argument("--out", help="output HEALPix FITS: CMB and weight columns")
-    full.add_argument("--method", default="cenn", help="cenn or a baseline (ilc, hilc, nilc, ...)")
-    full.add_argument("--nside", type=int, help="output Nside, a power of two (default: the inputs')")
-    full.add_argument("--overlap", type=float, default=0.25, help="overlap of neighbouring patches")
-    full.add_argument("--apodisation", type=float, default=0.125,
-                      help="width of the patches' cosine weight ramp, as a fraction of the side")
-    full.add_argument("--interpolation", choices=["bilinear", "nearest"], default="bilinear",
-                      help="how patches are cut from the maps (default bilinear, like the network's inputs)")
-    full.add_argument("--reprojection", choices=["cubic", "bilinear"], default="cubic",
-                      help="how patch outputs are put back on the sphere (default cubic spline)")
-    full.add_argument("--instrument", default="planck_hfi", help="instrument preset for baselines")
-    full.add_argument("--npix", type=int, default=256, help="patch side in pixels for baselines")
-    full.add_argument("--mollweide", help="also write a Mollweide view of the CMB (.png, .pdf, .svg, ...)")
-    full.add_argument("--mask-above", type=float, metavar="UK",
-                      help="with --mask: a confidence mask keeping the pixels whose σ is at most UK µK_CMB "
-                           "(weights with a σ output; their σ map is the SIGMA column of --out)")
-    full.add_argument("--mask", metavar="FITS", help="where --mask-above writes the confidence mask")
-    full.add_argument("--no-progress", action="store_true")
-    return parser
 
 
 def card_info(card: WeightsCard) -> InputInfo:
@@ -99,11 +71,6 @@ def method_setup(args: argparse.Namespace) -> tuple[Separator, InputInfo, PatchG
     return build_separator(args.method), instrument_info(load_instrument(args.instrument), geometry), geometry
 
 
-def option_defaults() -> dict[str, Any]:
-    """The defaults of the full-sky options (:func:`add_full_sky_arguments`)."""
-    return vars(add_full_sky_arguments(argparse.ArgumentParser()).parse_args([]))
-
-
 #: Options of patches (``cenn predict INPUT OUTPUT``) that the full sky does not use, and why.
 _PATCH_ONLY = {
     "input": "INPUT and OUTPUT name patch files; the full-sky CMB goes to --out",
@@ -121,18 +88,6 @@ def check_patch_options_unused(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag} is for patches (cenn predict INPUT OUTPUT), not with --maps: {why}")
 
 
-def check_full_sky_options_unused(args: argparse.Namespace) -> None:
-    """Refuse, without ``--maps``, the full-sky options (``cenn predict INPUT OUTPUT`` would ignore
-    them; ``--no-progress`` is harmless)."""
-    defaults = option_defaults()
-    given = given_options(args, {n: d for n, d in defaults.items() if n not in ("maps", "no_progress")})
-    if given:
-        apply, them = ("apply", "them") if len(given) > 1 else ("applies", "it")
-        raise ValueError(f"{', '.join(given)} {apply} to full-sky maps (cenn predict --maps FITS ... --out "
-                         "FILE.fits) only; patches (INPUT OUTPUT) are separated by the network of --weights: "
-                         f"drop {them}, or give --maps")
-
-
 def check_method_options(args: argparse.Namespace, separator: Separator) -> None:
     """Refuse options the method of ``--method`` would ignore: the network's weights, device and
     precision for a classical method; the instrument and patch geometry, which a network takes from
@@ -147,9 +102,8 @@ def check_method_options(args: argparse.Namespace, separator: Separator) -> None
                              f"drop {them}")
         return
     card = separator.predictor.card
-    defaults = option_defaults()
-    given = given_options(args, {"instrument": defaults["instrument"]})
-    if args.npix not in (defaults["npix"], card.npix):
+    given = given_options(args, {"instrument": "planck_hfi"})
+    if args.npix not in (256, card.npix):
         given.append(f"--npix {args.npix}")
     if args.pixel_arcsec is not None and args.pixel_arcsec != card.pixel_arcsec:
         given.append(f"--pixel-arcsec {args.pixel_arcsec:g}")

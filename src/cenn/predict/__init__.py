@@ -9,7 +9,7 @@ what is wrong and how to fix it.
 """
 
 from cenn.predict.api import PRECISIONS, Predictor
-from cenn.predict.command import add_predict_parser, run_predict
+from cenn.predict.command import run_predict
 from cenn.predict.files import SUPPORTED_FILES, read_input, write_output
 from cenn.predict.units import check_channel_order, patch_spreads
 from cenn.predict.values import fill_nonfinite_pixels
@@ -18,7 +18,6 @@ __all__ = [
     "PRECISIONS",
     "SUPPORTED_FILES",
     "Predictor",
-    "add_predict_parser",
     "check_channel_order",
     "fill_nonfinite_pixels",
     "patch_spreads",

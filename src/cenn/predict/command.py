@@ -1,69 +1,21 @@
 """``cenn predict INPUT OUTPUT``: the CMB of patches, with trained weights (default: the reference
-model). The full-sky options (``--maps``) are added, and run, by :mod:`cenn.healpix.command`; the
-CLI (:mod:`cenn.cli`) sends each call to the one it is for."""
+model). The options of ``cenn predict`` are declared in :mod:`cenn.cli.predict`, which sends the calls
+with full-sky maps (``--maps``) to :mod:`cenn.healpix.command` and the others here."""
 
 from __future__ import annotations
 
 import argparse
-import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from cenn.outputs import check_file_outputs
-from cenn.predict.api import PRECISIONS, Predictor
+from cenn.predict.api import Predictor
 from cenn.predict.files import file_kind, read_input, read_noise_input, write_output
 from cenn.predict.units import check_channel_order, patch_spreads
 from cenn.pretrained import resolve_weights
 from cenn.runtime import check_device
-
-
-def _parse_frequencies(text: str) -> list[float]:
-    try:
-        values = [float(x) for x in text.split(",")]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"--frequencies takes GHz separated by commas, e.g. 143,217,353, got {text!r}"
-        ) from err
-    if not all(math.isfinite(v) and v > 0 for v in values):
-        raise argparse.ArgumentTypeError(f"--frequencies must be positive GHz, got {text!r}")
-    return values
-
-
-def add_predict_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``cenn predict`` to ``sub``, with the options of patches (``INPUT OUTPUT``) and those both
-    kinds of input share; :func:`cenn.healpix.command.add_full_sky_arguments` adds the full sky's
-    (``--maps ... --out``)."""
-    p = sub.add_parser("predict", help="extract the CMB from patches, or from full-sky HEALPix maps "
-                       "(--maps), with trained weights (default: the reference model) or a baseline")
-    p.add_argument("input", nargs="?",
-                   help="maps (N, C, H, W) in µK_CMB: a dataset store, .npy or .fits[.gz]")
-    p.add_argument("output", nargs="?", help="CMB maps (N, 1, H, W) in µK_CMB: .npy, .fits or .fits.gz")
-    p.add_argument("--weights", help="weights file (.safetensors) from cenn train (default: the reference "
-                   "model shipped with cenn)")
-    p.add_argument("--frequencies", type=_parse_frequencies, metavar="GHZ,GHZ,...",
-                   help="frequency of each input channel (or --maps file), e.g. 143,217,353 (overrides "
-                        "what the files say)")
-    p.add_argument("--pixel-arcsec", type=float, help="pixel side in arcsec (overrides the file's)")
-    p.add_argument("--units", help="units of the input maps: uK_CMB, mK_CMB or K_CMB (default: the file's, "
-                   "else uK_CMB for .npy)")
-    p.add_argument("--batch-size", type=int, default=32, help="patches per forward pass")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--precision", choices=PRECISIONS, default="32",
-                   help="32 (float32) or bf16 (bfloat16 autocast); the output is float32 either way")
-    p.add_argument("--fill-nonfinite", action="store_true",
-                   help="fill NaN and infinite input pixels with their patch and channel median (the "
-                        "fraction filled is reported) instead of refusing them")
-    p.add_argument("--noise-sigma", metavar="FILE",
-                   help="per-pixel noise σ of the inputs, their shape and units (.npy or FITS), for "
-                        "weights that take it (default: a dataset store's noise_sigma, else the weights' "
-                        "nominal level)")
-    p.add_argument("--uncertainty", metavar="SIGMA",
-                   help="also write the per-pixel standard deviation of the CMB's residual (µK_CMB, the "
-                        "output's format) to SIGMA; needs weights with a σ output")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    return p
 
 
 def check_order(maps: np.ndarray, frequencies_ghz: list[float]) -> None:
