@@ -1,0 +1,225 @@
+"""Q and U: the spin-2 transforms, and the simulated CMB, dust, radio sources and noise measured with
+an estimator written here (numpy's full FFT and the documented convention), not the simulator's."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cenn.sky.components import COMPONENTS
+from cenn.sky.components.base import SkyContext
+from cenn.sky.components.cmb.spectrum import cmb_spectra
+from cenn.sky.components.dust import Dust
+from cenn.sky.flat import spin2
+from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.rng import SampleRandom
+from cenn.sky.simulator import (
+    GeometryConfig,
+    InstrumentConfig,
+    PatchSimulator,
+    RegionConfig,
+    SimulationConfig,
+)
+
+# ------------------------------------------------------------------ the test's own estimator
+
+
+def wavevectors(n: int, pixel_rad: float) -> tuple[np.ndarray, np.ndarray]:
+    """|ℓ| and φ_ℓ (from the rows, north, towards the columns, west) of numpy's ``fft2`` grid."""
+    l_row = 2 * np.pi * np.fft.fftfreq(n, d=pixel_rad)[:, None]
+    l_col = 2 * np.pi * np.fft.fftfreq(n, d=pixel_rad)[None, :]
+    return np.hypot(l_row, l_col), np.arctan2(l_col, l_row) * np.ones((n, n))
+
+
+def teb_modes(t, q, u, pixel_rad, window=None):
+    """fft2 of T, E and B for maps ``(..., n, n)``: E = Q cos 2φ + U sin 2φ, B = −Q sin 2φ + U cos 2φ."""
+    n = q.shape[-1]
+    w = np.ones((n, n)) if window is None else window
+    _, phi = wavevectors(n, pixel_rad)
+    tf, qf, uf = (np.fft.fft2((x - x.mean(axis=(-2, -1), keepdims=True)) * w) for x in (t, q, u))
+    c, s = np.cos(2 * phi), np.sin(2 * phi)
+    return tf, qf * c + uf * s, -qf * s + uf * c
+
+
+def bin_mean(values, ell, edges):
+    """Mean of ``values (n, n)`` over the modes of each ℓ bin."""
+    return np.array([values[(ell >= lo) & (ell < hi)].mean() for lo, hi in itertools.pairwise(edges)])
+
+
+def band_powers(a, b, ell, edges, pixel_rad):
+    """Mean of Re(a b*) Ω_pix / N_pix over the modes of each ℓ bin and every map: C_ℓ in µK² sr."""
+    n = a.shape[-1]
+    cross = (a * np.conj(b)).real.reshape(-1, n, n).mean(axis=0) * pixel_rad**2 / n**2
+    return bin_mean(cross, ell, edges)
+
+
+def as_numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().double().cpu().numpy()
+
+
+# ------------------------------------------------------------------ spin-2 transforms
+
+GEOMETRY = PatchGeometry(64, 90.0)
+
+
+def test_round_trip_is_exact_and_power_is_kept():
+    gen = torch.Generator().manual_seed(1)
+    q, u = torch.randn(2, 3, 64, 64, generator=gen, dtype=torch.float64)
+    e, b = spin2.qu_maps_to_eb_maps(q, u, GEOMETRY)
+    q2, u2 = spin2.eb_maps_to_qu_maps(e, b, GEOMETRY)
+    assert torch.allclose(q2, q, atol=1e-12) and torch.allclose(u2, u, atol=1e-12)
+    assert torch.allclose((e**2 + b**2).sum(), (q**2 + u**2).sum(), rtol=1e-12)
+
+
+def test_pure_e_field_has_no_b_in_an_independent_estimator():
+    gen = torch.Generator().manual_seed(2)
+    e = torch.randn(4, 64, 64, generator=gen, dtype=torch.float64)
+    e = torch.fft.irfft2(torch.fft.rfft2(e) * (GEOMETRY.ell() < 0.9 * GEOMETRY.ell_nyquist), s=(64, 64))
+    q, u = spin2.eb_maps_to_qu_maps(e, torch.zeros_like(e), GEOMETRY)
+    _, e_f, b_f = teb_modes(as_numpy(e), as_numpy(q), as_numpy(u), GEOMETRY.pixel_rad)
+    assert np.abs(b_f).max() < 1e-10 * np.abs(e_f).max()
+    assert np.allclose(e_f, np.fft.fft2(as_numpy(e) - as_numpy(e).mean(axis=(-2, -1), keepdims=True)))
+    assert float(spin2.qu_maps_to_eb_maps(q, u, GEOMETRY)[1].abs().max()) < 1e-12
+
+
+@pytest.mark.parametrize(("axis", "q_sign"), [(-2, 1.0), (-1, -1.0)])
+def test_known_plane_waves(axis, q_sign):
+    """An E wave along the rows (north) is all +Q, along the columns (west) all −Q; a B wave along
+    the rows is all +U."""
+    k = 2 * math.pi * 5 / 64
+    wave = torch.cos(k * torch.arange(64, dtype=torch.float64))
+    e = wave[:, None].expand(64, 64) if axis == -2 else wave[None, :].expand(64, 64)
+    zero = torch.zeros_like(e)
+    q, u = spin2.eb_maps_to_qu_maps(e, zero, GEOMETRY)
+    assert torch.allclose(q, q_sign * e, atol=1e-12) and torch.allclose(u, zero, atol=1e-12)
+    q, u = spin2.eb_maps_to_qu_maps(zero, e, GEOMETRY)
+    assert torch.allclose(u, q_sign * e, atol=1e-12) and torch.allclose(q, zero, atol=1e-12)
+
+
+def test_tensor_to_scalar_ratio_adds_tensor_bb():
+    ell, zero = cmb_spectra()
+    _, tenth = cmb_spectra(r=0.1)
+    assert np.array_equal(tenth["ee"], zero["ee"]) and np.array_equal(tenth["tt"], zero["tt"])
+    d = ell * (ell + 1) / (2 * np.pi)
+    extra = d[80] * (tenth["bb"] - zero["bb"])[80]
+    assert 0.005 < extra < 0.012  # r = 0.1: D_80^BB ≈ 0.008 µK² from tensors (lensing: 0.002)
+    assert np.all(tenth["bb"] >= zero["bb"])
+
+
+# ------------------------------------------------------------------ simulated skies
+
+
+def only(*names: str, **params) -> dict[str, dict]:
+    return {n: {"enabled": n in names, **params.get(n, {})} for n in COMPONENTS}
+
+
+def simulator(components, npix=128, margin=0, noise_scale=0.0, lat=(0.0, 90.0), seed=11):
+    config = SimulationConfig(seed=seed, geometry=GeometryConfig(npix=npix, margin=margin), stokes="IQU",
+                              instrument=InstrumentConfig(noise_scale=noise_scale), components=components,
+                              region=RegionConfig(lat_min=lat[0], lat_max=lat[1]))
+    return PatchSimulator(config)
+
+
+def test_cmb_ee_bb_te_match_the_shipped_spectra():
+    """24 periodic 128² patches (no margin, no modes on the sphere), at the target beam."""
+    sim = simulator(only("cmb", cmb={"large_scales": False}))
+    batch = sim.simulate(range(24))
+    pix = sim.geometry.pixel_rad
+    q, u = (as_numpy(batch.target_polarization[:, i]) for i in (0, 1))
+    t, e, b = teb_modes(as_numpy(batch.target[:, 0]), q, u, pix)
+    ell, _ = wavevectors(128, pix)
+    edges = np.array([200.0, 800.0, 1500.0, 2500.0])
+    beam2 = np.exp(-ell * (ell + 1) * sim.instrument.target.beam_sigma_rad**2)
+    ell_t, cls = cmb_spectra()
+    theory = {k: bin_mean(np.interp(ell, ell_t, v) * beam2, ell, edges) for k, v in cls.items()}
+    counts = np.array([((ell >= lo) & (ell < hi)).sum() for lo, hi in itertools.pairwise(edges)])
+    independent = counts / 2 * len(batch.indices)
+    measured = {"ee": band_powers(e, e, ell, edges, pix), "bb": band_powers(b, b, ell, edges, pix),
+                "te": band_powers(t, e, ell, edges, pix), "tt": band_powers(t, t, ell, edges, pix)}
+    for k in ("tt", "ee", "bb"):
+        sigma = theory[k] / np.sqrt(independent)
+        assert np.all(np.abs(measured[k] - theory[k]) < 4 * sigma), (k, measured[k] / theory[k])
+    sigma_te = np.sqrt((theory["tt"] * theory["ee"] + theory["te"] ** 2) / 2 / independent)
+    assert np.all(np.abs(measured["te"] - theory["te"]) < 4 * sigma_te), (measured["te"], theory["te"])
+    sigma_tb = np.sqrt(theory["tt"] * theory["bb"] / 2 / independent)
+    assert np.all(np.abs(band_powers(t, b, ell, edges, pix)) < 4 * sigma_tb)
+
+
+def test_dust_ee_over_bb_about_two_and_te_positive_at_high_latitude():
+    sim = simulator(only("dust"), lat=(30.0, 90.0), margin=32)
+    batch = sim.simulate(range(32))
+    band = -1  # 353 GHz
+    window = np.outer(np.hanning(128), np.hanning(128))
+    t, e, b = teb_modes(as_numpy(batch.inputs[:, band]), as_numpy(batch.polarization[:, 0, band]),
+                        as_numpy(batch.polarization[:, 1, band]), sim.geometry.pixel_rad, window)
+    ell, _ = wavevectors(128, sim.geometry.pixel_rad)
+    edges = np.array([100.0, 1500.0])
+    ee, bb, tt, te = (band_powers(x, y, ell, edges, 1.0)[0] for x, y in ((e, e), (b, b), (t, t), (t, e)))
+    assert 1.6 < ee / bb < 2.5, ee / bb
+    assert 0.2 < te / math.sqrt(tt * ee) < 0.55, te / math.sqrt(tt * ee)
+    fine = np.array([300.0, 500.0, 800.0, 1300.0])  # D_ℓ^EE ∝ ℓ^(α_EE + 2), α_EE = −2.42: about flat
+    d_ee = band_powers(e, e, ell, fine, 1.0) * ((fine[:-1] + fine[1:]) / 2) ** 2
+    slope = np.polyfit(np.log((fine[:-1] + fine[1:]) / 2), np.log(d_ee), 1)[0]
+    assert -1.2 < slope < 0.4, slope
+
+
+def test_dust_polarization_fraction_distribution():
+    dust = Dust()
+    geometry = PatchGeometry(96, 90.0)
+    sim = simulator(only("dust"))
+    random = SampleRandom(5, range(8))
+    ctx = SkyContext(geometry, sim.instrument, torch.full((8,), 40.0, dtype=torch.float64),
+                     torch.full((8,), 50.0, dtype=torch.float64), random)
+    intensity = dust.sky(ctx)
+    qu = dust.polarization(ctx, intensity)
+    p = np.hypot(as_numpy(qu[:, 0]), as_numpy(qu[:, 1])) / as_numpy(intensity)
+    assert np.allclose(p, p[:, :1], rtol=1e-4)  # the same in every band: one SED for I, Q and U
+    assert 0.8 * dust.pol_fraction_median < np.median(p) < 1.25 * dust.pol_fraction_median
+    assert 0.35 < np.log(p).std() < 0.65  # configured 0.5
+    assert p.max() <= dust.pol_fraction_max * (1 + 1e-5)
+
+
+def test_radio_sources_are_polarized_at_a_few_per_cent_with_random_angles():
+    sim = simulator(only("radio"), npix=96)
+    random = SampleRandom(3, range(16))
+    geometry = PatchGeometry(96, 90.0)
+    ctx = SkyContext(geometry, sim.instrument, torch.zeros(16, dtype=torch.float64),
+                     torch.full((16,), 60.0, dtype=torch.float64), random)
+    radio = sim.components[0]
+    intensity = radio.sky(ctx)
+    qu = as_numpy(radio.polarization(ctx, intensity))
+    i = as_numpy(intensity)
+    lit = i[:, 0] > 0
+    p = np.hypot(qu[:, 0, 0], qu[:, 1, 0])[lit] / i[:, 0][lit]
+    assert lit.sum() > 200
+    assert 0.022 < np.median(p) < 0.036  # configured median 2.83 %
+    angle = 0.5 * np.arctan2(qu[:, 1, 0][lit], qu[:, 0, 0][lit])
+    assert abs(np.cos(2 * angle).mean()) < 0.15 and abs(np.sin(2 * angle).mean()) < 0.15
+
+
+def test_unpolarized_components_and_noise_levels():
+    """CIB, tSZ, infrared galaxies, CO, free-free and synchrotron have no Q and U; Q/U noise is √2 × I's."""
+    assert {n for n, c in COMPONENTS.items() if c.polarized} == {"cmb", "dust", "radio"}
+    sim = simulator(only(), npix=64, margin=8, noise_scale=1.0)
+    batch = sim.simulate(range(8))
+    ratio = as_numpy(batch.polarization).std(axis=(0, 1, 3, 4)) / as_numpy(batch.inputs).std(axis=(0, 2, 3))
+    assert np.allclose(ratio, math.sqrt(2.0), rtol=0.03), ratio
+    unpolarized = ("cib", "tsz", "infrared_galaxies", "co", "free_free", "synchrotron")
+    sim = simulator(only(*unpolarized), npix=64, margin=8)
+    batch = sim.simulate(range(2))
+    assert float(batch.polarization.abs().max()) == 0.0 and float(batch.inputs.abs().max()) > 0.0
+
+
+def test_temperature_is_the_same_with_and_without_polarization():
+    config = dict(seed=4, geometry=GeometryConfig(npix=48, margin=16))
+    t_only = PatchSimulator(SimulationConfig(**config)).simulate([0, 5])
+    both = PatchSimulator(SimulationConfig(**config, stokes="IQU")).simulate([0, 5])
+    assert torch.equal(t_only.inputs, both.inputs) and torch.equal(t_only.target, both.target)
+    assert t_only.polarization is None and both.polarization.shape == (2, 2, 3, 48, 48)
+    assert both.target_polarization.shape == (2, 2, 48, 48)
+    assert "stokes" not in SimulationConfig(**config).to_dict()
+    assert SimulationConfig(**config, stokes="IQU").to_dict()["stokes"] == "IQU"
