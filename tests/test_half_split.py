@@ -139,7 +139,7 @@ def test_cli_writes_splits_and_refuses_other_counts_first(tmp_path, capsys):
                  *off]) == 0
     store = DatasetStore.open(out)
     assert store.has_splits and store.splits().shape == (2, 2, 3, 64, 64)
-    assert "splits = 2" in (out / "simulation.toml").read_text()
+    assert "splits = 2" in (out / ".cenn" / "simulation.toml").read_text()
 
 
 def test_half_split_cross_spectrum_is_unbiased_and_the_auto_spectrum_is_not(cmb_noise_store, tmp_path):

@@ -333,7 +333,7 @@ def test_ctrl_c_during_simulate_ends_in_one_line_and_keeps_the_chunks_written(tm
             "1", "--batch-size", "1", "--no-progress"]
     run = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not list(out.glob(".cenn-progress/chunk-*.done")) and time.monotonic() < deadline:
+    while not list(out.glob(".cenn/progress/chunk-*.done")) and time.monotonic() < deadline:
         time.sleep(0.05)
     run.send_signal(signal.SIGINT)
     err = run.communicate(timeout=60)[1].strip()

@@ -2,10 +2,12 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -34,7 +36,7 @@ def test_store_holds_the_simulated_patches_and_metadata(tmp_path, small_config):
     assert meta["units"] == "uK_CMB" and meta["frequencies_ghz"] == [143.0, 217.0, 353.0]
     assert meta["beam_fwhm_arcmin"] == [7.22, 4.90, 4.92] and meta["seed"] == 7
     assert meta["config"]["geometry"]["npix"] == 64 and "cenn_version" in meta
-    assert (tmp_path / "d.zarr" / "simulation.toml").exists()
+    assert (tmp_path / "d.zarr" / ".cenn" / "simulation.toml").exists()
     expected = PatchSimulator(small_config).simulate(range(N), with_components=True)
     ds = PatchDataset(tmp_path / "d.zarr", components=True)
     item = ds[7]
@@ -72,6 +74,39 @@ def test_interrupted_write_resumes_to_the_same_store(tmp_path, small_config, mon
         assert np.array_equal(v, reference[k]), k
 
 
+def test_plain_zarr_sees_only_arrays(tmp_path, small_config):
+    """cenn's own files live in ``.cenn``, a zero-size array zarr does not look into: listing the
+    whole store with plain zarr raises no warning (it warns about any other file beside arrays)."""
+    simulate(tmp_path / "d.zarr", N, small_config, chunk_size=CHUNK, with_components=True, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = zarr.open_group(tmp_path / "d.zarr", mode="r")
+        names = {name for name, _ in g.members(max_depth=None)}
+    assert {"inputs", "target", "lon", "lat", "components/cmb", ".cenn"} <= names
+    assert g[".cenn"].shape == (0,)
+    assert sorted(p.name for p in (tmp_path / "d.zarr" / ".cenn" / "progress").glob("*.done")) == [
+        "chunk-000000.done", "chunk-000001.done", "chunk-000002.done"]
+
+
+def test_a_store_of_the_earlier_layout_is_read_verified_and_resumed(tmp_path, small_config):
+    """Stores written before ``.cenn`` kept their markers in ``.cenn-progress`` and the configuration
+    beside the arrays: they are read and verified there, and resumed in place."""
+    path = tmp_path / "old.zarr"
+    simulate(path, N, small_config, chunk_size=CHUNK, progress=False)
+    reference = _arrays(path)
+    os.rename(path / ".cenn" / "progress", path / ".cenn-progress")
+    os.rename(path / ".cenn" / "simulation.toml", path / "simulation.toml")
+    shutil.rmtree(path / ".cenn")
+    store = DatasetStore.open(path, mode="r+")
+    assert store.complete and store.verify() == [] and DatasetStore.written_by_cenn(path)
+    store.drop_chunks([1])
+    assert store.pending_chunks() == [1]
+    simulate(path, N, small_config, chunk_size=CHUNK, progress=False)  # resumes chunk 1
+    assert not (path / ".cenn").exists() and (path / ".cenn-progress" / "chunk-000001.done").exists()
+    for name, values in _arrays(path).items():
+        assert np.array_equal(values, reference[name]), name
+
+
 def test_killed_cli_run_resumes_identically(tmp_path):
     """SIGKILL a `cenn simulate` process mid-run, rerun it, compare with an uninterrupted run."""
     args = [sys.executable, "-m", "cenn", "simulate", "-n", "120", "--npix", "64",
@@ -79,7 +114,7 @@ def test_killed_cli_run_resumes_identically(tmp_path):
     subprocess.run([*args, str(tmp_path / "ref.zarr")], check=True, capture_output=True)
     proc = subprocess.Popen([*args, str(tmp_path / "run.zarr")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    progress = tmp_path / "run.zarr" / ".cenn-progress"
+    progress = tmp_path / "run.zarr" / ".cenn/progress"
     deadline = time.time() + 60
     while time.time() < deadline and len(list(progress.glob("*.done")) if progress.exists() else []) < 5:
         time.sleep(0.02)

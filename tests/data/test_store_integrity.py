@@ -28,7 +28,7 @@ TINY = ["--npix", "16", "--pixel-arcsec", "1440", "--chunk-size", "2", "--batch-
 
 def _markers(path: Path) -> dict[str, dict]:
     """Every chunk marker of a store: file name → its JSON (the SHA-256 of each array)."""
-    return {p.name: json.loads(p.read_text()) for p in sorted((path / ".cenn-progress").glob("*.done"))}
+    return {p.name: json.loads(p.read_text()) for p in sorted((path / ".cenn/progress").glob("*.done"))}
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
@@ -146,7 +146,7 @@ def test_stopping_simulate_stops_its_workers(tmp_path, sig):
     try:
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None and len(list(
-                path.glob(".cenn-progress/*.done"))) < 4:
+                path.glob(".cenn/progress/*.done"))) < 4:
             time.sleep(0.05)
         workers = _children(proc.pid)
         assert proc.poll() is None and len(workers) >= 2, "the signal must land mid-run"
@@ -159,9 +159,9 @@ def test_stopping_simulate_stops_its_workers(tmp_path, sig):
     finally:
         if proc.poll() is None:
             proc.kill()
-    written = len(list(path.glob(".cenn-progress/*.done")))
+    written = len(list(path.glob(".cenn/progress/*.done")))
     time.sleep(1.0)
-    assert len(list(path.glob(".cenn-progress/*.done"))) == written < 2000  # nobody writes any more
+    assert len(list(path.glob(".cenn/progress/*.done"))) == written < 2000  # nobody writes any more
 
 
 def test_a_deleted_chunk_file_is_named_found_and_rewritten(tmp_path):
@@ -179,7 +179,7 @@ def test_a_deleted_chunk_file_is_named_found_and_rewritten(tmp_path):
         PatchDataset(path)[3]
     assert PatchDataset(path)[4]["inputs"].isfinite().all()
     # a marker without checksums (stores written before them) finds it too
-    (path / ".cenn-progress" / "chunk-000001.done").write_text("2\n")
+    (path / ".cenn/progress" / "chunk-000001.done").write_text("2\n")
     assert store.verify() == [1]
     with pytest.warns(UserWarning, match=r"chunks \[1\] were damaged"):
         assert main(["simulate", str(path), "-n", "6", *TINY]) == 0

@@ -83,7 +83,7 @@ def test_damaged_chunks_are_reported_found_and_rewritten(tmp_path, reference):
     assert _cli(path) == 0
     store = DatasetStore.open(path)
     assert store.verify() == []
-    marker = json.loads((path / ".cenn-progress" / "chunk-000001.done").read_text())
+    marker = json.loads((path / ".cenn/progress" / "chunk-000001.done").read_text())
     assert marker["patches"] == 2 and set(marker["sha256"]) == set(NAMES)
     _chunk_file(path, "lon", 0).unlink()  # a lost file reads as NaN: only its checksum tells
     garbled = _chunk_file(path, "target", 1)
@@ -112,7 +112,7 @@ def test_stores_without_checksums_open_verify_and_resume(tmp_path, reference):
     path = tmp_path / "old.zarr"
     assert _cli(path, "--shard", "0/3") == 0 and _cli(path, "--shard", "2/3") == 0
     for k in (0, 2):
-        (path / ".cenn-progress" / f"chunk-{k:06d}.done").write_text("2\n")
+        (path / ".cenn/progress" / f"chunk-{k:06d}.done").write_text("2\n")
     assert DatasetStore.open(path).verify() == []
     _chunk_file(path, "inputs", 2).write_bytes(b"\0" * 10)
     assert DatasetStore.open(path).verify() == [2]
@@ -182,7 +182,7 @@ def test_full_disk_stops_without_marking_and_a_rerun_finishes(tmp_path, referenc
         f"cenn simulate: error: {path}: the disk is full ([Errno 28] No space left on device) writing "
         "chunk 1 of array 'inputs': free space there or choose another path, then rerun the same "
         "`cenn simulate` command to resume (chunks already written are kept)\n")
-    assert sorted(p.name for p in (path / ".cenn-progress").glob("*.done")) == ["chunk-000000.done"]
+    assert sorted(p.name for p in (path / ".cenn/progress").glob("*.done")) == ["chunk-000000.done"]
     monkeypatch.undo()
     assert _cli(path) == 0
     _assert_same(path, reference)

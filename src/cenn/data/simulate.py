@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cenn.config import dumps_toml
-from cenn.data.store import DatasetStore, StoreError
+from cenn.data.store import OWN_DIR, DatasetStore, StoreError
 from cenn.outputs import Inputs, OutputError, check_apart, check_writable
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
 
@@ -94,8 +94,8 @@ def _check_finite(arrays: dict[str, np.ndarray], rows: range, path: Path) -> Non
             raise ValueError(
                 f"{path}: the simulation gave NaN or infinite values in {name!r} for patches "
                 f"{_first(patches)}; nothing of that chunk was written. A component's parameters or maps "
-                f"are out of range: check the configuration ({CONFIG_FILE} in the store), then recreate "
-                "the store with --overwrite"
+                f"are out of range: check the configuration ({OWN_DIR}/{CONFIG_FILE} in the store), then "
+                "recreate the store with --overwrite"
             )
 
 

@@ -14,9 +14,13 @@ Layout::
                         averaging to inputs (see :meth:`DatasetStore.splits`)
     attrs["cenn"]       frequencies, beams, noise, geometry, units, seed, resolved
                         configuration, package version, chunking, completion flag
+    .cenn/              cenn's own files: a zero-size zarr array, so that zarr lists it like the
+                        others and never looks inside (zarr warns about any other file or folder
+                        beside the arrays); it holds ``simulation.toml`` (the configuration, as a
+                        file for ``--config``) and ``progress/`` (chunk markers and shard locks)
 
 Patches are written in chunks of ``chunk_size`` along N. A chunk counts as written only once
-its marker file ``.cenn-progress/chunk-NNNNNN.done`` exists (created by atomic rename after
+its marker file ``.cenn/progress/chunk-NNNNNN.done`` exists (created by atomic rename after
 all its arrays are stored), so a killed run resumes by redoing unmarked chunks only. The marker
 holds the SHA-256 of each array's little-endian bytes in that chunk (JSON), which
 :meth:`DatasetStore.verify` checks; markers written before checksums were recorded hold only
@@ -24,8 +28,11 @@ the patch count, and such chunks are checked only to decode.
 
 A store is built in the hidden sibling folder ``.NAME.cenn-creating`` and renamed into place,
 so a path holds a whole store or none. One process writes a shard at a time: it holds an
-advisory lock (``flock``) on ``.cenn-progress/lock-shard-I-of-N``, which the system releases
+advisory lock (``flock``) on ``.cenn/progress/lock-shard-I-of-N``, which the system releases
 when the process ends, however it ends.
+
+Stores written before ``.cenn/`` kept the markers and locks in ``.cenn-progress/`` and
+``simulation.toml`` beside the arrays; they are read, verified and resumed where they are.
 
 Checksums are checked by :meth:`DatasetStore.verify` (and so on every ``cenn simulate``
 rerun), not on every read, which would add about half to each read. Measured on a 2-core machine
@@ -58,7 +65,12 @@ from cenn._version import __version__
 from cenn.io.atomic import atomic_write_text
 from cenn.io.units import UNITS
 
-PROGRESS_DIR = ".cenn-progress"
+#: cenn's own files in a store: a zero-size zarr array, which zarr never looks into.
+OWN_DIR = ".cenn"
+#: Chunk markers and shard locks, in :data:`OWN_DIR`.
+PROGRESS_DIR = f"{OWN_DIR}/progress"
+#: Where stores written before :data:`OWN_DIR` keep them.
+LEGACY_PROGRESS_DIR = ".cenn-progress"
 FORMAT_VERSION = 1
 CHECKSUM = "sha256"
 _RECREATE = "recreate the store with `cenn simulate ... --overwrite`"
@@ -68,12 +80,19 @@ class StoreError(RuntimeError):
     """A dataset store is missing, damaged or does not match what was asked."""
 
 
+def _progress(path: Path) -> Path:
+    """The folder of a store's chunk markers and shard locks (:data:`LEGACY_PROGRESS_DIR` in an
+    older store)."""
+    legacy = path / LEGACY_PROGRESS_DIR
+    return legacy if legacy.is_dir() else path / PROGRESS_DIR
+
+
 def _marker(path: Path, chunk: int) -> Path:
-    return path / PROGRESS_DIR / f"chunk-{chunk:06d}.done"
+    return _progress(path) / f"chunk-{chunk:06d}.done"
 
 
 def _lock_file(path: Path, shard: int, n_shards: int) -> Path:
-    return path / PROGRESS_DIR / f"lock-shard-{shard}-of-{n_shards}"
+    return _progress(path) / f"lock-shard-{shard}-of-{n_shards}"
 
 
 def _checksum(values: np.ndarray) -> str:
@@ -157,7 +176,7 @@ class DatasetStore:
         files: Mapping[str, str] | None = None,
     ) -> DatasetStore:
         """Create an empty store for ``n_patches`` patches; ``meta`` is stored in attrs and
-        ``files`` (name → text) beside the arrays.
+        ``files`` (name → text) in :data:`OWN_DIR`.
 
         The store is built in ``.NAME.cenn-creating`` beside ``path`` and renamed into place, so
         an interrupted creation leaves no store (and the next one clears its folder). Raises
@@ -234,7 +253,7 @@ class DatasetStore:
         """Whether the folder ``path`` is a dataset store cenn created (its progress folder, or the
         'cenn' attrs in its zarr.json), damaged or not; a zarr group of anyone else's is not."""
         path = Path(path)
-        if (path / PROGRESS_DIR).is_dir():
+        if _progress(path).is_dir():
             return True
         try:
             return "cenn" in json.loads((path / "zarr.json").read_text()).get("attributes", {})
@@ -244,7 +263,7 @@ class DatasetStore:
     @staticmethod
     def remove(path: Path | str) -> None:
         """Delete a store (used for --overwrite); refused while a process is writing it."""
-        for lock in sorted((Path(path) / PROGRESS_DIR).glob("lock-shard-*")):
+        for lock in sorted(_progress(Path(path)).glob("lock-shard-*")):
             holder = _holder(lock)
             if holder:
                 raise StoreError(f"{path} is being written by {holder} (`cenn simulate`): wait for it to "
@@ -338,7 +357,7 @@ class DatasetStore:
                 raise self._busy(_owner_text(fd), (shard, n_shards), (shard, n_shards)) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
-            for other in (self.path / PROGRESS_DIR).glob("lock-shard-*-of-*"):
+            for other in _progress(self.path).glob("lock-shard-*-of-*"):
                 taken = _lock_shard(other)
                 holder = other != lock and self._share_chunks((shard, n_shards), taken) and _holder(other)
                 if holder:
@@ -520,7 +539,8 @@ def open_finished(path: Path | str, role: str | None = None, checksums: bool = F
 def _build(path: Path, n_patches: int, meta: dict[str, Any], n_bands: int, npix: int,
            component_names: list[str], chunk_size: int, compression: str,
            files: Mapping[str, str]) -> None:
-    """Write an empty store's arrays, attrs, progress folder and ``files`` into ``path``."""
+    """Write an empty store's arrays, attrs, own folder (:data:`OWN_DIR`: progress folder and
+    ``files``) into ``path``."""
     compressors = ZstdCodec(level=1) if compression == "zstd" else None
     group = zarr.open_group(path, mode="w")
     maps = {"inputs": (n_bands,), "target": (1,)}
@@ -550,6 +570,7 @@ def _build(path: Path, n_patches: int, meta: dict[str, Any], n_bands: int, npix:
         "complete": False,
     }
     group.attrs["cenn"] = json.loads(json.dumps(full))
+    group.create_array(OWN_DIR, shape=(0,), dtype="uint8")
     (path / PROGRESS_DIR).mkdir()
     for name, text in files.items():
-        (path / name).write_text(text)
+        (path / OWN_DIR / name).write_text(text)
