@@ -4,13 +4,18 @@ runs that would export an untrained network, training and validation stores that
 that only work with another, and impossible numbers. Each refusal is one line naming the problem and
 the fix, with exit status 2, and nothing is written."""
 
+import json
 import re
 
 import healpy as hp
 import numpy as np
 import pytest
+import torch
 from astropy.io import fits
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from cenn.checksums import edited_fields, fields_sha256
 from cenn.cli import main
 from cenn.data.simulate import simulate
 from cenn.evaluate.run import weights_method
@@ -20,7 +25,9 @@ from cenn.healpix.reproject import full_sky_maps
 from cenn.healpix.resolution import check_map_resolution
 from cenn.io.healpix_maps import check_bands, read_map
 from cenn.io.units import check_unit_label, plausible_spread
+from cenn.model.weights import CARD_SHA256, export_weights, load_weights
 from cenn.predict import Predictor
+from cenn.pretrained import shipped_weights
 from cenn.separators import NetworkSeparator
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.simulator import GeometryConfig, SimulationConfig
@@ -356,3 +363,58 @@ def test_evaluate_weights_without_a_network_method_are_refused(tmp_path, capsys)
 def test_evaluate_weights_go_to_one_network_method(methods, expected):
     assert weights_method(methods, "w.safetensors") == expected
     assert weights_method(methods, None) is None
+
+
+# --- 7. a weights card or a store's attributes edited by hand ---------------------------------------
+
+def _rewrite_weights(path, out, drop=(), **card_changes) -> None:
+    """Copy the weights file ``path`` to ``out`` with its card's fields changed by hand (as a user
+    rewriting the safetensors metadata would) and the metadata keys ``drop`` removed."""
+    with safe_open(path, framework="pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    metadata["cenn"] = json.dumps({**json.loads(metadata["cenn"]), **card_changes})
+    save_file(tensors, out, metadata={k: v for k, v in metadata.items() if k not in drop})
+
+
+def test_a_weights_card_edited_by_hand_is_refused_naming_the_fields(tmp_path, tiny_weights, capsys):
+    weights = tiny_weights(tmp_path / "w.safetensors")
+    edited = tmp_path / "edited.safetensors"
+    _rewrite_weights(weights, edited, beams_arcmin=[7.3, 5.0, 5.0], pixel_arcsec=60.0)
+    words = (rf"^{re.escape(str(edited))}: its card was edited after the weights were saved "
+             r"\(beams_arcmin, pixel_arcsec no longer match the SHA-256 recorded then\), so it may not "
+             r"describe this network: restore the file as cenn wrote it .*; to change a card on purpose, "
+             r"save the network with its new card through cenn.model.save_weights$")
+    with pytest.raises(ValueError, match=words):
+        load_weights(edited)
+    _rewrite_weights(weights, tmp_path / "added.safetensors", note="mine")  # a field added is named too
+    with pytest.raises(ValueError, match=r"its card was edited after the weights were saved \(note no"):
+        load_weights(tmp_path / "added.safetensors")
+    np.save(tmp_path / "in.npy", np.zeros((1, 3, 64, 64), np.float32))
+    err = _refused(["predict", "--weights", edited, tmp_path / "in.npy", tmp_path / "cmb.npy",
+                    "--frequencies", "143,217,353", "--pixel-arcsec", "60"], capsys, "predict")
+    assert "its card was edited after the weights were saved (beams_arcmin, pixel_arcsec" in err
+    assert not (tmp_path / "cmb.npy").exists()
+
+
+def test_weights_saved_before_cards_had_checksums_load_and_gain_one_when_exported(tmp_path, tiny_weights):
+    weights = tiny_weights(tmp_path / "w.safetensors")
+    old = tmp_path / "old.safetensors"
+    _rewrite_weights(weights, old, drop=[CARD_SHA256])
+    assert load_weights(old)[1] == load_weights(weights)[1]  # read unchecked, silently
+    export_weights(old, tmp_path / "new.safetensors", torch.float32)
+    with safe_open(tmp_path / "new.safetensors", framework="pt") as f:
+        assert json.loads(f.metadata()[CARD_SHA256]) == fields_sha256(json.loads(f.metadata()["cenn"]))
+
+
+def test_the_shipped_weights_still_load():
+    _, card = load_weights(shipped_weights("reference"))
+    assert card.frequencies_ghz == FREQS and card.pixel_arcsec == 90.0
+
+
+def test_edited_fields_names_changed_added_and_removed_fields():
+    recorded = fields_sha256({"a": 1, "b": [1.5, 2], "c": {"x": 1, "y": 2}, "complete": False},
+                             skip=["complete"])
+    assert edited_fields({"a": 1, "b": [1.5, 2], "c": {"y": 2, "x": 1}, "complete": True}, recorded,
+                         skip=["complete"]) == []
+    assert edited_fields({"a": 2, "c": {"x": 1, "y": 2}, "d": 0}, recorded) == ["a", "b", "d"]
+    assert edited_fields({"a": 2}, None) == []  # written before checksums were

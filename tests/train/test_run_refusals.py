@@ -2,9 +2,14 @@
 folder, everything is refused before the run folder is made, a diverged run stops with an error
 and exports no weights, stores are verified first, checkpoints are staged beside themselves."""
 
+import errno
+import re
+import socket
 import subprocess
+import sys
 import tempfile
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -137,7 +142,7 @@ def test_ctrl_c_during_training_is_one_line_saying_how_to_resume(stores, tmp_pat
 
 def test_nonfinite_patches_are_named_and_nonfinite_weights_never_exported(stores, tmp_path):
     cfg = _config(stores)
-    task = CENNTask(cfg.to_dict(), in_channels=3, reference_channel=1)
+    task = CENNTask(cfg, in_channels=3, reference_channel=1)
     inputs = torch.zeros(3, 3, 64, 64)
     inputs[1, 0, 5, 5] = float("nan")
     batch = {"inputs": inputs, "target": torch.zeros(3, 1, 64, 64), "index": torch.tensor([4, 9, 2])}
@@ -188,3 +193,59 @@ def test_nothing_is_staged_in_tmpdir_and_a_killed_runs_temporaries_are_cleared(s
     train(_config(stores, epochs=2), run)
     assert not any(path.exists() for path in left)
     assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"] == 2
+
+
+def test_a_second_training_of_one_run_folder_is_refused_naming_the_first(stores, tmp_path, capsys):
+    run = tmp_path / "run"
+    hold = ("import sys, time; from pathlib import Path; from cenn.train.run import run_lock\n"
+            "with run_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        for more in ((), ("--overwrite",)):
+            assert main(_args(stores, run, *more)) == 2
+            err = capsys.readouterr().err
+            assert err == (f"cenn train: error: {run} is being trained by another cenn train (pid "
+                           f"{holder.pid} on {socket.gethostname()}): two trainings never share a run "
+                           "folder; wait for it to finish (or stop it), then rerun this command to resume "
+                           "the run, or train into another folder\n")
+            assert not run.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [p.name for p in tmp_path.iterdir()] == [".run.cenn-train.lock"]  # left by the killed holder
+    train(_config(stores, max_steps=1), run)  # free again once its holder is gone, and removed at the end
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+#: A checkpoint or the weights onto a full disk: the file named, and what to do once there is room.
+_FULL = {
+    "checkpoint": (r"checkpoints/(best|last)\.ckpt",
+                   r"rerun the same cenn train command: it resumes from the last checkpoint written "
+                   r"\(checkpoints/last.ckpt\)"),
+    "weights file": (r"weights\.safetensors", r"rerun the same command \(nothing was left half-written\)"),
+}
+
+
+@pytest.mark.parametrize(("name", "what"), [(".ckpt", "checkpoint"), (".safetensors", "weights file")])
+def test_a_full_disk_during_training_is_one_line_with_the_room_needed(stores, tmp_path, capsys, monkeypatch,
+                                                                      name, what):
+    write = Path.write_bytes
+
+    def full_disk(path, data):
+        if name in path.name:
+            path.write_text("partial")  # a part was written before the disk filled
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    run = tmp_path / "run"
+    assert main(_args(stores, run)) == 2
+    err = capsys.readouterr().err
+    file, then = _FULL[what]
+    words = (rf"cenn train: error: {re.escape(str(run))}/{file}: the disk is full \(No space left on "
+             rf"device\) writing the {what}, which needs [\d.]+ [kM]B \([\d.]+ [kMGT]B were free there\): "
+             rf"free at least that much there, or move the folder to a disk with room, then {then}\n")
+    assert re.fullmatch(words, err), err
+    assert not [p for p in run.rglob("*") if ".tmp" in p.name]  # the partial file was removed
+    assert not (run / "weights.safetensors").exists()

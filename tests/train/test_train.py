@@ -74,11 +74,11 @@ def test_a_run_folder_holds_config_checkpoints_logs_weights_and_metrics(stores, 
 def test_the_checkpoint_holds_each_tensor_once_with_or_without_compile(stores, tmp_path):
     cfg = _config(stores, epochs=1)
     train(cfg, tmp_path / "run")
-    task = CENNTask(cfg.to_dict(), in_channels=3, reference_channel=1)
+    task = CENNTask(cfg, in_channels=3, reference_channel=1)
     expected = {f"net.{k}" for k in task.net.state_dict()}
     assert set(_last_state(tmp_path / "run")) == expected  # nothing under `_forward.`, nothing twice
     # compiled (torch.compile is lazy: nothing is compiled until the first call), the same keys
-    compiled = CENNTask(_config(stores, compile=True).to_dict(), in_channels=3, reference_channel=1)
+    compiled = CENNTask(_config(stores, compile=True), in_channels=3, reference_channel=1)
     compiled.configure_model()
     assert compiled._forward is not compiled.net
     assert set(compiled.state_dict()) == expected

@@ -21,7 +21,7 @@ class PatchDataset(Dataset):
     nominal level everywhere (:meth:`DatasetStore.noise_sigma`).
 
     Args:
-        path: the store.
+        path: the store, or the store already opened (and checked) by the caller.
         components: also return the per-component maps (the store must hold them).
         allow_incomplete: read a store whose simulation has not finished (unwritten patches
             are NaN).
@@ -33,10 +33,13 @@ class PatchDataset(Dataset):
     A stored chunk that no longer decodes raises StoreError naming it (:meth:`DatasetStore.read`).
     """
 
-    def __init__(self, path: Path | str, components: bool = False, allow_incomplete: bool = False,
-                 cache_chunks: int = 0):
-        self.path = Path(path)
-        self.store = DatasetStore.open(self.path) if allow_incomplete else open_finished(self.path)
+    def __init__(self, path: Path | str | DatasetStore, components: bool = False,
+                 allow_incomplete: bool = False, cache_chunks: int = 0):
+        if isinstance(path, DatasetStore):
+            self.store = path
+        else:
+            self.store = DatasetStore.open(path) if allow_incomplete else open_finished(path)
+        self.path = self.store.path
         self.component_names: list[str] = list(self.store.meta["components"]) if components else []
         if components and not self.component_names:
             raise StoreError(f"{self.path} holds no component maps: simulate it with --components")

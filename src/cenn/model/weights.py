@@ -16,11 +16,15 @@ from safetensors.torch import save
 from torch import nn
 
 from cenn._version import __version__
+from cenn.checksums import edited_fields, fields_sha256
+from cenn.io.disk import write_bytes
 from cenn.io.units import UNITS, power_of_ten, uk_per_unit
 from cenn.model.registry import build_model
-from cenn.outputs import check_file_output, write_file
+from cenn.outputs import check_file_output
 
 FORMAT = "cenn-weights-v1"
+#: The metadata key of the card's checksums: the SHA-256 of each field (:func:`cenn.checksums.fields_sha256`).
+CARD_SHA256 = "card_sha256"
 
 
 class WeightsMismatchError(ValueError):
@@ -139,8 +143,9 @@ def save_weights(
     path: Path | str, model: nn.Module, card: WeightsCard, dtype: torch.dtype = torch.float32
 ) -> None:
     """Write ``model``'s weights and ``card`` to ``path`` atomically (temporary file, then rename),
-    with the tensors' SHA-256 (:func:`tensors_sha256`, of the tensors as stored), checked by
-    :func:`load_weights`. Floating-point tensors are stored as ``dtype`` (``torch.float16`` or
+    with the tensors' SHA-256 (:func:`tensors_sha256`, of the tensors as stored) and the SHA-256 of
+    each field of the card (:data:`CARD_SHA256`), both checked by :func:`load_weights`.
+    Floating-point tensors are stored as ``dtype`` (``torch.float16`` or
     ``torch.bfloat16`` halve the file; :func:`load_weights` returns them as float32). NaN or infinite
     weights (a diverged training, or values beyond ``dtype``'s range) are refused."""
     path = Path(path)
@@ -152,10 +157,11 @@ def save_weights(
                  f"they exceed the range of {dtype}: store them as fp32 or bf16 (--dtype)")
         raise ValueError(f"refusing to write {path}: its weights would hold NaN or infinite values ({bad}); "
                          f"{cause}")
-    metadata = {"cenn": card.to_json(), "format": FORMAT, "sha256": tensors_sha256(tensors)}
+    text = card.to_json()
+    metadata = {"cenn": text, "format": FORMAT, "sha256": tensors_sha256(tensors),
+                CARD_SHA256: json.dumps(fields_sha256(json.loads(text)))}
     data = save(tensors, metadata=metadata)  # the bytes of save_file, written by Python: OS errors named
-    with write_file(path, "weights file") as tmp:
-        tmp.write_bytes(data)
+    write_bytes(path, data, "weights file", "rerun the same command (nothing was left half-written)")
 
 
 def _nonfinite(tensors: dict[str, torch.Tensor]) -> str | None:
@@ -188,9 +194,9 @@ def export_weights(path_in: Path | str, path_out: Path | str, dtype: torch.dtype
 
 def load_weights(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, WeightsCard]:
     """The model (in eval mode, on ``device``, float32 whatever the stored precision) and card stored
-    in ``path``; a file whose tensors no longer match their recorded SHA-256 is refused as damaged
-    (files saved without one are read unchecked), and one holding NaN or infinite weights as the
-    product of a diverged training."""
+    in ``path``; a file whose tensors no longer match their recorded SHA-256 is refused as damaged,
+    one whose card was edited as such (:func:`_read_card`; files saved without either checksum are
+    read unchecked), and one holding NaN or infinite weights as the product of a diverged training."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
@@ -212,10 +218,7 @@ def load_weights(path: Path | str, device: str | torch.device = "cpu") -> tuple[
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is in format {metadata.get('format')!r} but this cenn reads {FORMAT!r}: "
                          "upgrade cenn or re-export the weights")
-    try:
-        card = WeightsCard.from_json(metadata["cenn"])
-    except ValueError as e:
-        raise ValueError(f"{damaged} (its card cannot be read: {e})") from e
+    card = _read_card(path, metadata, damaged)
     model = build_model(card.architecture, card.in_channels, **card.architecture_params).to(device)
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()},
@@ -223,6 +226,31 @@ def load_weights(path: Path | str, device: str | torch.device = "cpu") -> tuple[
     except RuntimeError as e:
         raise ValueError(f"{damaged} (its weights don't fit the architecture on its card: {e})") from e
     return model.eval(), card
+
+
+def _read_card(path: Path, metadata: dict[str, str], damaged: str) -> WeightsCard:
+    """The card of the weights file ``path`` from its ``metadata``, refused when a field of it no
+    longer matches the SHA-256 recorded when it was saved (a card edited by hand: it would describe
+    another network). Files saved before cards had checksums are read unchecked: they were written
+    by cenn, and there is nothing their owner could do but re-export them (which adds one)."""
+    try:
+        fields = json.loads(metadata["cenn"])
+        recorded = json.loads(metadata.get(CARD_SHA256, "null"))
+    except ValueError as e:
+        raise ValueError(f"{damaged} (its card cannot be read: {e})") from e
+    if not isinstance(fields, dict) or not isinstance(recorded, dict | None):
+        raise ValueError(f"{damaged} (its card or the card's checksums are not a JSON table)")
+    edited = edited_fields(fields, recorded)
+    if edited:
+        raise ValueError(f"{path}: its card was edited after the weights were saved ({', '.join(edited)} no "
+                         "longer match the SHA-256 recorded then), so it may not describe this network: "
+                         "restore the file as cenn wrote it (copy the run folder's weights.safetensors "
+                         "again, or download it again); to change a card on purpose, save the network with "
+                         "its new card through cenn.model.save_weights")
+    try:
+        return WeightsCard.from_json(metadata["cenn"])
+    except ValueError as e:
+        raise ValueError(f"{damaged} (its card cannot be read: {e})") from e
 
 
 def _canonical_units(units: str) -> str:

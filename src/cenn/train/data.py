@@ -66,13 +66,56 @@ def warn_same_patches(meta: dict[str, Any], reference: dict[str, Any], what: str
                       "flatter the network; simulate a validation store with another --seed", stacklevel=2)
 
 
-def checked_store(path: str, role: str, progress: bool = False) -> DatasetStore:
+def checked_store(path: str, role: str, verify: bool, progress: bool = False) -> DatasetStore:
     """The store at ``path`` (``role``: data.train or data.val), refused before any work when it is
-    incomplete or damaged (every chunk read and its SHA-256 checked, with a progress bar)."""
+    incomplete or, with ``verify``, damaged (every chunk read and its SHA-256 checked, with a
+    progress bar)."""
     def bar(chunks: range) -> tqdm:
         return tqdm(chunks, unit="chunk", desc=f"verify {Path(path).name}", disable=not progress)
 
-    return open_finished(path, role, checksums=True, progress=bar)
+    return open_finished(path, role, checksums=verify, progress=bar)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """Where one run's patches come from, each store opened (and verified) once and passed down.
+
+    Attributes:
+        val: the validation store.
+        train: the training store; None when training patches are streamed.
+        stream: the streaming simulation (:func:`stream_simulation`); None for a training store.
+        train_meta: the training patches' metadata (the store's attrs, or the simulation's).
+    """
+
+    val: DatasetStore
+    train: DatasetStore | None
+    stream: SimulationConfig | None
+    train_meta: dict[str, Any]
+
+    @property
+    def val_meta(self) -> dict[str, Any]:
+        return self.val.meta
+
+
+def open_run_data(cfg: TrainConfig, verify: bool = True) -> RunData:
+    """The run's stores, each opened once and, with ``verify`` (the first process of a run), every
+    chunk checked (:func:`checked_store`), and the streaming simulation; training patches whose
+    bands, beams, pixels or units differ from the validation store's are refused, and patches not
+    independent of the validation patches warned about."""
+    cfg.check_data()
+    d, progress = cfg.data, cfg.trainer.progress
+    val = checked_store(d.val, "data.val", verify, progress)
+    stream = stream_simulation(cfg, val.meta) if d.stream else None
+    train = None if d.stream else checked_store(d.train, "data.train", verify, progress)
+    if train is None:
+        meta, what = {**dataset_metadata(PatchSimulator(stream)), "units": UNITS}, "the streaming simulation"
+    else:
+        meta, what = train.meta, f"{d.train}"
+    check_compatible(meta, val.meta, what, f"{d.val}")
+    warn_shared_sky(meta, val.meta, what, f"{d.val}")
+    if train is not None:
+        warn_same_patches(meta, val.meta, what, f"{d.val}")
+    return RunData(val, train, stream, meta)
 
 
 def stream_simulation(cfg: TrainConfig, val_meta: dict[str, Any]) -> SimulationConfig:
@@ -98,28 +141,14 @@ class PatchDataModule(L.LightningDataModule):
 
     Args:
         cfg: the run's configuration.
-        stream_config: the streaming simulation (``data.stream``), from :func:`stream_simulation`.
+        data: the run's stores and streaming simulation (:func:`open_run_data`).
     """
 
-    def __init__(self, cfg: TrainConfig, stream_config: SimulationConfig | None = None):
+    def __init__(self, cfg: TrainConfig, data: RunData):
         super().__init__()
-        cfg.check_data()
         self.cfg = cfg
-        self.val_meta = DatasetStore.open(cfg.data.val).meta
-        self.stream_config = stream_config
+        self.data = data
         self._device_simulator: PatchSimulator | None = None
-        if cfg.data.stream:
-            if stream_config is None:
-                raise ValueError("streaming needs its simulation configuration")
-            meta = {**dataset_metadata(PatchSimulator(stream_config)), "units": UNITS}
-            check_compatible(meta, self.val_meta, "the streaming simulation", f"{cfg.data.val}")
-            warn_shared_sky(meta, self.val_meta, "the streaming simulation", f"{cfg.data.val}")
-            self.train_meta = meta
-        else:
-            self.train_meta = DatasetStore.open(cfg.data.train).meta
-            check_compatible(self.train_meta, self.val_meta, f"{cfg.data.train}", f"{cfg.data.val}")
-            warn_shared_sky(self.train_meta, self.val_meta, f"{cfg.data.train}", f"{cfg.data.val}")
-            warn_same_patches(self.train_meta, self.val_meta, f"{cfg.data.train}", f"{cfg.data.val}")
 
     def _split(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -130,12 +159,12 @@ class PatchDataModule(L.LightningDataModule):
         rank, world = self._split()
         if d.stream:
             on_workers = d.simulate_on == "workers"
-            batches = SimulatedBatches(self.stream_config, bs, simulate=on_workers)
+            batches = SimulatedBatches(self.data.stream, bs, simulate=on_workers)
             sampler = StreamSampler(d.samples_per_epoch // (bs * world), rank, world)
             workers = d.num_workers if on_workers else 0
             return DataLoader(batches, batch_size=None, sampler=sampler, num_workers=workers,
                               persistent_workers=workers > 0)
-        dataset = PatchDataset(d.train, cache_chunks=d.shuffle_window)
+        dataset = PatchDataset(self.data.train, cache_chunks=d.shuffle_window)
         sampler = ChunkShuffleSampler(len(dataset), dataset.store.chunk_size, d.shuffle_window,
                                       self.cfg.trainer.seed, rank, world)
         if len(sampler) < bs:
@@ -150,13 +179,13 @@ class PatchDataModule(L.LightningDataModule):
         if "inputs" in batch:
             return batch
         if self._device_simulator is None:
-            self._device_simulator = PatchSimulator(self.stream_config, batch["indices"].device)
+            self._device_simulator = PatchSimulator(self.data.stream, batch["indices"].device)
         sim = self._device_simulator.simulate(batch["indices"].tolist())
         return {"inputs": sim.inputs, "target": sim.target, "noise_sigma": sim.noise_sigma,
                 "indices": batch["indices"]}
 
     def val_dataloader(self) -> DataLoader:
-        dataset = PatchDataset(self.cfg.data.val, cache_chunks=1)
+        dataset = PatchDataset(self.data.val, cache_chunks=1)
         rank, world = self._split()
         return DataLoader(dataset, batch_size=self.cfg.trainer.batch_size,
                           sampler=ShardSampler(len(dataset), rank, world),

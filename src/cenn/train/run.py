@@ -21,7 +21,9 @@ checked before its folder is made or changed; ``--overwrite`` only ever removes 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import math
 import signal
@@ -40,9 +42,9 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from cenn._version import __version__
 from cenn.config import ConfigError, dumps_toml, read_toml
-from cenn.data.normalization import build_normalization
-from cenn.data.store import DatasetStore
-from cenn.io.atomic import atomic_write_text, staged
+from cenn.io.atomic import atomic_write_text
+from cenn.io.disk import write_bytes
+from cenn.io.locks import exclusive_lock, lock_holder
 from cenn.model.hybrid import instrument_params
 from cenn.model.registry import model_parameters
 from cenn.model.weights import WeightsCard, load_grown, load_weights, save_weights
@@ -50,7 +52,7 @@ from cenn.outputs import KNOWN, MARKER, Inputs, check_output, clear_stale, mark,
 from cenn.runtime import check_device, tune_cpu_allocator
 from cenn.sky.instrument import target_channel
 from cenn.train.config import ModelConfig, TrainConfig
-from cenn.train.data import PatchDataModule, checked_store, stream_simulation
+from cenn.train.data import PatchDataModule, RunData, open_run_data
 from cenn.train.task import CENNTask, TrainingDiverged, nonfinite_tensors
 
 CONFIG_FILE = "config.toml"
@@ -66,15 +68,19 @@ RESUMABLE = {("trainer", k) for k in ("epochs", "max_steps", "max_minutes", "pro
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints written under a temporary name in their own folder and renamed: a kill never
     leaves a half-written ``last.ckpt``, and only the run folder's disk needs room (Lightning's own
-    writer stages every checkpoint in $TMPDIR first)."""
+    writer stages every checkpoint in $TMPDIR first). The checkpoint is serialised in memory and
+    written by Python, so a full disk is one line naming the file and the room it needs
+    (:func:`cenn.io.disk.write_bytes`), not torch's writer error."""
 
     def save_checkpoint(self, checkpoint: dict, path: str | Path, storage_options: Any = None) -> None:
         if storage_options is not None:
             raise TypeError("cenn's checkpoint writer takes no storage_options")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with staged(path) as tmp:
-            torch.save(checkpoint, tmp)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        write_bytes(path, buffer.getbuffer(), "checkpoint", "rerun the same cenn train command: it resumes "
+                    "from the last checkpoint written (checkpoints/last.ckpt)")
 
 
 def _differences(old: dict, new: dict) -> list[str]:
@@ -156,12 +162,13 @@ def _target_channel(meta: dict[str, Any]) -> int:
     return target_channel(meta["band_names"], meta["target_band"])
 
 
-def resolve_model_params(cfg: TrainConfig, meta: dict[str, Any]) -> TrainConfig:
-    """``cfg`` with the architecture of ``model.init_weights`` (if any) and the instrument
-    parameters its model takes (beams, pixel size, reference band, foreground SEDs;
+def resolve_model_params(cfg: TrainConfig, meta: dict[str, Any],
+                         initial: WeightsCard | None = None) -> TrainConfig:
+    """``cfg`` with the architecture of the card ``initial`` of ``model.init_weights`` (if any) and
+    the instrument parameters its model takes (beams, pixel size, reference band, foreground SEDs;
     :func:`cenn.model.hybrid.instrument_params`) filled in from the data where not given."""
-    if cfg.model.init_weights:
-        cfg = _with_initial_architecture(cfg)
+    if initial is not None:
+        cfg = _with_initial_architecture(cfg, initial)
     found = instrument_params(model_parameters(cfg.model.name), meta["beam_fwhm_arcmin"],
                               meta["geometry"]["pixel_arcsec"], _target_channel(meta),
                               meta["frequencies_ghz"], meta["band_names"])
@@ -172,9 +179,9 @@ def resolve_model_params(cfg: TrainConfig, meta: dict[str, Any]) -> TrainConfig:
     return dataclasses.replace(cfg, model=model)
 
 
-def _with_initial_architecture(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` whose model is that of its ``init_weights``; refuses a contradicting name or parameter."""
-    _, card = load_weights(cfg.model.init_weights)
+def _with_initial_architecture(cfg: TrainConfig, card: WeightsCard) -> TrainConfig:
+    """``cfg`` whose model is that of its ``init_weights`` (whose card is ``card``); refuses a
+    contradicting name or parameter."""
     m = cfg.model
     clash = {k: v for k, v in m.params.items() if card.architecture_params.get(k, v) != v}
     if (m.name != card.architecture and m.name != ModelConfig.name) or clash:
@@ -185,24 +192,15 @@ def _with_initial_architecture(cfg: TrainConfig) -> TrainConfig:
     return dataclasses.replace(cfg, model=model)
 
 
-def _initialise(task: CENNTask, cfg: TrainConfig) -> None:
-    """Load ``model.init_weights`` into the task's network (a fresh run only: a resumed run continues
-    from its checkpoint); a network grown from them (noise σ inputs, a σ output) starts as they were,
-    its new channels at zero (:func:`cenn.model.weights.load_grown`)."""
-    if cfg.model.init_weights:
-        net, _ = load_weights(cfg.model.init_weights)
-        load_grown(task.net, net.state_dict())
-
-
-def _card(cfg: TrainConfig, data: PatchDataModule, metrics: dict[str, float],
+def _card(cfg: TrainConfig, data: RunData, task: CENNTask, metrics: dict[str, float],
           trainer: L.Trainer) -> WeightsCard:
     meta = data.val_meta
-    norm = build_normalization(cfg.normalization.name, **cfg.normalization.params)
+    norm = task.normalization
     target = _target_channel(meta)
     training = {
         "config": cfg.to_dict(),
-        "train": _store_provenance(cfg.data.train, data.train_meta) if not cfg.data.stream else
-        {"stream": True, "seed": data.stream_config.seed,
+        "train": _store_provenance(cfg.data.train, data.train_meta) if data.stream is None else
+        {"stream": True, "seed": data.stream.seed,
          "sky_components": data.train_meta["sky_components"]},
         "val": _store_provenance(cfg.data.val, meta),
         "epochs": trainer.current_epoch, "global_step": trainer.global_step,
@@ -235,52 +233,80 @@ def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False, inputs
     """Train (or resume) the run in ``run_dir``; returns the exported weights file.
 
     Everything is checked before the run folder is made or changed: the folder
-    (:func:`cenn.outputs.check_output`), the stores (complete and intact), the accelerator, the
-    model and the Trainer's settings. ``inputs``: other files the run reads, (role, path), e.g.
-    its configuration file, which ``overwrite`` never removes. A NaN or infinite loss stops the
-    run (:class:`TrainingDiverged`) and no weights are exported."""
+    (:func:`cenn.outputs.check_output`) and that no other training holds it (:func:`run_lock`), the
+    stores (complete and intact), the accelerator, the model and the Trainer's settings. Each store
+    is opened and verified once, the initial weights are read once, and the configuration is passed
+    down as it is. ``inputs``: other files the run reads, (role, path), e.g. its configuration file,
+    which ``overwrite`` never removes. A NaN or infinite loss stops the run
+    (:class:`TrainingDiverged`) and no weights are exported."""
     for pattern in _QUIET:
         warnings.filterwarnings("ignore", message=pattern)
     run_dir = Path(run_dir)
     cfg.check_data()
     check_device(cfg.trainer.accelerator, "--accelerator", accelerator=True)
     inputs = run_inputs(cfg, inputs)
+    writer = rank_zero_only.rank == 0  # the other processes of a distributed run only read
+    if writer:  # the others run beside it, in the folder it holds
+        check_not_running(run_dir)
     check_output(run_dir, "run", inputs, overwrite)
-    if rank_zero_only.rank == 0:  # the other processes of a distributed run wait for it
-        checked_store(cfg.data.val, "data.val", cfg.trainer.progress)
-        if not cfg.data.stream:
-            checked_store(cfg.data.train, "data.train", cfg.trainer.progress)
-    cfg = resolve_model_params(cfg, DatasetStore.open(cfg.data.val).meta)
-    tune_cpu_allocator()
-    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    stream = stream_simulation(cfg, DatasetStore.open(cfg.data.val).meta) if cfg.data.stream else None
-    data = PatchDataModule(cfg, stream)
-    meta = data.val_meta
-    task = CENNTask(cfg.to_dict(), in_channels=len(meta["frequencies_ghz"]),
-                    reference_channel=_target_channel(meta))
-    best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
-                           mode="min", save_top_k=1, enable_version_counter=False)
-    # every epoch's end, after validation: Lightning's own save_last only writes when ``best`` does,
-    # so a run killed after an epoch that did not improve would resume from an older one
-    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
-                             save_on_train_epoch_end=False, enable_version_counter=False)
-    trainer = _trainer(cfg, run_dir, [best, latest])
-    resume = prepare_run_dir(run_dir, cfg, overwrite, inputs)  # the first change to the run folder
-    if stream is not None and rank_zero_only.rank == 0:
-        atomic_write_text(run_dir / STREAM_CONFIG_FILE, dumps_toml(stream.to_dict()))
-    if resume is None:
-        _initialise(task, cfg)
-    try:
-        return _fit_and_export(cfg, run_dir, trainer, task, data, best, resume)
-    except TrainingDiverged as err:
-        raise TrainingDiverged(f"run {run_dir}: {err}") from None
+    with run_lock(run_dir) if writer else contextlib.nullcontext():
+        data = open_run_data(cfg, verify=writer)
+        initial = load_weights(cfg.model.init_weights) if cfg.model.init_weights else None
+        cfg = resolve_model_params(cfg, data.val_meta, initial[1] if initial else None)
+        tune_cpu_allocator()
+        L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+        task = CENNTask(cfg, in_channels=len(data.val_meta["frequencies_ghz"]),
+                        reference_channel=_target_channel(data.val_meta))
+        best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
+                               mode="min", save_top_k=1, enable_version_counter=False)
+        # every epoch's end, after validation: Lightning's own save_last only writes when ``best`` does,
+        # so a run killed after an epoch that did not improve would resume from an older one
+        latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                                 save_on_train_epoch_end=False, enable_version_counter=False)
+        trainer = _trainer(cfg, run_dir, [best, latest])
+        resume = prepare_run_dir(run_dir, cfg, overwrite, inputs)  # the first change to the run folder
+        if data.stream is not None and writer:
+            atomic_write_text(run_dir / STREAM_CONFIG_FILE, dumps_toml(data.stream.to_dict()))
+        if resume is None and initial is not None:  # a resumed run continues from its checkpoint
+            load_grown(task.net, initial[0].state_dict())  # a grown network starts as they were
+        try:
+            return _fit_and_export(cfg, run_dir, trainer, task, data, best, resume)
+        except TrainingDiverged as err:
+            raise TrainingDiverged(f"run {run_dir}: {err}") from None
+
+
+def _lock_file(run_dir: Path) -> Path:
+    """The lock file of the run folder ``run_dir``, beside it (the folder itself may be replaced)."""
+    run_dir = run_dir.resolve()
+    return run_dir.with_name(f".{run_dir.name}.cenn-train.lock")
+
+
+def _busy(run_dir: Path, holder: str) -> ValueError:
+    return ValueError(f"{run_dir} is being trained by another cenn train ({holder}): two trainings never "
+                      "share a run folder; wait for it to finish (or stop it), then rerun this command to "
+                      "resume the run, or train into another folder")
+
+
+def check_not_running(run_dir: Path) -> None:
+    """Refuse, creating nothing, a run folder that another training holds (:func:`run_lock`)."""
+    holder = lock_holder(_lock_file(run_dir))
+    if holder:
+        raise _busy(run_dir, holder)
+
+
+def run_lock(run_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold the run folder ``run_dir`` for one training (:func:`cenn.io.locks.exclusive_lock` on
+    ``.NAME.cenn-train.lock`` beside it, removed at the end; a killed run's lock is free again), or
+    refuse naming the training that holds it."""
+    return exclusive_lock(_lock_file(run_dir), lambda holder: _busy(run_dir, holder), remove=True)
 
 
 def _fit_and_export(cfg: TrainConfig, run_dir: Path, trainer: L.Trainer, task: CENNTask,
-                    data: PatchDataModule, best: ModelCheckpoint, resume: Path | None) -> Path:
+                    data: RunData, best: ModelCheckpoint, resume: Path | None) -> Path:
     """Train, then export the best checkpoint's weights and metrics; returns the weights file."""
+    loaders = PatchDataModule(cfg, data)
     try:
-        trainer.fit(task, datamodule=data, ckpt_path=resume)
+        trainer.fit(task, datamodule=loaders, ckpt_path=resume)
     except SystemExit:  # Lightning's answer to Ctrl-C (after its own shutdown): an interruption again
         if not trainer.interrupted:
             raise
@@ -290,12 +316,12 @@ def _fit_and_export(cfg: TrainConfig, run_dir: Path, trainer: L.Trainer, task: C
     last = run_dir / "checkpoints" / "last.ckpt"
     trainer.save_checkpoint(last)  # the final state, also when max_steps stopped before any validation
     best_path = best.best_model_path or str(last)
-    raw = trainer.validate(task, datamodule=data, ckpt_path=best_path, verbose=False)[0]
+    raw = trainer.validate(task, datamodule=loaders, ckpt_path=best_path, verbose=False)[0]
     weights = run_dir / WEIGHTS_FILE
     if trainer.is_global_zero:
         _check_exportable(task, best_path)
         metrics = _summarise(raw)
-        save_weights(weights, task.net, _card(cfg, data, metrics, trainer))
+        save_weights(weights, task.net, _card(cfg, data, task, metrics, trainer))
         atomic_write_text(run_dir / METRICS_FILE, json.dumps(
             {**metrics, "best_checkpoint": Path(best_path).name, "epochs": trainer.current_epoch,
              "global_step": trainer.global_step}, indent=2) + "\n")

@@ -36,15 +36,17 @@ class CENNTask(L.LightningModule):
     that returns the target band's input map unchanged (``*_input``).
 
     Args:
-        config: :meth:`TrainConfig.to_dict` of the run.
+        cfg: the run's configuration.
         in_channels: number of input bands.
         reference_channel: index of the target band among the inputs (217 GHz).
     """
 
-    def __init__(self, config: dict[str, Any], in_channels: int, reference_channel: int):
+    def __init__(self, cfg: TrainConfig, in_channels: int, reference_channel: int):
         super().__init__()
-        self.save_hyperparameters()
-        self.cfg = TrainConfig.from_dict(config)
+        # a plain record in the checkpoint and the logs (the run reads its config.toml, not this)
+        self.save_hyperparameters({"config": cfg.to_dict(), "in_channels": in_channels,
+                                   "reference_channel": reference_channel})
+        self.cfg = cfg
         self.net = build_model(self.cfg.model.name, in_channels, **self.cfg.model.params)
         self.normalization = build_normalization(self.cfg.normalization.name,
                                                  **self.cfg.normalization.params)
