@@ -11,6 +11,7 @@ import healpy as hp
 import numpy as np
 import pytest
 import torch
+import zarr
 from astropy.io import fits
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -18,6 +19,7 @@ from safetensors.torch import save_file
 from cenn.checksums import edited_fields, fields_sha256
 from cenn.cli import main
 from cenn.data.simulate import simulate
+from cenn.data.store import ATTRS_SHA256, DatasetStore, StoreError
 from cenn.evaluate.run import weights_method
 from cenn.healpix import command
 from cenn.healpix.command import card_info
@@ -418,3 +420,25 @@ def test_edited_fields_names_changed_added_and_removed_fields():
                          skip=["complete"]) == []
     assert edited_fields({"a": 2, "c": {"x": 1, "y": 2}, "d": 0}, recorded) == ["a", "b", "d"]
     assert edited_fields({"a": 2}, None) == []  # written before checksums were
+
+
+def test_store_attributes_edited_by_hand_are_refused_naming_the_fields(tmp_path, capsys):
+    tiny = SimulationConfig(seed=3, geometry=GeometryConfig(npix=32, pixel_arcsec=90.0, margin=8))
+    store = tmp_path / "va.zarr"
+    simulate(store, 2, tiny, chunk_size=2, progress=False)
+    DatasetStore.open(store)  # as written: intact, complete flag and all
+    group = zarr.open_group(store, mode="r+")
+    meta = dict(group.attrs["cenn"])
+    group.attrs["cenn"] = {**meta, "beam_fwhm_arcmin": [5.0, 5.0, 5.0], "seed": 4}
+    words = (rf"^{re.escape(str(store))}: its 'cenn' attrs \(zarr.json\) were edited after cenn wrote "
+             r"them \(beam_fwhm_arcmin, seed no longer match the SHA-256 recorded then\), so they may not "
+             r"describe its patches: restore them as cenn wrote them, or recreate the store with `cenn "
+             r"simulate \.\.\. --overwrite`$")
+    with pytest.raises(StoreError, match=words):
+        DatasetStore.open(store)
+    err = _refused(["train", tmp_path / "run", "--train", store, "--val", store, "--no-progress"], capsys,
+                   "train")
+    assert "its 'cenn' attrs (zarr.json) were edited after cenn wrote them (beam_fwhm_arcmin, seed" in err
+    assert not (tmp_path / "run").exists()
+    group.attrs["cenn"] = {k: v for k, v in meta.items() if k != ATTRS_SHA256}  # a store of an earlier cenn
+    assert DatasetStore.open(store).meta["seed"] == 3  # read unchecked, silently

@@ -18,7 +18,7 @@ import zarr
 
 from cenn import PatchDataset, PatchSimulator, simulate
 from cenn.cli import main
-from cenn.data.store import DatasetStore, StoreError, open_finished
+from cenn.data.store import ATTRS_SHA256, DatasetStore, StoreError, open_finished
 from cenn.sky.components import COMPONENTS
 
 CMB_ONLY = [a for c in COMPONENTS if c != "cmb" for a in ("--disable", c)]
@@ -191,7 +191,7 @@ def _drop_region_key(path: Path) -> None:
     """Make ``path`` look like a store begun before the region was part of the random key."""
     group = zarr.open_group(path, mode="r+")
     meta = dict(group.attrs["cenn"])
-    del meta["random_region_key"]
+    del meta["random_region_key"], meta[ATTRS_SHA256]  # neither was recorded then
     group.attrs["cenn"] = meta
 
 

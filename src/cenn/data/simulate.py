@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from cenn.config import dumps_toml
 from cenn.data.store import OWN_DIR, DatasetStore, StoreError
+from cenn.io.disk import size_text
 from cenn.outputs import Inputs, OutputError, check_apart, check_writable
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
 
@@ -183,14 +184,6 @@ def store_bytes(n_patches: int, n_bands: int, npix: int, n_components: int, n_sp
     return n_patches * (4 * npix * npix * (n_bands * (2 + n_components + n_splits) + 1) + 16)
 
 
-def _size(n_bytes: float) -> str:
-    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
-        if n_bytes < 1000 or unit == "PB":
-            return f"{n_bytes:.3g} {unit}" if unit != "bytes" else f"{n_bytes:.0f} bytes"
-        n_bytes /= 1000
-    raise AssertionError  # not reached
-
-
 def check_disk_space(path: Path, n_patches: int, config: SimulationConfig, with_components: bool) -> None:
     """Refuse, before the store is created, one larger than the free space where it goes (with the
     space of a store at ``path`` that it replaces)."""
@@ -205,9 +198,10 @@ def check_disk_space(path: Path, n_patches: int, config: SimulationConfig, with_
     if path.is_dir():  # replaced (--overwrite)
         free += sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
     if need > free:
-        raise OutputError(f"{path}: {n_patches} patches need about {_size(need)} "
-                          f"({_size(need / n_patches)} each, uncompressed) but {folder} has {_size(free)} "
-                          "free: simulate fewer patches (-n), free space there, or write elsewhere")
+        raise OutputError(f"{path}: {n_patches} patches need about {size_text(need)} "
+                          f"({size_text(need / n_patches)} each, uncompressed) but {folder} has "
+                          f"{size_text(free)} free: simulate fewer patches (-n), free space there, or write "
+                          "elsewhere")
 
 
 def _open_or_create(path: Path, n_patches: int, sim: PatchSimulator, with_components: bool,

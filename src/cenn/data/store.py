@@ -13,7 +13,9 @@ Layout::
                         2``): two half-mission maps, the same sky with independent noise of σ √2,
                         averaging to inputs (see :meth:`DatasetStore.splits`)
     attrs["cenn"]       frequencies, beams, noise, geometry, units, seed, resolved
-                        configuration, package version, chunking, completion flag
+                        configuration, package version, chunking, completion flag, and the
+                        SHA-256 of each other field (``attrs_sha256``: an edit is refused on open;
+                        stores of an earlier cenn lack it and are read unchecked)
     .cenn/              cenn's own files: a zero-size zarr array, so that zarr lists it like the
                         others and never looks inside (zarr warns about any other file or folder
                         beside the arrays); it holds ``simulation.toml`` (the configuration, as a
@@ -51,7 +53,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,7 +63,9 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from cenn._version import __version__
+from cenn.checksums import edited_fields, fields_sha256
 from cenn.io.atomic import atomic_write_text
+from cenn.io.locks import exclusive_lock, lock_holder
 from cenn.io.units import UNITS
 
 #: cenn's own files in a store: a zero-size zarr array, which zarr never looks into.
@@ -73,6 +76,9 @@ PROGRESS_DIR = f"{OWN_DIR}/progress"
 LEGACY_PROGRESS_DIR = ".cenn-progress"
 FORMAT_VERSION = 1
 CHECKSUM = "sha256"
+#: The attrs' own checksums (the SHA-256 of each field, :func:`cenn.checksums.fields_sha256`), and
+#: the fields they leave out: the completion flag, which changes as the store is written.
+ATTRS_SHA256, UNSIGNED = "attrs_sha256", ("complete", "attrs_sha256")
 _RECREATE = "recreate the store with `cenn simulate ... --overwrite`"
 
 
@@ -98,27 +104,6 @@ def _lock_file(path: Path, shard: int, n_shards: int) -> Path:
 def _checksum(values: np.ndarray) -> str:
     """SHA-256 (hex) of an array's little-endian bytes in C order."""
     return hashlib.sha256(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))).hexdigest()
-
-
-def _holder(lock: Path) -> str | None:
-    """Who holds the lock file ``lock`` ("pid N on HOST"), or None when no process does."""
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return _owner_text(fd)
-    finally:
-        os.close(fd)
-    return None
-
-
-def _owner_text(fd: int) -> str:
-    """"pid N on HOST" from a lock file's text, as its holder wrote it."""
-    pid, _, host = os.pread(fd, 256, 0).decode(errors="replace").strip().partition(" ")
-    return f"pid {pid or '?'} on {host or '?'}"
 
 
 def _lock_shard(lock: Path) -> tuple[int, int]:
@@ -231,6 +216,11 @@ class DatasetStore:
         if lacking:
             raise StoreError(f"{path}: its 'cenn' attrs lack {', '.join(lacking)}: the store's metadata "
                              f"is damaged; {_RECREATE}")
+        edited = edited_fields(meta, meta.get(ATTRS_SHA256), UNSIGNED)  # none in a store of an earlier cenn
+        if edited:
+            raise StoreError(f"{path}: its 'cenn' attrs (zarr.json) were edited after cenn wrote them "
+                             f"({', '.join(edited)} no longer match the SHA-256 recorded then), so they may "
+                             f"not describe its patches: restore them as cenn wrote them, or {_RECREATE}")
         return cls(path, group)
 
     def _open_array(self, name: str) -> zarr.Array:
@@ -264,7 +254,7 @@ class DatasetStore:
     def remove(path: Path | str) -> None:
         """Delete a store (used for --overwrite); refused while a process is writing it."""
         for lock in sorted(_progress(Path(path)).glob("lock-shard-*")):
-            holder = _holder(lock)
+            holder = lock_holder(lock)
             if holder:
                 raise StoreError(f"{path} is being written by {holder} (`cenn simulate`): wait for it to "
                                  "finish, or stop it, before replacing the store")
@@ -348,23 +338,14 @@ class DatasetStore:
         Raises StoreError naming the other process if it holds this shard's lock or that of a
         shard sharing chunks with this one. Processes started meanwhile do not inherit the lock.
         """
-        lock = _lock_file(self.path, shard, n_shards)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise self._busy(_owner_text(fd), (shard, n_shards), (shard, n_shards)) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        lock, mine = _lock_file(self.path, shard, n_shards), (shard, n_shards)
+        with exclusive_lock(lock, lambda holder: self._busy(holder, mine, mine)):
             for other in _progress(self.path).glob("lock-shard-*-of-*"):
                 taken = _lock_shard(other)
-                holder = other != lock and self._share_chunks((shard, n_shards), taken) and _holder(other)
+                holder = other != lock and self._share_chunks(mine, taken) and lock_holder(other)
                 if holder:
-                    raise self._busy(holder, (shard, n_shards), taken)
+                    raise self._busy(holder, mine, taken)
             yield
-        finally:
-            os.close(fd)  # releases the lock
 
     def _share_chunks(self, shard: tuple[int, int], other: tuple[int, int]) -> bool:
         """Whether shards ``(i, N)`` ``shard`` and ``other`` have a chunk in common."""
@@ -569,7 +550,8 @@ def _build(path: Path, n_patches: int, meta: dict[str, Any], n_bands: int, npix:
         "components": component_names,
         "complete": False,
     }
-    group.attrs["cenn"] = json.loads(json.dumps(full))
+    full = json.loads(json.dumps(full))
+    group.attrs["cenn"] = {**full, ATTRS_SHA256: fields_sha256(full, UNSIGNED)}
     group.create_array(OWN_DIR, shape=(0,), dtype="uint8")
     (path / PROGRESS_DIR).mkdir()
     for name, text in files.items():
