@@ -3,7 +3,9 @@ beside ours, strict JSON, refusal to overwrite, the CLI and the network as a met
 
 import csv
 import json
+import os
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,6 +96,37 @@ def test_report_lists_every_metric_with_the_papers_numbers(report):
     assert len(per_patch) == 1 + DatasetStore.open(high).n_patches
 
 
+def test_report_reads_figure_first_and_ends_with_the_settings(report):
+    """A plain summary, the headline figure (one patch per dataset), the spectra, the summary table;
+    the settings last, as tables (no raw JSON)."""
+    out, metrics = report
+    md = (out / "report.md").read_text()
+    order = ["separated the CMB with 2 methods (target-band, halved) on 2 datasets: high (30° < |b| < 90°, "
+             "16 patches), noisy (16 patches)", "](figures/fig1_patches.png)", "](figures/fig3_spectra.png)",
+             "## Summary", "## Table 1", "## Definitions", "## Settings", "*Datasets (stores relative",
+             "*Every method's settings", "| halved | – | – |"]
+    positions = [md.index(text) for text in order]
+    assert positions == sorted(positions)
+    assert md.index("](figures/fig3_spectra.png)") < md.index("\n| ") and md.count("fig1_patches.png)") == 1
+    assert "{" not in md
+    for d in ("high", "noisy"):
+        rms = {m: metrics["results"][m][d]["pixel"]["residual_rms_mean_uk"] for m in metrics["results"]}
+        best, other = sorted(rms, key=rms.get)
+        assert f"On {d}, {best} leaves the smallest residual: {rms[best]:.3g} µK RMS per patch" in md
+        assert f"(against {other} {rms[other]:.3g} µK)" in md
+    html = (out / "report.html").read_text()
+    assert html.index("<p>cenn ") < html.index('src="figures/fig1_patches.png"') < html.index("<table>")
+
+
+def test_report_names_no_absolute_path(report, stores):
+    out, _ = report
+    root = str(out.parent.parent)
+    for name in ("report.md", "report.html"):
+        assert root not in (out / name).read_text(), name
+    row = f"| 30° < \\|b\\| < 90° | {os.path.relpath(stores['sky'], out)} | 16 |"
+    assert row in (out / "report.md").read_text()
+
+
 def test_saved_settings_round_trip(report):
     out, _ = report
     saved = tomllib.loads((out / "evaluation.toml").read_text())
@@ -180,6 +213,9 @@ def test_cli_uses_the_shipped_weights_by_default(stores, tmp_path):
     described = _strict_json(out / "metrics.json")["methods"]["cenn"]
     assert described["weights"].endswith("cenn-unet-cpu.safetensors")
     assert described["architecture"] == "unet"
+    report = (out / "report.md").read_text()
+    assert "| cenn | weights | reference (shipped with cenn) |" in report
+    assert str(Path(described["weights"]).parent) not in report
 
 
 # --- refusals before any work, and what --overwrite may replace -------------------------------------

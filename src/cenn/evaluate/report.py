@@ -30,7 +30,10 @@ from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.cross_sky import cross_sky, cross_sky_table
 from cenn.evaluate.document import Document
 from cenn.evaluate.half_split import half_split_csv, half_split_entries
+from cenn.evaluate.labels import dataset_text
+from cenn.evaluate.labels import fmt as _fmt
 from cenn.evaluate.metrics import jsonable
+from cenn.evaluate.overview import add_settings, summary_text
 from cenn.evaluate.summary import (
     HEADLINE_ELL_RANGE,
     SCHEMA,
@@ -46,15 +49,6 @@ PER_BIN_COLUMNS = (
     "delta_dl_std", "residual_dl_mean", "residual_dl_std", "mean_residual_patch_dl",
     "mean_residual_patch_dl_std", "transfer", "transfer_error", "response_transfer", "correlation",
 )
-
-
-DATASET_TEXT = {"all": "all sky", "inner": "0° < |b| < 5°", "intermediate": "5° < |b| < 30°",
-                "high": "30° < |b| < 90°"}
-
-
-def dataset_text(name: str) -> str:
-    """Plain-text label of a dataset for tables (its latitude range), else its name."""
-    return DATASET_TEXT.get(name, name)
 
 
 def paper_results() -> dict[str, Any]:
@@ -79,10 +73,6 @@ def build_metrics(evaluations: Sequence[DatasetEvaluation], methods: dict[str, d
     }
     metrics["cross_sky"] = cross_sky(metrics["results"])
     return metrics
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}g}"
 
 
 def _pm(entry: dict[str, Any] | Sequence[float] | None) -> str:
@@ -380,20 +370,16 @@ def _figures(folder: Path, evaluations: Sequence[DatasetEvaluation],
     return captions
 
 
-def build_document(metrics: dict[str, Any], captions: dict[str, str]) -> Document:
-    """``report.md`` / ``report.html``: every metric, the paper's numbers beside ours."""
+def build_document(metrics: dict[str, Any], captions: dict[str, str], home: Path) -> Document:
+    """``report.md`` / ``report.html``, read figure-first: a plain summary of what was run and what it
+    found, the headline figure (one patch per dataset) and the spectra, the summary table, then
+    every metric with the paper's numbers beside ours, and last the settings; paths relative to the
+    report folder ``home``."""
     doc = Document("cenn evaluation report")
-    methods = ", ".join(f"{m} ({json.dumps(d)})" for m, d in metrics["methods"].items())
-    doc.paragraph(f"cenn {metrics['cenn_version']}, {metrics['created']}. Methods: {methods}. "
-                  "Maps in µK_CMB at the 217 GHz target band; spectra D_ℓ in µK² binned as in the paper "
-                  "(Δℓ = 50 up to ℓ = 1000, 200 above) unless configured otherwise. Paper: "
-                  f"{metrics['paper']['source']}; its validation sets have 6,000 (all sky) and 2,000 "
-                  "patches (latitude bands).")
-    doc.table(["dataset", "path", "patches", "|b| range [°]", "mean |b| [°]", "seed", "components stored"],
-              [[dataset_text(d), i["path"], str(i["n_patches"]),
-                f"{_fmt(i['region_deg'][0])}–{_fmt(i['region_deg'][1])}", _fmt(i["mean_abs_lat_deg"]),
-                str(i["seed"]), ", ".join(i["stored_components"]) or "none"]
-               for d, i in metrics["datasets"].items()], "Datasets")
+    for text in summary_text(metrics):
+        doc.paragraph(text)
+    for name in ("figures/fig1_patches.png", "figures/fig3_spectra.png"):
+        doc.figure(name, captions[name])
     doc.heading("Summary")
     doc.table(*summary_table(metrics), "Per dataset and method: mean per-patch residual RMS, RMS of the "
               "mean residual patch (the paper's Table 1), and ΔD_ℓ and residual D_ℓ averaged over all ℓ")
@@ -411,8 +397,7 @@ def build_document(metrics: dict[str, Any], captions: dict[str, str]) -> Documen
     ranges = list(metrics["config"]["ell_ranges"])
     doc.table(*_range_table(metrics, ("spectra", "delta_dl"), "delta_dl", ranges),
               "ΔD_ℓ = D_ℓ(label) − D_ℓ(output), µK²: mean over the range's bins of the mean over "
-              "patches ± mean of the standard deviation over patches")
-    doc.figure("figures/fig3_spectra.png", captions["figures/fig3_spectra.png"])
+              "patches ± mean of the standard deviation over patches (the spectra: Fig. 3 at the top)")
     doc.heading("Sect. 4.2: residuals")
     doc.table(*_range_table(metrics, ("mean_residual_patch", "dl"), "mean_residual_patch_dl", ranges),
               "D_ℓ of the mean residual patch, µK² (± the mode scatter within bins)")
@@ -421,7 +406,6 @@ def build_document(metrics: dict[str, Any], captions: dict[str, str]) -> Documen
               "Mean D_ℓ of the residual patches, µK² (± standard deviation over patches)")
     doc.figure("figures/fig5_residual_vs_foregrounds.png",
                captions["figures/fig5_residual_vs_foregrounds.png"])
-    doc.figure("figures/fig1_patches.png", captions["figures/fig1_patches.png"])
     doc.heading("Sect. 4.3: the most contaminated patch")
     doc.table(*_contaminated_table(metrics), "Patch selected by the largest mean D_ℓ of the foregrounds "
               f"other than dust at 217 GHz for ℓ in {metrics['config']['contamination_ell']} (the paper "
@@ -454,11 +438,15 @@ def build_document(metrics: dict[str, Any], captions: dict[str, str]) -> Documen
     _calibration_section(doc, metrics, captions)
     _half_split_section(doc, metrics)
     doc.heading("Definitions")
-    doc.paragraph("Residual = label − output. ΔD_ℓ = D_ℓ(label) − D_ℓ(output). Ensemble lines are means "
-                  "over patches and bands their standard deviation; a range 'mean ± std' averages both over "
-                  "the bins whose centres lie in the range. Table 1 RMS = √⟨M²⟩ of the mean residual patch "
-                  "M. Spectra: patch mean removed, cosine taper, periodogram normalised by the window's "
-                  "mean square. Every number is in metrics.json (schema: docs/evaluation.md).")
+    doc.paragraph("Residual = label − output. ΔD_ℓ = D_ℓ(label) − D_ℓ(output). Maps in µK_CMB at the "
+                  "217 GHz target band; spectra D_ℓ in µK² binned as in the paper (Δℓ = 50 up to ℓ = 1000, "
+                  "200 above) unless configured otherwise. Ensemble lines are means over patches and bands "
+                  "their standard deviation; a range 'mean ± std' averages both over the bins whose centres "
+                  "lie in the range. Table 1 RMS = √⟨M²⟩ of the mean residual patch M. Spectra: patch mean "
+                  "removed, cosine taper, periodogram normalised by the window's mean square. Paper: "
+                  f"{metrics['paper']['source']}; its validation sets have 6,000 (all sky) and 2,000 "
+                  "patches (latitude bands). Every number is in metrics.json (schema: docs/evaluation.md).")
+    add_settings(doc, metrics, home)
     return doc
 
 
@@ -562,16 +550,18 @@ def write_report(out: Path | str, evaluations: Sequence[DatasetEvaluation],
     try:  # a full disk or a kill: no half-written report is left behind
         tmp.mkdir()
         mark(tmp, "report")
-        metrics = _write_folder(tmp, evaluations, methods, config, timing)
+        metrics = _write_folder(tmp, out, evaluations, methods, config, timing)
         publish(tmp, out, "report", inputs)
     finally:
         discard(tmp)
     return metrics
 
 
-def _write_folder(folder: Path, evaluations: Sequence[DatasetEvaluation], methods: dict[str, dict[str, Any]],
-                  config: EvaluationConfig, timing: dict[str, float]) -> dict[str, Any]:
-    """Every file of the report into ``folder``; returns the metrics."""
+def _write_folder(folder: Path, home: Path, evaluations: Sequence[DatasetEvaluation],
+                  methods: dict[str, dict[str, Any]], config: EvaluationConfig,
+                  timing: dict[str, float]) -> dict[str, Any]:
+    """Every file of the report into ``folder``, which becomes the report folder ``home``; returns
+    the metrics."""
     (folder / "tables").mkdir(parents=True)
     metrics = build_metrics(evaluations, methods, config, timing)
     captions = _figures(folder, evaluations, metrics)
@@ -583,7 +573,7 @@ def _write_folder(folder: Path, evaluations: Sequence[DatasetEvaluation], method
     (folder / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=1))
     (folder / "evaluation.toml").write_text(dumps_toml({"evaluation": config.to_dict(), "methods": methods,
                                                        "datasets": {ev.name: ev.path for ev in evaluations}}))
-    doc = build_document(metrics, captions)
+    doc = build_document(metrics, captions, home)
     (folder / "report.md").write_text(doc.markdown())
     (folder / "report.html").write_text(doc.html())
     return metrics

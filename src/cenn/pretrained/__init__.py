@@ -45,6 +45,13 @@ def shipped_weights(name: str) -> Path:
     return path
 
 
+def shipped_name(path: str | Path) -> str | None:
+    """The name (a key of :data:`SHIPPED`) of the shipped model whose file ``path`` is, else None."""
+    folder = Path(str(resources.files("cenn.pretrained"))).resolve()
+    found = Path(path).resolve()
+    return next((name for name, file in SHIPPED.items() if found == folder / file), None)
+
+
 def shipped_checksums() -> dict[str, str]:
     """File name → SHA-256 of the shipped weights, from :data:`CHECKSUMS`."""
     text = resources.files("cenn.pretrained").joinpath(CHECKSUMS).read_text(encoding="utf-8")
