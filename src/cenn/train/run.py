@@ -16,7 +16,8 @@ Running the same command again on the same folder resumes from ``last.ckpt``; a 
 any point loses at most the current epoch, and resumes to exactly the weights an uninterrupted
 run would reach (same data order, same optimiser state). Everything the run could refuse is
 checked before its folder is made or changed; ``--overwrite`` only ever removes a cenn run folder
-(:mod:`cenn.outputs`).
+(:mod:`cenn.outputs`). While it trains, a run holds ``.NAME.cenn-train.lock`` beside its folder
+(:func:`run_lock`), so a second training of the same folder is refused naming the first.
 """
 
 from __future__ import annotations
@@ -250,29 +251,34 @@ def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False, inputs
         check_not_running(run_dir)
     check_output(run_dir, "run", inputs, overwrite)
     with run_lock(run_dir) if writer else contextlib.nullcontext():
-        data = open_run_data(cfg, verify=writer)
-        initial = load_weights(cfg.model.init_weights) if cfg.model.init_weights else None
-        cfg = resolve_model_params(cfg, data.val_meta, initial[1] if initial else None)
-        tune_cpu_allocator()
-        L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-        task = CENNTask(cfg, in_channels=len(data.val_meta["frequencies_ghz"]),
-                        reference_channel=_target_channel(data.val_meta))
-        best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
-                               mode="min", save_top_k=1, enable_version_counter=False)
-        # every epoch's end, after validation: Lightning's own save_last only writes when ``best`` does,
-        # so a run killed after an epoch that did not improve would resume from an older one
-        latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
-                                 save_on_train_epoch_end=False, enable_version_counter=False)
-        trainer = _trainer(cfg, run_dir, [best, latest])
-        resume = prepare_run_dir(run_dir, cfg, overwrite, inputs)  # the first change to the run folder
-        if data.stream is not None and writer:
-            atomic_write_text(run_dir / STREAM_CONFIG_FILE, dumps_toml(data.stream.to_dict()))
-        if resume is None and initial is not None:  # a resumed run continues from its checkpoint
-            load_grown(task.net, initial[0].state_dict())  # a grown network starts as they were
-        try:
-            return _fit_and_export(cfg, run_dir, trainer, task, data, best, resume)
-        except TrainingDiverged as err:
-            raise TrainingDiverged(f"run {run_dir}: {err}") from None
+        return _train_held(cfg, run_dir, overwrite, inputs, writer)
+
+
+def _train_held(cfg: TrainConfig, run_dir: Path, overwrite: bool, inputs: Inputs, writer: bool) -> Path:
+    """:func:`train` once its folder is checked and held (``writer``: the first process of a run)."""
+    data = open_run_data(cfg, verify=writer)
+    initial, card = load_weights(cfg.model.init_weights) if cfg.model.init_weights else (None, None)
+    cfg = resolve_model_params(cfg, data.val_meta, card)
+    tune_cpu_allocator()
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    task = CENNTask(cfg, in_channels=len(data.val_meta["frequencies_ghz"]),
+                    reference_channel=_target_channel(data.val_meta))
+    best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
+                           mode="min", save_top_k=1, enable_version_counter=False)
+    # every epoch's end, after validation: Lightning's own save_last only writes when ``best`` does,
+    # so a run killed after an epoch that did not improve would resume from an older one
+    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                             save_on_train_epoch_end=False, enable_version_counter=False)
+    trainer = _trainer(cfg, run_dir, [best, latest])
+    resume = prepare_run_dir(run_dir, cfg, overwrite, inputs)  # the first change to the run folder
+    if data.stream is not None and writer:
+        atomic_write_text(run_dir / STREAM_CONFIG_FILE, dumps_toml(data.stream.to_dict()))
+    if resume is None and initial is not None:  # a resumed run continues from its checkpoint
+        load_grown(task.net, initial.state_dict())  # a grown network starts as they were
+    try:
+        return _fit_and_export(cfg, run_dir, trainer, task, data, best, resume)
+    except TrainingDiverged as err:
+        raise TrainingDiverged(f"run {run_dir}: {err}") from None
 
 
 def _lock_file(run_dir: Path) -> Path:
