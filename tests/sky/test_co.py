@@ -51,7 +51,7 @@ def test_top_hat_conversion_against_a_hand_computed_value():
     #   = 1.25525e-11 W m^-2 sr^-1, over 71.61e9 Hz x 483.69e-20 W m^-2 Hz^-1 sr^-1 K^-1 -> 36.25 µK
     value = top_hat_conversion_uk(230.538, 217.0, 483.69, 0.33)
     assert value == pytest.approx(36.2525, abs=1e-3)
-    assert 30 < value < 45  # design.md order of magnitude
+    assert 30 < value < 45  # the order of magnitude of a top-hat band
     # CO(3-2) in a 353 GHz band: 126.55 µK for w = 0.33, 144.0 for the shipped w = 0.29
     assert top_hat_conversion_uk(345.796, 353.0, 287.45, 0.33) == pytest.approx(126.549, abs=1e-2)
     assert top_hat_conversion_uk(345.796, 353.0, 287.45, 0.29) == pytest.approx(144.004, abs=1e-2)

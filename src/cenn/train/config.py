@@ -1,6 +1,6 @@
 """Training configuration: one TOML file (``cenn train --config``), saved resolved with every run.
 
-Defaults are the paper's (Sect. 3.2; design.md): ``cenn-paper``, min-max normalisation, MSE,
+Defaults are the paper's (Sect. 3.2 of Casas et al. 2022): ``cenn-paper``, min-max normalisation, MSE,
 Adagrad with learning rate 0.05, L2 kernel regularisation 1e-5, batch 32, 500 epochs, best
 checkpoint by validation loss.
 """
