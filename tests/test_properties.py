@@ -536,19 +536,22 @@ def test_minmax_refuses_a_constant_channel(data, value):
 
 @fixed(20)
 @example(scale_uk=0.0)
+@example(scale_uk=100.0)
 @given(scale_uk=st.one_of(st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan]),
                           log_uniform(1e-6, 1e6), log_uniform(1e-6, 1e6).map(lambda s: -s)))
 def test_scale_accepts_only_an_invertible_scale(scale_uk):
-    """Either the parameter is refused, or the round trip of an ordinary map is exact (scales drawn from
-    the degenerate values and |s| in [1e-6, 1e6], where float64 has room for 100 µK / s)."""
-    try:
-        t = build_normalization("scale", scale_uk=scale_uk)
-    except ValueError:
+    """A zero or non-finite scale is refused; every other one (|s| in [1e-6, 1e6], where float64 has
+    room for 100 µK / s) is accepted, divides the maps by s and round-trips an ordinary map exactly."""
+    if scale_uk == 0.0 or not math.isfinite(scale_uk):
+        with pytest.raises(ValueError, match="finite, non-zero"):
+            build_normalization("scale", scale_uk=scale_uk)
         return
+    t = build_normalization("scale", scale_uk=scale_uk)
     target = torch.linspace(-100.0, 100.0, 64, dtype=torch.float64).reshape(1, 1, 8, 8)
     stats = t.fit(target)
-    back = t.denormalize_target(t.normalize_target(target, stats), stats)
-    torch.testing.assert_close(back, target, rtol=1e-12, atol=1e-12)
+    normalized = t.normalize_target(target, stats)
+    torch.testing.assert_close(normalized, target / scale_uk, rtol=1e-15, atol=0.0)
+    torch.testing.assert_close(t.denormalize_target(normalized, stats), target, rtol=1e-12, atol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------------
