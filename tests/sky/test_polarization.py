@@ -16,6 +16,7 @@ from cenn.sky.components.cmb.spectrum import cmb_spectra
 from cenn.sky.components.dust import Dust
 from cenn.sky.flat import spin2
 from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.projection import draw_centres
 from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import (
     GeometryConfig,
@@ -149,22 +150,43 @@ def test_cmb_ee_bb_te_match_the_shipped_spectra():
     assert np.all(np.abs(band_powers(t, b, ell, edges, pix)) < 4 * sigma_tb)
 
 
-def test_dust_ee_over_bb_about_two_and_te_positive_at_high_latitude():
-    sim = simulator(only("dust"), lat=(30.0, 90.0), margin=32)
-    batch = sim.simulate(range(32))
-    band = -1  # 353 GHz
-    window = np.outer(np.hanning(128), np.hanning(128))
-    t, e, b = teb_modes(as_numpy(batch.inputs[:, band]), as_numpy(batch.polarization[:, 0, band]),
-                        as_numpy(batch.polarization[:, 1, band]), sim.geometry.pixel_rad, window)
-    ell, _ = wavevectors(128, sim.geometry.pixel_rad)
+def high_latitude_dust(n_patches: int, npix: int, margin: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Dust I, Q and U at 353 GHz before the beam, ``(n_patches, npix, npix)`` each, cut from a grid
+    padded by ``margin``, centres uniform in area at |b| > 30°, each divided by its mean I."""
+    dust, sim = Dust(), simulator(only("dust"), npix=npix, margin=margin)
+    random = SampleRandom(seed, range(n_patches))
+    lon, lat = draw_centres(random, 30.0, 90.0)
+    ctx = SkyContext(sim.grid, sim.instrument, lon, lat, random)
+    intensity = dust.sky(ctx)
+    crop = (..., slice(margin, margin + npix), slice(margin, margin + npix))
+    t, q, u = (as_numpy(x[:, -1][crop]) for x in (intensity, *dust.polarization(ctx, intensity).unbind(1)))
+    mean = t.mean(axis=(-2, -1), keepdims=True)
+    return t / mean, q / mean, u / mean
+
+
+def test_dust_ee_bb_te_and_slope_meet_planck_at_high_latitude():
+    """Planck 2018 XI at 353 GHz over 24–71 % of the sky: EE/BB ≈ 2, r_TE ≈ 0.36, C_ℓ^EE ∝ ℓ^−2.42.
+
+    96 patches of 256² (6.4°: modes from ℓ ≈ 56, so 100 ≤ ℓ < 1500 clear of the Hann window's
+    main lobe), each divided by its mean intensity: the spectra's shape and ratios with equal
+    weight per patch (dust power scales as ⟨I⟩², Planck Int. XXX, so the plain mean is that of
+    the few brightest patches and moves by ~25 % from seed to seed). The model before this
+    calibration (turbulent angle 3°) gave EE/BB 2.41–2.50 over seeds 11–13.
+    """
+    npix = 256
+    t, q, u = high_latitude_dust(96, npix, 32, seed=11)
+    window = np.outer(np.hanning(npix), np.hanning(npix))
+    t, e, b = teb_modes(t, q, u, GEOMETRY.pixel_rad, window)
+    ell, _ = wavevectors(npix, GEOMETRY.pixel_rad)
     edges = np.array([100.0, 1500.0])
     ee, bb, tt, te = (band_powers(x, y, ell, edges, 1.0)[0] for x, y in ((e, e), (b, b), (t, t), (t, e)))
-    assert 1.6 < ee / bb < 2.5, ee / bb
-    assert 0.2 < te / math.sqrt(tt * ee) < 0.55, te / math.sqrt(tt * ee)
-    fine = np.array([300.0, 500.0, 800.0, 1300.0])  # D_ℓ^EE ∝ ℓ^(α_EE + 2), α_EE = −2.42: about flat
-    d_ee = band_powers(e, e, ell, fine, 1.0) * ((fine[:-1] + fine[1:]) / 2) ** 2
-    slope = np.polyfit(np.log((fine[:-1] + fine[1:]) / 2), np.log(d_ee), 1)[0]
-    assert -1.2 < slope < 0.4, slope
+    assert 1.7 < ee / bb < 2.3, ee / bb
+    assert 0.25 < te / math.sqrt(tt * ee) < 0.5, te / math.sqrt(tt * ee)
+    fine = np.geomspace(100.0, 1500.0, 8)  # D_ℓ^EE ∝ ℓ^(α_EE + 2) = ℓ^−0.42
+    centres = np.sqrt(fine[:-1] * fine[1:])
+    d_ee = band_powers(e, e, ell, fine, 1.0) * centres**2
+    slope = np.polyfit(np.log(centres), np.log(d_ee), 1)[0]
+    assert abs(slope - (-0.42)) < 0.15, slope
 
 
 def test_dust_polarization_fraction_distribution():
