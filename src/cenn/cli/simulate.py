@@ -13,9 +13,10 @@ from cenn.config import given_options
 if TYPE_CHECKING:
     from cenn.sky.simulator import SimulationConfig
 
-#: Options that only concern the store, which ``--describe`` does not write, with their defaults.
+#: Options that only concern the store, which ``--describe`` does not write, with their defaults (and
+#: --stokes: it describes the temperature only).
 _STORE_ONLY = {"components": False, "workers": 0, "chunk_size": 64, "shard": (0, 1), "compression": "none",
-               "overwrite": False}
+               "overwrite": False, "stokes": None}
 
 
 def _parse_band(text: str) -> tuple[float, float]:
@@ -88,6 +89,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also store two half-mission maps per patch (array splits): the same sky with "
                         "independent noise of σ √2, averaging to the inputs; only 2 is supported")
     add_device(p)
+    p.add_argument("--stokes", choices=["I", "IQU"],
+                   help="I: temperature (default); IQU: also Stokes Q and U (arrays polarization and "
+                        "target_polarization; the temperature arrays are the same bytes as with I)")
     p.add_argument("--workers", type=int, default=0, help="worker processes, one thread each (0: in this "
                    "process); the store's bytes are the same for any number")
     p.add_argument("--chunk-size", type=int, default=64, help="patches per stored chunk")
@@ -130,6 +134,8 @@ def simulation_config_from_args(args: argparse.Namespace) -> SimulationConfig:
             entry["maps"] = {**(maps if isinstance(maps, dict) else {}), band: path}
     if args.splits is not None:
         data["splits"] = args.splits
+    if args.stokes is not None:
+        data["stokes"] = args.stokes
     if args.sky_split is not None:
         data.setdefault("region", {}).setdefault("sky_split", {})["part"] = args.sky_split
     if args.validation_fraction is not None:

@@ -46,6 +46,7 @@ def dataset_metadata(sim: PatchSimulator) -> dict[str, Any]:
         "random_region_key": _hex(sim.config.region.random_key()),
         "noise_sigma": True,
         **({"splits": sim.config.splits} if sim.config.splits else {}),
+        **({"stokes": sim.config.stokes} if sim.config.stokes != "I" else {}),
     }
 
 
@@ -56,7 +57,7 @@ def _hex(key: int | None) -> str | None:
 
 def _batch_arrays(sim: PatchSimulator, indices: range, with_components: bool) -> dict[str, np.ndarray]:
     """Every array a store holds for the patches ``indices`` (the half-mission maps when
-    ``sim.config.splits`` is set)."""
+    ``sim.config.splits`` is set, Q and U when ``sim.config.stokes`` is "IQU")."""
     batch = sim.simulate(indices, with_components=with_components, with_splits=bool(sim.config.splits))
     arrays = {
         "inputs": batch.inputs.cpu().numpy(),
@@ -69,6 +70,9 @@ def _batch_arrays(sim: PatchSimulator, indices: range, with_components: bool) ->
         arrays[f"components/{name}"] = maps.cpu().numpy()
     if batch.splits is not None:
         arrays["splits"] = batch.splits.cpu().numpy()
+    if batch.polarization is not None:
+        arrays["polarization"] = batch.polarization.cpu().numpy()
+        arrays["target_polarization"] = batch.target_polarization.cpu().numpy()
     return arrays
 
 
@@ -178,10 +182,13 @@ def check_store_output(path: Path, overwrite: bool = False, inputs: Inputs = ())
                          "refusing to overwrite it: choose another path, or remove it yourself")
 
 
-def store_bytes(n_patches: int, n_bands: int, npix: int, n_components: int, n_splits: int = 0) -> int:
+def store_bytes(n_patches: int, n_bands: int, npix: int, n_components: int, n_splits: int = 0,
+                polarized: bool = False) -> int:
     """Bytes of a store of ``n_patches`` uncompressed: inputs, noise σ, ``n_components`` component
-    maps and ``n_splits`` half-mission maps (n_bands each), the target, and the coordinates."""
-    return n_patches * (4 * npix * npix * (n_bands * (2 + n_components + n_splits) + 1) + 16)
+    maps and ``n_splits`` half-mission maps (n_bands each), the target, the coordinates, and with
+    ``polarized`` the inputs' and the target's Q and U."""
+    maps = n_bands * (2 + n_components + n_splits) + 1 + (2 * n_bands + 2 if polarized else 0)
+    return n_patches * (4 * npix * npix * maps + 16)
 
 
 def check_disk_space(path: Path, n_patches: int, config: SimulationConfig, with_components: bool) -> None:
@@ -192,7 +199,7 @@ def check_disk_space(path: Path, n_patches: int, config: SimulationConfig, with_
     n_bands = load_instrument(config.instrument.name).n_bands
     enabled = sum(p["enabled"] for p in config.resolved_components().values())
     need = store_bytes(n_patches, n_bands, config.geometry.npix, enabled + 1 if with_components else 0,
-                       config.splits)
+                       config.splits, config.stokes == "IQU")
     folder = next(p for p in (path, *path.parents) if p.exists())
     free = shutil.disk_usage(folder).free
     if path.is_dir():  # replaced (--overwrite)
@@ -331,6 +338,9 @@ def simulate(
     or of the simulation's maps, and ``overwrite`` only ever replaces a store cenn wrote; a new store
     larger than the free space is refused. ``config.splits = 2`` also writes the two half-mission
     maps of every patch (the array ``splits``; the other arrays are the same bytes as without).
+    ``config.stokes = "IQU"`` also writes Q and U (``polarization``, ``target_polarization``; the
+    temperature arrays are the same bytes as with "I"); component maps are temperature only, so
+    ``with_components`` is refused with it.
 
     Returns:
         The store; ``store.complete`` is True once every chunk of every shard is written.
@@ -348,6 +358,10 @@ def simulate(
         raise ValueError(f"n_patches must be a whole number of patches, got {n_patches!r}")
     if n_patches < 1:
         raise ValueError(f"a dataset needs at least one patch, got {n_patches}")
+    if with_components and config.stokes != "I":
+        raise ValueError("component maps (--components) are stored for the temperature only; Q and U "
+                         "of each component are not simulated yet: drop --components, or simulate "
+                         "with --stokes I")
     n_patches = int(n_patches)
     path = Path(out)
     check_store_output(path, overwrite, [*inputs, *map_inputs(config)])

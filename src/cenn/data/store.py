@@ -12,6 +12,14 @@ Layout::
     splits              (N, 2, n_bands, H, W) float32, µK_CMB (optional, ``cenn simulate --splits
                         2``): two half-mission maps, the same sky with independent noise of σ √2,
                         averaging to inputs (see :meth:`DatasetStore.splits`)
+    polarization        (N, 2, n_bands, H, W) float32, µK_CMB (``cenn simulate --stokes IQU``):
+                        the observed Stokes Q and U (axis 1: Q, U), beams and noise included
+    target_polarization (N, 2, H, W)       float32, µK_CMB (``--stokes IQU``): the CMB's Q and U at
+                        the target band's beam. Q/U in the patch frame of
+                        :mod:`cenn.sky.flat.spin2` (HEALPix COSMO at the patch centre). A store with
+                        them records ``stokes = "IQU"`` in its attrs (:attr:`DatasetStore.stokes`);
+                        its ``inputs`` and ``target`` are its temperature, the same bytes as with
+                        ``--stokes I``, so every temperature reader reads it unchanged
     attrs["cenn"]       frequencies, beams, noise, geometry, units, seed, resolved
                         configuration, package version, chunking, completion flag, and the
                         SHA-256 of each other field (``attrs_sha256``: an edit is refused on open;
@@ -282,12 +290,19 @@ class DatasetStore:
 
     @property
     def array_names(self) -> list[str]:
-        """Every array of the store: inputs, target, (noise_sigma), lon, lat, the component maps and
-        (splits)."""
+        """Every array of the store: inputs, target, (noise_sigma), lon, lat, the component maps,
+        (splits) and (polarization, target_polarization)."""
         sigma = ["noise_sigma"] if self.has_noise_sigma else []
         components = [f"components/{c}" for c in self.meta["components"]]
         splits = ["splits"] if self.has_splits else []
-        return ["inputs", "target", *sigma, "lon", "lat", *components, *splits]
+        stokes = ["polarization", "target_polarization"] if self.stokes == "IQU" else []
+        return ["inputs", "target", *sigma, "lon", "lat", *components, *splits, *stokes]
+
+    @property
+    def stokes(self) -> str:
+        """"I" (temperature only) or "IQU" (also ``polarization`` and ``target_polarization``;
+        ``cenn simulate --stokes IQU``)."""
+        return str(self.meta.get("stokes", "I"))
 
     @property
     def has_noise_sigma(self) -> bool:
@@ -531,6 +546,8 @@ def _build(path: Path, n_patches: int, meta: dict[str, Any], n_bands: int, npix:
         maps[f"components/{name}"] = (n_bands,)
     if meta.get("splits"):
         maps["splits"] = (int(meta["splits"]), n_bands)
+    if meta.get("stokes", "I") == "IQU":
+        maps |= {"polarization": (2, n_bands), "target_polarization": (2,)}
     for name, channels in maps.items():
         group.create_array(
             name, shape=(n_patches, *channels, npix, npix),
