@@ -68,14 +68,27 @@ class Binning:
         return out.index_add_(-1, index[inside], values[..., inside])
 
 
+def cosine_taper_profile(npix: int, width: int, device="cpu", derivative: int = 0) -> torch.Tensor:
+    """One axis of :func:`cosine_taper`, w(x) = (1 − cos(π x / width)) / 2 over the first ``width``
+    pixels (x from the border, at pixel centres), 1 inside, mirrored at the far end; or its first or
+    second ``derivative`` (0, 1 or 2) with respect to x in pixels. Shape (npix,), float64."""
+    if derivative not in (0, 1, 2):
+        raise ValueError(f"derivative must be 0, 1 or 2, got {derivative}")
+    w = torch.full((npix,), 1.0 if derivative == 0 else 0.0, dtype=torch.float64, device=device)
+    if width > 0:
+        k = math.pi / width
+        phase = k * (torch.arange(width, dtype=torch.float64, device=device) + 0.5)
+        ramp = (0.5 * (1 - torch.cos(phase)), 0.5 * k * torch.sin(phase), 0.5 * k * k * torch.cos(phase))
+        w[:width] = ramp[derivative]
+        w[-width:] = ramp[derivative].flip(0) * (-1 if derivative == 1 else 1)
+    return w
+
+
 def cosine_taper(npix: int, width: int, device="cpu") -> torch.Tensor:
     """Separable cosine (Tukey) apodisation, 0 at the border rising to 1 over ``width`` pixels;
-    shape (npix, npix), float64."""
-    w = torch.ones(npix, dtype=torch.float64, device=device)
-    if width > 0:
-        ramp = 0.5 * (1 - torch.cos(math.pi * (torch.arange(width, device=device) + 0.5) / width))
-        w[:width] = ramp
-        w[-width:] = ramp.flip(0)
+    shape (npix, npix), float64. It and its first derivative vanish at the border (the pure-B
+    estimator of :mod:`cenn.sky.flat.eb_spectra` needs both)."""
+    w = cosine_taper_profile(npix, width, device)
     return w[:, None] * w[None, :]
 
 
