@@ -15,7 +15,8 @@ import cenn
 ROOT = "cenn"
 #: Low to high. A module belongs to the first entry that is its name or a parent package of it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("cenn._version", "cenn.config", "cenn.checksums", "cenn.runtime", "cenn.outputs", "cenn.io"),
+    ("cenn._version", "cenn.config", "cenn.checksums", "cenn.registry", "cenn.runtime", "cenn.outputs",
+     "cenn.io"),
     ("cenn.sky",),
     ("cenn.data",),
     ("cenn.separation",),

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from cenn.io.units import UNITS
+from cenn.registry import Registry
 from cenn.sky.instrument import target_channel
 
 
@@ -92,17 +93,12 @@ def nominal_sigma(inputs: torch.Tensor, levels: tuple[float, ...] | list[float])
 
 
 #: Separator factories by name, filled by :func:`register_separator`.
-SEPARATORS: dict[str, Callable[..., Separator]] = {}
+SEPARATORS: Registry[Callable[..., Separator]] = Registry("method")
 
 
 def register_separator(name: str) -> Callable[[Callable[..., Separator]], Callable[..., Separator]]:
-    """Decorator adding a separator factory under ``name``."""
-
-    def add(factory: Callable[..., Separator]) -> Callable[..., Separator]:
-        SEPARATORS[name] = factory
-        return factory
-
-    return add
+    """Decorator adding a separator factory under ``name`` (refused if taken)."""
+    return SEPARATORS.register(name)
 
 
 @register_separator("target-band")

@@ -45,10 +45,9 @@ def available_separators() -> list[str]:
 def build_separator(name: str, **options: Any) -> Separator:
     """The separator registered as ``name``, built with ``options``."""
     _register_builtin()
-    if name not in SEPARATORS:
-        raise ValueError(f"unknown method {name!r}; available: {', '.join(available_separators())}")
+    factory = SEPARATORS.lookup(name)
     try:
-        return SEPARATORS[name](**options)
+        return factory(**options)
     except TypeError as err:
         raise ValueError(f"method {name!r}: bad options {sorted(options)}: {err}") from err
 

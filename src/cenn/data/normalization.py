@@ -14,12 +14,14 @@ from typing import ClassVar
 
 import torch
 
-_NORMALIZATIONS: dict[str, type[Normalization]] = {}
+from cenn.registry import Registry
+
+_NORMALIZATIONS: Registry[type[Normalization]] = Registry("normalization")
 
 
 def _register(cls: type[Normalization]) -> type[Normalization]:
-    _NORMALIZATIONS[cls.name] = cls
-    return cls
+    """Class decorator registering a transform under its ``name`` (refused if taken)."""
+    return _NORMALIZATIONS.add(cls.name, cls)
 
 
 def available_normalizations() -> list[str]:
@@ -29,11 +31,7 @@ def available_normalizations() -> list[str]:
 
 def build_normalization(name: str, **params) -> Normalization:
     """The transform ``name`` with ``params``. Raises ``ValueError`` for an unknown name or parameter."""
-    if name not in _NORMALIZATIONS:
-        raise ValueError(
-            f"unknown normalization {name!r}; available: {', '.join(available_normalizations())}"
-        )
-    cls = _NORMALIZATIONS[name]
+    cls = _NORMALIZATIONS.lookup(name)
     accepted = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(params) - set(accepted))
     if unknown:

@@ -12,25 +12,20 @@ from collections.abc import Callable
 
 from torch import nn
 
+from cenn.registry import Registry
+
 ModelFactory = Callable[..., nn.Module]
 
 _ARCHITECTURE_MODULES = ("cenn.model.cenn_paper", "cenn.model.unet", "cenn.model.hybrid")
-_MODELS: dict[str, ModelFactory] = {}
+_MODELS: Registry[ModelFactory] = Registry("model")
 
 
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator registering ``factory(in_channels, **params)`` under ``name``."""
-
-    def decorate(factory: ModelFactory) -> ModelFactory:
-        if name in _MODELS:
-            raise ValueError(f"a model named {name!r} is already registered")
-        _MODELS[name] = factory
-        return factory
-
-    return decorate
+    """Decorator registering ``factory(in_channels, **params)`` under ``name`` (refused if taken)."""
+    return _MODELS.register(name)
 
 
-def _models() -> dict[str, ModelFactory]:
+def _models() -> Registry[ModelFactory]:
     """The registry, after importing the modules that fill it."""
     for module in _ARCHITECTURE_MODULES:
         importlib.import_module(module)
@@ -44,19 +39,13 @@ def available_models() -> list[str]:
 
 def model_parameters(name: str) -> list[str]:
     """The parameters (besides ``in_channels``) the architecture ``name`` accepts."""
-    models = _models()
-    if name not in models:
-        raise ValueError(f"unknown model {name!r}; available models: {', '.join(sorted(models))}")
-    return [p for p in inspect.signature(models[name]).parameters if p != "in_channels"]
+    return [p for p in inspect.signature(_models().lookup(name)).parameters if p != "in_channels"]
 
 
 def build_model(name: str, in_channels: int, **params) -> nn.Module:
     """Build the architecture ``name`` for ``in_channels`` input maps, overriding its defaults with
     ``params``. Raises ``ValueError`` for an unknown name or parameter."""
-    models = _models()
-    if name not in models:
-        raise ValueError(f"unknown model {name!r}; available models: {', '.join(sorted(models))}")
-    factory = models[name]
+    factory = _models().lookup(name)
     signature = inspect.signature(factory).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
         accepted = [p for p in signature if p != "in_channels"]

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from cenn.registry import Registry
+
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: Floor on a patch's mean squared error, relative to the batch's, keeping the log finite.
@@ -32,7 +34,7 @@ def patch_log_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.log(per_patch + floor).mean()
 
 
-LOSSES: dict[str, Loss] = {"mse": mse, "patch-log-mse": patch_log_mse}
+LOSSES: Registry[Loss] = Registry("loss", {"mse": mse, "patch-log-mse": patch_log_mse})
 
 
 def gaussian_nll(mean: torch.Tensor, log_sigma: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -44,6 +46,4 @@ def gaussian_nll(mean: torch.Tensor, log_sigma: torch.Tensor, target: torch.Tens
 
 def build_loss(name: str) -> Loss:
     """The loss ``name``; ``ValueError`` naming the choices for an unknown one."""
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; available: {', '.join(sorted(LOSSES))}")
-    return LOSSES[name]
+    return LOSSES.lookup(name)

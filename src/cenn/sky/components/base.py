@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 
 from cenn.config import from_dict
+from cenn.registry import Registry
 from cenn.sky import fields
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument
@@ -110,15 +111,13 @@ class Component:
         return dataclasses.asdict(self)
 
 
-COMPONENTS: dict[str, type[Component]] = {}
+COMPONENTS: Registry[type[Component]] = Registry("sky component")
 
 
 def register(cls: type[Component]) -> type[Component]:
-    """Class decorator adding a component to :data:`COMPONENTS` under ``cls.name``."""
-    if not cls.name or cls.name in COMPONENTS:
-        raise ValueError(f"component name {cls.name!r} is empty or already registered")
-    COMPONENTS[cls.name] = cls
-    return cls
+    """Class decorator adding a component to :data:`COMPONENTS` under ``cls.name`` (refused if the
+    name is empty or taken)."""
+    return COMPONENTS.add(cls.name, cls)
 
 
 def build_checked(cls: type[Component], params: dict[str, Any], what: str, **fixed: Any) -> Component:
