@@ -100,9 +100,20 @@ def check_finite(where: str, value: float, minimum: float | None = None, strict:
         raise ValueError(f"{where} must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
 
 
-def to_dict(obj: Any) -> dict[str, Any]:
-    """Resolved configuration as plain TOML-serialisable values."""
-    return dataclasses.asdict(obj)
+class ConfigBase:
+    """from_dict/to_dict of a configuration dataclass (one TOML table); ``SECTION`` names the table
+    in messages (``simulation.seed: expected an integer``)."""
+
+    SECTION: typing.ClassVar[str] = "config"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str | None = None) -> typing.Self:
+        """The configuration from ``data``, checked (:func:`from_dict`); ``where`` overrides ``SECTION``."""
+        return from_dict(cls, data, where or cls.SECTION)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Resolved configuration as plain TOML-serialisable values."""
+        return dataclasses.asdict(self)
 
 
 def read_toml(path: Path | str) -> dict[str, Any]:

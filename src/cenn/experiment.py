@@ -20,7 +20,6 @@ leaves as they were; those made with changed settings are refused, or redone wit
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import inspect
 import tomllib
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cenn.config import ConfigError, dumps_toml, from_dict, read_toml
+from cenn.config import ConfigBase, ConfigError, dumps_toml, from_dict, read_toml
 from cenn.data.simulate import simulate
 from cenn.data.store import DatasetStore, StoreError
 from cenn.io.atomic import atomic_write_text
@@ -71,7 +70,7 @@ class EvaluateSpec:
 
 
 @dataclass
-class ExperimentConfig:
+class ExperimentConfig(ConfigBase):
     """An experiment (see the module docstring).
 
     Attributes:
@@ -93,6 +92,8 @@ class ExperimentConfig:
     evaluate: EvaluateSpec = field(default_factory=EvaluateSpec)
     chunk_size: int = 64
 
+    SECTION = "experiment"
+
     def __post_init__(self) -> None:
         self.datasets = {k: v if isinstance(v, DatasetSpec) else from_dict(DatasetSpec, v, f"datasets.{k}")
                          for k, v in self.datasets.items()}
@@ -109,10 +110,7 @@ class ExperimentConfig:
     @classmethod
     def load(cls, name_or_path: str | Path) -> ExperimentConfig:
         """A shipped experiment by name (``paper``, ``paper-smoke``) or a TOML file."""
-        return from_dict(cls, read_toml(resolve_config(name_or_path)), "experiment")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return cls.from_dict(read_toml(resolve_config(name_or_path)))
 
     def simulation_config(self, name: str) -> SimulationConfig:
         spec = self.datasets[name]

@@ -7,13 +7,11 @@ deconvolution), and the 5× and 10× noise test.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from cenn.config import ConfigError, from_dict, read_toml
+from cenn.config import ConfigBase, ConfigError, read_toml
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.flat.spectra import Binning
 
@@ -26,7 +24,7 @@ def _paper_ranges() -> dict[str, list[float]]:
 
 
 @dataclass
-class EvaluationConfig:
+class EvaluationConfig(ConfigBase):
     """How spectra and metrics are computed.
 
     Attributes:
@@ -76,6 +74,8 @@ class EvaluationConfig:
     mask_above_uk: float = 50.0
     half_split: bool = True
 
+    SECTION = "evaluation"
+
     def __post_init__(self) -> None:
         if not 0.0 <= self.taper_fraction <= 0.5:
             raise ValueError(f"taper_fraction must be in [0, 0.5], got {self.taper_fraction}")
@@ -102,10 +102,6 @@ class EvaluationConfig:
         return round(self.taper_fraction * geometry.npix)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EvaluationConfig:
-        return from_dict(cls, data, "evaluation")
-
-    @classmethod
     def load(cls, path: Path | str | None) -> EvaluationConfig:
         """From a TOML file (its keys at top level or under ``[evaluation]``); defaults for None."""
         if path is None:
@@ -115,6 +111,3 @@ class EvaluationConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: [evaluation] must be a table")
         return cls.from_dict(data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)

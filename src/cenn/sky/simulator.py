@@ -15,7 +15,6 @@ target ``(2, H, W)`` = the CMB's Q and U at the target band's beam, in the patch
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import math
@@ -27,7 +26,7 @@ from typing import Any
 
 import torch
 
-from cenn.config import ConfigError, from_dict, read_toml
+from cenn.config import ConfigBase, ConfigError, read_toml
 from cenn.runtime import checked_device, tune_cpu_allocator
 from cenn.sky import fields
 from cenn.sky.components import COMPONENTS, Component, SkyContext, build_component
@@ -154,7 +153,7 @@ def _default_components() -> dict[str, dict[str, Any]]:
 
 
 @dataclass
-class SimulationConfig:
+class SimulationConfig(ConfigBase):
     """Everything that defines a simulated dataset, apart from its size.
 
     ``components`` maps a component name to its parameters; ``enabled = false`` switches one off.
@@ -178,6 +177,8 @@ class SimulationConfig:
     splits: int = 0
     stokes: str = "I"
 
+    SECTION = "simulation"
+
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise ValueError(f"seed (--seed) must be a whole number >= 0, got {self.seed}")
@@ -197,10 +198,6 @@ class SimulationConfig:
                               "stokes = \"I\" with splits, or no splits with stokes = \"IQU\"")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SimulationConfig:
-        return from_dict(cls, data, "simulation")
-
-    @classmethod
     def from_stored(cls, data: dict[str, Any]) -> SimulationConfig:
         """The configuration a dataset recorded (its resolved :meth:`to_dict`). Stores list every
         component they had, so one they lack is switched off, and a store without ``noise`` had
@@ -216,7 +213,7 @@ class SimulationConfig:
     @classmethod
     def load(cls, path: Path | str) -> SimulationConfig:
         """The configuration in the TOML file ``path``; relative map paths are taken from its folder."""
-        return from_dict(cls, read_simulation_toml(path), str(path))
+        return cls.from_dict(read_simulation_toml(path), str(path))
 
     def resolved_components(self) -> dict[str, dict[str, Any]]:
         """Every registered component with its full parameter set and ``enabled`` flag."""
@@ -242,7 +239,7 @@ class SimulationConfig:
     def to_dict(self) -> dict[str, Any]:
         """Resolved configuration (all component parameters spelled out; ``splits`` and ``stokes``
         only when not the default)."""
-        data = dataclasses.asdict(self)
+        data = super().to_dict()
         data["components"] = self.resolved_components()
         for key, default in (("splits", 0), ("stokes", "I")):
             if data[key] == default:

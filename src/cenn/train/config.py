@@ -7,13 +7,12 @@ checkpoint by validation loss.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cenn.config import ConfigError, check_finite, from_dict, read_toml
+from cenn.config import ConfigBase, ConfigError, check_finite, read_toml
 from cenn.train.losses import LOSSES
 
 OPTIMIZERS = ("adagrad", "adam", "adamw", "sgd")
@@ -213,7 +212,7 @@ class TrainerConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigBase):
     """Everything a training run needs; ``[model]``, ``[normalization]``, ``[loss]``, ``[data]``,
     ``[optim]`` and ``[trainer]`` tables in TOML."""
 
@@ -224,16 +223,11 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "train") -> TrainConfig:
-        return from_dict(cls, data, where)
+    SECTION = "train"
 
     @classmethod
     def load(cls, path: Path | str) -> TrainConfig:
         return cls.from_dict(read_toml(path), str(path))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def check_data(self) -> None:
         """Refuse configurations that name no usable data."""
