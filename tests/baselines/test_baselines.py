@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from cenn.baselines.common import beam_transfer, ilc_weights
+from cenn.baselines.common import ilc_weights
 from cenn.baselines.wiener import WienerModel, WienerSeparator
+from cenn.model.linear import beam_ratios
 from cenn.model.needlets import cosine_needlets, crop_modes, gaussian_needlets, pad_modes
 from cenn.separators import InputInfo, build_separator
 from cenn.sky.flat.geometry import PatchGeometry
@@ -93,7 +94,8 @@ def test_ilc_residual_is_the_analytic_noise_of_its_weights(cmb):
     # white noise through the beam matching: variance σ² ⟨T(k)²⟩ over the full Fourier grid
     ell = torch.fft.fftfreq(GEOM.npix, d=GEOM.pixel_rad, dtype=torch.float64)
     ell = 2 * math.pi * torch.sqrt(ell[:, None] ** 2 + ell[None, :] ** 2)
-    gain2 = (beam_transfer(INFO, ell, 100.0) ** 2).mean(dim=(-2, -1))
+    ratios = beam_ratios(ell, INFO.beam_fwhm_arcmin, INFO.target_beam_fwhm_arcmin, 100.0)
+    gain2 = (ratios**2).mean(dim=(-2, -1))
     noise_cov = torch.diag(torch.tensor(NOISE, dtype=torch.float64) ** 2 * gain2)
     w = ilc.last_weights
     expected = torch.einsum("nc,cd,nd->n", w, noise_cov, w).sqrt()

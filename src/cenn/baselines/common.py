@@ -13,7 +13,7 @@ from cenn.model.linear import beam_ratios, ilc_weights, to_maps
 from cenn.separation import InputInfo
 from cenn.sky.flat.geometry import PatchGeometry
 
-__all__ = ["beam_transfer", "ilc_weights", "patch_geometry", "patch_ilc_weights", "to_maps", "to_target_beam",
+__all__ = ["ilc_weights", "patch_geometry", "patch_ilc_weights", "to_maps", "to_target_beam",
            "with_patch_mean"]
 
 
@@ -25,20 +25,15 @@ def patch_geometry(inputs: torch.Tensor, info: InputInfo) -> PatchGeometry:
     return PatchGeometry(int(n), info.pixel_arcsec)
 
 
-def beam_transfer(info: InputInfo, ell: torch.Tensor, max_gain: float) -> torch.Tensor:
-    """Per band, the factor B_target(ℓ)/B_c(ℓ) that brings it to the target band's beam, capped at
-    ``max_gain``: ``(C, *ell.shape)``."""
-    return beam_ratios(ell, info.beam_fwhm_arcmin, info.target_beam_fwhm_arcmin, max_gain)
-
-
 def to_target_beam(inputs: torch.Tensor, info: InputInfo,
                    max_gain: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``inputs (N, C, n, n)`` at the target beam: their ``rfft2`` modes ``(N, C, n, n//2+1)``
-    (complex128) and the ℓ of each mode ``(n, n//2+1)``."""
+    (complex128) and the ℓ of each mode ``(n, n//2+1)``; each band times B_target(ℓ)/B_c(ℓ), capped
+    at ``max_gain`` (:func:`cenn.model.linear.beam_ratios`, the one beam matching)."""
     geometry = patch_geometry(inputs, info)
     ell = geometry.ell(inputs.device)
     fourier = torch.fft.rfft2(inputs.to(torch.float64))
-    return fourier * beam_transfer(info, ell, max_gain), ell
+    return fourier * beam_ratios(ell, info.beam_fwhm_arcmin, info.target_beam_fwhm_arcmin, max_gain), ell
 
 
 def patch_ilc_weights(maps: torch.Tensor) -> torch.Tensor:
