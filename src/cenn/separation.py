@@ -3,7 +3,12 @@
 A :class:`Separator` takes patches ``(N, C, H, W)`` in µK_CMB at the frequencies described by an
 :class:`InputInfo` and returns the CMB ``(N, 1, H, W)`` in µK_CMB at the target band's resolution.
 The network (``cenn``) and the classical baselines are all separators, so ``cenn evaluate`` treats
-them alike. Methods register themselves with :func:`register_separator`; they are built by name
+them alike. Stokes Q and U: :meth:`Separator.separate_polarization` takes the bands' Q and U
+``(N, 2, C, H, W)`` and returns the CMB's ``(N, 2, H, W)``; a method whose weights come from the
+maps themselves (:attr:`Separator.stokes_agnostic`: the ILCs, the target band) separates Q and U
+as two independent sets of maps, with the same code as the temperature.
+
+Methods register themselves with :func:`register_separator`; they are built by name
 with :func:`cenn.separators.build_separator`, which sits above the methods (this module sits below
 them, so that the baselines can build on it).
 """
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -20,6 +25,7 @@ import torch
 from cenn.io.units import UNITS
 from cenn.registry import Registry
 from cenn.sky.instrument import target_channel
+from cenn.sky.noise import POLARIZATION_NOISE_FACTOR
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,10 @@ class Separator(ABC):
     """A component separation method (see the module docstring)."""
 
     name: str = "separator"
+    #: Whether the method applies unchanged to Stokes Q or U maps (its weights come from the maps
+    #: themselves, with unit response to the CMB in every band): then :meth:`separate_polarization`
+    #: separates Q and U as two independent sets of maps.
+    stokes_agnostic: bool = False
 
     @abstractmethod
     def separate(self, inputs: torch.Tensor, info: InputInfo,
@@ -74,6 +84,23 @@ class Separator(ABC):
         """The CMB as :meth:`separate` and the per-pixel standard deviation of its residual
         ``(N, 1, H, W)`` µK_CMB, for methods that state one; None for the others."""
         return self.separate(inputs, info, noise_sigma), None
+
+    def separate_polarization(self, polarization: torch.Tensor, info: InputInfo,
+                              noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """The CMB's Q and U ``(N, 2, H, W)`` float32 in µK_CMB from the bands' Q and U
+        ``polarization (N, 2, C, H, W)`` in µK_CMB (axis 1: Q, U; the frame of
+        :mod:`cenn.sky.flat.spin2`). ``noise_sigma``: their per-pixel noise σ (µK_CMB, their
+        shape); None: each band's nominal level × √2. A :attr:`stokes_agnostic` method runs
+        :meth:`separate` once on the 2N maps of Q and U (with the Q/U noise levels in ``info``);
+        other methods raise ``NotImplementedError`` unless they override this."""
+        if not self.stokes_agnostic:
+            raise NotImplementedError(f"method {self.name!r} does not separate Q and U")
+        n, stokes, bands, height, width = polarization.shape
+        levels = tuple(POLARIZATION_NOISE_FACTOR * s for s in info.noise_uk_per_pixel)
+        sigma = None if noise_sigma is None else noise_sigma.reshape(n * stokes, bands, height, width)
+        out = self.separate(polarization.reshape(n * stokes, bands, height, width),
+                            replace(info, noise_uk_per_pixel=levels), sigma)
+        return out.reshape(n, stokes, height, width)
 
     def prepare(self, meta: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Called once per dataset store (with its metadata) before :meth:`separate`; methods that
@@ -107,6 +134,7 @@ class TargetBandSeparator(Separator):
     must beat; its residual is the foregrounds and noise at the target band)."""
 
     name = "target-band"
+    stokes_agnostic = True
 
     def separate(self, inputs: torch.Tensor, info: InputInfo,
                  noise_sigma: torch.Tensor | None = None) -> torch.Tensor:

@@ -36,6 +36,7 @@ class ILCSeparator(Separator):
     """
 
     name = "ilc"
+    stokes_agnostic = True
 
     def __init__(self, max_gain: float = MAX_GAIN):
         self.max_gain = max_gain
@@ -66,6 +67,7 @@ class HarmonicILCSeparator(Separator):
     """
 
     name = "hilc"
+    stokes_agnostic = True
 
     def __init__(self, bin_width: float = 100.0, covariance: str = "patch", max_gain: float = MAX_GAIN):
         if bin_width <= 0:

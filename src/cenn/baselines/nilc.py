@@ -47,6 +47,7 @@ class NILCSeparator(Separator):
     """
 
     name = "nilc"
+    stokes_agnostic = True
 
     def __init__(self, needlets: str = "cosine", ell_peaks: tuple[float, ...] = ELL_PEAKS,
                  fwhm_arcmin: tuple[float, ...] = FWHM_ARCMIN, ilc_bias: float = 0.03,
