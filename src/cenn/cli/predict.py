@@ -33,6 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("output", nargs="?", help="CMB maps (N, 1, H, W) in µK_CMB: .npy, .fits or .fits.gz")
     p.add_argument("--weights", help="weights file (.safetensors) from cenn train (default: the reference "
                    "model shipped with cenn)")
+    p.add_argument("--stokes", choices=["I", "QU"],
+                   help="I: temperature maps (N, C, H, W); QU: the bands' Q then U (N, 2C, H, W), or a "
+                        "store's Q and U (--stokes IQU stores), giving the CMB's Q and U (N, 2, H, W) "
+                        "(default: what the weights separate; without --weights, the shipped model for it)")
     p.add_argument("--frequencies", type=_parse_frequencies, metavar="GHZ,GHZ,...",
                    help="frequency of each input channel (or --maps file), e.g. 143,217,353 (overrides "
                         "what the files say)")
@@ -105,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if args.maps:
         from cenn.healpix.command import run_full_sky
 
+        if args.stokes is not None:
+            raise ValueError("--stokes applies to patches (INPUT OUTPUT) only: full-sky maps (--maps) are "
+                             "separated in temperature; drop --stokes")
         return run_full_sky(args)
     from cenn.predict.command import run_predict
 

@@ -44,11 +44,15 @@ def build_normalization(name: str, **params) -> Normalization:
 class Normalization(ABC):
     """A swappable transform; subclasses are frozen dataclasses whose fields are its parameters.
 
-    Shapes: ``inputs (B, C, H, W)``, ``target`` and network ``output (B, 1, H, W)``, ``stats (B, k)``
+    Shapes: ``inputs (B, C, H, W)``, ``target`` and network ``output (B, 1, H, W)`` (``(B, 2, H, W)``,
+    Q and U, for a polarization network: the ``signed`` transforms act on each map alike), ``stats (B, k)``
     with ``k`` fixed by the transform. µK_CMB in, µK_CMB out; results keep the dtype of the map given.
     """
 
     name: ClassVar[str]
+    #: Whether the transform suits signed, zero-mean maps (Stokes Q and U): it treats +x and −x alike
+    #: and needs no patch statistic that only a positive map makes meaningful.
+    signed: ClassVar[bool] = True
 
     def params(self) -> dict:
         """The parameters that rebuild this transform with :func:`build_normalization`."""
@@ -90,9 +94,14 @@ class MinMax(Normalization):
     scaled with the min and max of input channel ``reference_channel`` (217 GHz in 143/217/353).
 
     ``stats (B, 2C)``: the per-channel minima ``[:, :C]`` then maxima ``[:, C:]``, in µK_CMB.
+
+    Not for Q and U (``signed`` False): a patch's span of a zero-mean field is set by its noise and
+    its brightest source, so it maps the same µK to different network values patch by patch, and one
+    reference channel's span cannot scale both target maps. Q/U training refuses it.
     """
 
     name: ClassVar[str] = "minmax"
+    signed: ClassVar[bool] = False
     reference_channel: int = 1
 
     def fit(self, inputs: torch.Tensor) -> torch.Tensor:

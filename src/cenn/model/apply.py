@@ -42,16 +42,16 @@ def network_inputs(normalization: Normalization, inputs: torch.Tensor, stats: to
     return torch.cat([x, sigma], dim=1)
 
 
-def split_outputs(output: torch.Tensor, normalization: Normalization,
-                  stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The network's output in network space → the CMB ``(B, 1, H, W)`` µK_CMB and, for a
-    two-channel output, its residual's σ ``(B, 1, H, W)`` µK_CMB (``denormalize(μ + e^s) −
-    denormalize(μ)``, exact for the affine target transforms), else None."""
-    mean = output[:, :1]
+def split_outputs(output: torch.Tensor, normalization: Normalization, stats: torch.Tensor,
+                  maps: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The network's output in network space → the CMB ``(B, maps, H, W)`` µK_CMB (``maps``: 1, or 2
+    for Q and U) and, for an output with one more channel, its residual's σ ``(B, 1, H, W)`` µK_CMB
+    (``denormalize(μ + e^s) − denormalize(μ)``, exact for the affine target transforms), else None."""
+    mean = output[:, :maps]
     cmb = normalization.denormalize_target(mean, stats)
-    if output.shape[1] == 1:
+    if output.shape[1] == maps:
         return cmb, None
-    spread = torch.exp(output[:, 1:2].double()).to(mean.dtype)
+    spread = torch.exp(output[:, maps:maps + 1].double()).to(mean.dtype)
     return cmb, (normalization.denormalize_target(mean + spread, stats) - cmb).abs()
 
 
@@ -61,8 +61,10 @@ def apply_network(
     inputs: torch.Tensor,
     channels_last: bool = False,
     noise_sigma: torch.Tensor | None = None,
+    maps: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """CMB ``(B, 1, H, W)`` µK_CMB (float32) from observed ``inputs (B, C, H, W)`` µK_CMB, and its σ
+    """CMB ``(B, maps, H, W)`` µK_CMB (float32; ``maps`` 2: its Q and U from a polarization network's
+    inputs, :mod:`cenn.data.stokes`) from observed ``inputs (B, C, H, W)`` µK_CMB, and its σ
     (µK_CMB) for a network with a σ output, else None: ``forward`` (the network, possibly compiled)
     applied between ``normalization`` and its inverse, with per-patch statistics of the inputs.
     ``noise_sigma``: the inputs' per-pixel noise σ, for a network that takes it (None otherwise)."""
@@ -70,4 +72,4 @@ def apply_network(
     x = network_inputs(normalization, inputs, stats, noise_sigma)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    return split_outputs(forward(x).float(), normalization, stats)
+    return split_outputs(forward(x).float(), normalization, stats, maps)

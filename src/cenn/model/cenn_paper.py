@@ -32,7 +32,9 @@ class CENN(nn.Module):
 
     Input ``(B, in_channels, H, W)`` with ``H`` and ``W`` multiples of ``2**depth`` (64 for the paper's
     six layers); output ``(B, decoder_filters[-1], H, W)``, i.e. ``(B, 1, H, W)`` by default. Units are
-    those of the normalised network space (see :mod:`cenn.data.normalization`).
+    those of the normalised network space (see :mod:`cenn.data.normalization`). ``out_channels``, when
+    given, replaces the last decoder filter count (2: the CMB's Q and U from a polarization network's
+    ``2 C`` inputs, :mod:`cenn.data.stokes`).
 
     Weights are initialised as Keras does by default: Glorot-uniform kernels, zero biases.
     """
@@ -46,8 +48,11 @@ class CENN(nn.Module):
         decoder_kernels: Sequence[int] = PAPER_DECODER_KERNELS,
         negative_slope: float = 0.2,
         output_activation: str = "leaky_relu",
+        out_channels: int | None = None,
     ):
         super().__init__()
+        if out_channels is not None:
+            decoder_filters = (*decoder_filters[:-1], int(out_channels))
         depth = len(encoder_filters)
         if not len(encoder_kernels) == len(decoder_filters) == len(decoder_kernels) == depth:
             raise ValueError("encoder_filters, encoder_kernels, decoder_filters and decoder_kernels "
@@ -93,7 +98,8 @@ class CENN(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, in_channels, H, W)`` → ``(B, 1, H, W)``, both in network (normalised) units."""
+        """``(B, in_channels, H, W)`` → ``(B, decoder_filters[-1], H, W)``, both in network (normalised)
+        units."""
         self._check_input(x)
         skips = []
         for conv in self.encoder:

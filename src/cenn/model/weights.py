@@ -17,6 +17,7 @@ from torch import nn
 
 from cenn._version import __version__
 from cenn.checksums import edited_fields, fields_sha256
+from cenn.data.stokes import check_stokes, maps_per_band
 from cenn.io.disk import write_bytes
 from cenn.io.units import UNITS, power_of_ten, uk_per_unit
 from cenn.model.registry import build_model
@@ -33,7 +34,12 @@ class WeightsMismatchError(ValueError):
 
 @dataclasses.dataclass(kw_only=True)
 class WeightsCard:
-    """What a weights file holds and expects. Frequencies in GHz, beams (FWHM) in arcmin."""
+    """What a weights file holds and expects. Frequencies in GHz, beams (FWHM) in arcmin.
+
+    ``stokes``: the Stokes maps the network separates, ``"I"`` (temperature: one input map per
+    band, the CMB out) or ``"QU"`` (the bands' Q then U in, ``in_channels`` = 2 × the bands, the
+    CMB's Q and U out; :mod:`cenn.data.stokes`). Cards written before polarization read as ``"I"``.
+    """
 
     architecture: str
     architecture_params: dict
@@ -44,6 +50,7 @@ class WeightsCard:
     npix: int
     pixel_arcsec: float
     units: str = UNITS
+    stokes: str = "I"
     normalization: str
     normalization_params: dict
     training: dict = dataclasses.field(default_factory=dict)  # provenance: data, seeds, config, epochs
@@ -54,9 +61,11 @@ class WeightsCard:
     def __post_init__(self):
         self.frequencies_ghz = [float(f) for f in self.frequencies_ghz]
         self.beams_arcmin = [float(b) for b in self.beams_arcmin]
-        if not len(self.frequencies_ghz) == len(self.beams_arcmin) == self.in_channels:
-            raise ValueError(f"a card for {self.in_channels} input channels needs as many frequencies and "
-                             f"beams; got {len(self.frequencies_ghz)} and {len(self.beams_arcmin)}")
+        per_band = maps_per_band(check_stokes(self.stokes, "the card's stokes"))
+        if not len(self.frequencies_ghz) * per_band == len(self.beams_arcmin) * per_band == self.in_channels:
+            raise ValueError(f"a card for {self.in_channels} input channels of Stokes {self.stokes} needs "
+                             f"{self.in_channels // per_band} frequencies and beams; got "
+                             f"{len(self.frequencies_ghz)} and {len(self.beams_arcmin)}")
 
     @property
     def target_channel(self) -> int:

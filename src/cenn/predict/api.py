@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from cenn.data.normalization import build_normalization
+from cenn.data.stokes import maps_per_band, qu_noise_sigma
 from cenn.io.units import UNITS, uk_per_unit
 from cenn.model.apply import apply_network, noise_input, sigma_output
 from cenn.model.weights import check_inputs, fmt_list, load_weights
@@ -22,7 +23,9 @@ PRECISIONS = ("32", "bf16")
 
 
 class Predictor:
-    """Weights loaded once, applied to batches of maps.
+    """Weights loaded once, applied to batches of maps: temperature, or for weights of ``stokes =
+    "QU"`` the bands' Q then U ``(N, 2C, H, W)`` giving the CMB's Q and U ``(N, 2, H, W)``
+    (:mod:`cenn.data.stokes`).
 
     Args:
         weights: a weights file written by :func:`cenn.model.save_weights`.
@@ -45,6 +48,7 @@ class Predictor:
         self.channels_last = True
         self.model.to(memory_format=torch.channels_last)
         self.normalization = build_normalization(self.card.normalization, **self.card.normalization_params)
+        self.maps = maps_per_band(self.card.stokes)
 
     @property
     def takes_noise(self) -> bool:
@@ -76,7 +80,9 @@ class Predictor:
         return_sigma: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """The CMB in µK_CMB, float32: ``(N, 1, H, W)`` from ``inputs (N, C, H, W)``, or ``(1, H, W)``
-        from one patch ``(C, H, W)``; with ``return_sigma``, also the per-pixel standard deviation of
+        from one patch ``(C, H, W)`` (Q/U weights: ``(N, 2, H, W)`` from the bands' Q then U ``(N, 2C,
+        H, W)``, and ``noise_sigma`` in that layout); with ``return_sigma``, also the per-pixel standard
+        deviation of
         its residual (same shape and units; only for weights with a σ output).
 
         ``noise_sigma``: the inputs' per-pixel noise σ (their shape and ``units``), for weights that
@@ -106,14 +112,16 @@ class Predictor:
                              "reference model has one)")
         self.check(maps, frequencies_ghz, pixel_arcsec, UNITS, given_units=units)
         sigma = self._noise(noise_sigma, maps, factor, single)
-        out = np.empty((2 if return_sigma else 1, maps.shape[0], 1, *maps.shape[2:]), dtype=np.float32)
+        shape = (2 if return_sigma else 1, maps.shape[0], self.maps, *maps.shape[2:])
+        out = np.empty(shape, dtype=np.float32)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         with torch.inference_mode(), autocast:
             for start in range(0, maps.shape[0], self.batch_size):
                 rows = slice(start, start + self.batch_size)
                 batch = maps[rows].to(self.device)
                 noise = None if sigma is None else sigma[rows].to(self.device)
-                cmb, spread = apply_network(self.model, self.normalization, batch, self.channels_last, noise)
+                cmb, spread = apply_network(self.model, self.normalization, batch, self.channels_last, noise,
+                                            self.maps)
                 out[0, rows] = cmb.float().cpu().numpy()
                 if return_sigma:
                     out[1, rows] = spread.float().cpu().numpy()
@@ -130,7 +138,9 @@ class Predictor:
             levels = self.nominal_noise()
             warnings.warn(f"no noise σ given: the training data's nominal per-pixel levels "
                           f"{fmt_list(levels)} µK_CMB are used everywhere", stacklevel=3)
-            return nominal_sigma(maps, levels)
+            if self.maps == 1:
+                return nominal_sigma(maps, levels)
+            return qu_noise_sigma(nominal_sigma(maps[:, :len(levels)], levels))
         sigma = _as_float32_tensor(noise_sigma)
         sigma = sigma[None] if single else sigma
         if sigma.shape != maps.shape:
@@ -160,6 +170,7 @@ class Predictor:
             raise ValueError(f"the patches are {height}×{width} pixels but these weights need square "
                              f"patches: crop or pad them to a square whose side is a multiple of {multiple}")
         check_inputs(card, frequencies_ghz, pixel_arcsec, units, npix=height)
+        self._check_stokes(channels)
         if channels != card.in_channels:
             raise ValueError(
                 f"the inputs have {channels} channels but these weights take {card.in_channels}, one per "
@@ -168,6 +179,22 @@ class Predictor:
             )
         check_finite(maps)
         check_spread(maps, card, given_units or units)
+
+    def _check_stokes(self, channels: int) -> None:
+        """Refuse maps whose channel count is that of the other Stokes layout (temperature maps for Q/U
+        weights, or the bands' Q and U for temperature weights), saying which weights they need."""
+        bands = fmt_list(self.card.frequencies_ghz)
+        n_bands = len(self.card.frequencies_ghz)
+        if self.maps == 2 and channels == n_bands:
+            raise ValueError(f"these weights separate Q and U (their card's stokes = \"QU\"): they take "
+                             f"{2 * n_bands} maps, the Q of the bands {bands} GHz then their U, but the "
+                             f"inputs have {channels}, one per band (temperature): give Q/U maps, or use "
+                             "temperature weights (the default reference model)")
+        if self.maps == 1 and channels == 2 * n_bands:
+            raise ValueError(f"the inputs have {channels} maps, the Q and U of the bands {bands} GHz, but "
+                             "these weights separate temperature (their card's stokes = \"I\"), one map per "
+                             "band: use weights trained on Q and U (data.stokes = \"QU\"; --weights FILE), "
+                             "or give temperature maps")
 
 
 def _as_float32_tensor(inputs: np.ndarray | torch.Tensor) -> torch.Tensor:

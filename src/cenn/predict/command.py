@@ -32,6 +32,18 @@ def check_order(maps: np.ndarray, frequencies_ghz: list[float]) -> None:
         warnings.warn(doubt, stacklevel=2)
 
 
+def check_weights_stokes(predictor: Predictor, stokes: str | None, weights: str | None) -> str:
+    """The Stokes maps to separate: ``stokes`` (``--stokes``) when the weights' card agrees, else a
+    refusal naming both; the card's when not given."""
+    card = predictor.card.stokes
+    if stokes is not None and stokes != card:
+        kinds = {"I": "temperature", "QU": "Q and U"}
+        raise ValueError(f"--stokes {stokes} asks for {kinds[stokes]} but the weights {weights} separate "
+                         f"{kinds[card]} (their card's stokes = {card!r}): give weights trained with "
+                         f"data.stokes = {stokes!r}, or --stokes {card}")
+    return card
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """Run ``cenn predict``; problems with the inputs raise ``ValueError`` (or ``StoreError``,
     ``FileNotFoundError``) for the caller to report."""
@@ -44,15 +56,16 @@ def run_predict(args: argparse.Namespace) -> int:
             file_kind(Path(path), "output")
     check_file_outputs(outputs, [("INPUT", args.input), ("--noise-sigma", args.noise_sigma),
                                  ("--weights", args.weights)], args.overwrite)
-    predictor = Predictor(resolve_weights(args.weights), device=args.device, precision=args.precision,
-                          batch_size=args.batch_size)
+    predictor = Predictor(resolve_weights(args.weights, args.stokes or "I"), device=args.device,
+                          precision=args.precision, batch_size=args.batch_size)
+    stokes = check_weights_stokes(predictor, args.stokes, args.weights)
     if args.uncertainty and not predictor.gives_sigma:
         raise ValueError(f"--uncertainty needs weights with a σ output; {args.weights or 'these weights'} "
                          f"({predictor.card.architecture!r}) return the CMB only: use the shipped reference "
                          "model or weights trained with model.params.sigma_output = true")
-    maps, meta = read_input(args.input, args.frequencies, args.pixel_arcsec, args.units)
+    maps, meta = read_input(args.input, args.frequencies, args.pixel_arcsec, args.units, stokes)
     check_order(maps, meta["frequencies_ghz"])
-    noise = read_noise_input(args.input, args.noise_sigma, maps.shape, meta["units"])
+    noise = read_noise_input(args.input, args.noise_sigma, maps.shape, meta["units"], stokes)
     if noise is not None and not predictor.takes_noise:
         warnings.warn("these weights do not take the noise σ: the σ maps given are not used", stacklevel=1)
         noise = None
@@ -61,7 +74,8 @@ def run_predict(args: argparse.Namespace) -> int:
     cmb, sigma = result if args.uncertainty else (result, None)
     write_output(args.output, cmb, predictor.card, source=args.input)
     n_patches = 1 if cmb.ndim == 3 else cmb.shape[0]
-    print(f"{args.output}: CMB of {n_patches} patches of {cmb.shape[-2]}×{cmb.shape[-1]} pixels "
+    what = "CMB" if stokes == "I" else "CMB Q and U"
+    print(f"{args.output}: {what} of {n_patches} patches of {cmb.shape[-2]}×{cmb.shape[-1]} pixels "
           f"(µK_CMB, {predictor.card.target_frequency_ghz:g} GHz beam) from {args.input}")
     if sigma is not None:
         write_output(args.uncertainty, sigma, predictor.card, source=args.input)

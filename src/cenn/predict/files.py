@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from cenn._version import __version__
-from cenn.data.store import open_finished
+from cenn.data.stokes import maps_per_band, qu_channels, qu_noise_sigma
+from cenn.data.store import StoreError, open_finished
 from cenn.io.fits import fits_file, stated_frequency_ghz
 from cenn.io.units import UNITS, uk_per_unit
 from cenn.model.weights import WeightsCard, fmt_list
@@ -48,18 +49,20 @@ def read_input(
     frequencies_ghz: list[float] | None = None,
     pixel_arcsec: float | None = None,
     units: str | None = None,
+    stokes: str = "I",
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Maps ``(N, C, H, W)`` or ``(C, H, W)`` and their ``{frequencies_ghz, pixel_arcsec, units}``.
 
-    ``path`` is a dataset store written by ``cenn simulate`` (its ``inputs``; metadata from the
-    store), a ``.npy`` array (frequencies and pixel size must be given; units default to µK_CMB) or
-    a FITS file (``.fits``/``.fits.gz``: the primary HDU's image in numpy order, header keys
-    ``FREQ1``…``FREQn`` in GHz, ``PIXSIZE`` in arcsec, ``BUNIT``). Values given here override the
-    file's.
+    ``path`` is a dataset store written by ``cenn simulate`` (its ``inputs``, or with ``stokes =
+    "QU"`` its ``polarization`` as ``(N, 2C, H, W)``, the bands' Q then U: :mod:`cenn.data.stokes`;
+    metadata from the store), a ``.npy`` array (frequencies and pixel size must be given; units
+    default to µK_CMB) or a FITS file (``.fits``/``.fits.gz``: the primary HDU's image in numpy
+    order, header keys ``FREQ1``…``FREQn`` in GHz, ``PIXSIZE`` in arcsec, ``BUNIT``). Values given
+    here override the file's.
     """
     path = Path(path)
     if path.is_dir():
-        maps, found = _read_store(path)
+        maps, found = _read_store(path, stokes)
     elif not path.exists():
         raise FileNotFoundError(f"no input at {path}")
     elif file_kind(path, "input") == "npy":
@@ -86,14 +89,18 @@ SIGMA_RANGE_UK = (0.1, 1e5)
 
 
 def read_noise_input(path: str | Path, noise_file: str | Path | None, shape: tuple[int, ...],
-                     units: str) -> np.ndarray | None:
+                     units: str, stokes: str = "I") -> np.ndarray | None:
     """The per-pixel noise σ of the maps read from ``path``, in the maps' ``units``, shape ``shape``:
     from ``noise_file`` (``.npy`` or FITS image, in the maps' units unless its BUNIT says otherwise),
-    else a dataset store's ``noise_sigma``, else None. Refused before any work: a shape other than the
+    else a dataset store's ``noise_sigma`` (for ``stokes = "QU"``, √2 × it for Q, then for U), else
+    None. Refused before any work: a shape other than the
     maps', values that are not positive and finite, or a median outside :data:`SIGMA_RANGE_UK` (the
     units are wrong)."""
     if noise_file is None:
-        return open_finished(path).noise_sigma() if Path(path).is_dir() else None
+        if not Path(path).is_dir():
+            return None
+        sigma = open_finished(path).noise_sigma()
+        return sigma if maps_per_band(stokes) == 1 else qu_noise_sigma(sigma)
     noise_file = Path(noise_file)
     if not noise_file.exists():
         raise FileNotFoundError(f"no noise σ file at {noise_file}")
@@ -132,12 +139,17 @@ def _read_npy(path: Path) -> np.ndarray:
     return maps
 
 
-def _read_store(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+def _read_store(path: Path, stokes: str) -> tuple[np.ndarray, dict[str, Any]]:
     store = open_finished(path)
     meta = store.meta
     found = {"frequencies_ghz": meta["frequencies_ghz"], "pixel_arcsec": meta["geometry"]["pixel_arcsec"],
              "units": meta["units"]}
-    return store.read("inputs"), found
+    if maps_per_band(stokes) == 1:
+        return store.read("inputs"), found
+    if store.stokes != "IQU":
+        raise StoreError(f"{path} holds temperature only, but these weights separate Q and U: simulate it "
+                         "with cenn simulate --stokes IQU, or use temperature weights")
+    return qu_channels(store.read("polarization")), found
 
 
 def _read_fits(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
@@ -160,9 +172,10 @@ def _read_fits(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def write_output(path: str | Path, maps: np.ndarray, card: WeightsCard, source: str | Path) -> None:
-    """Write the CMB ``maps (N, 1, H, W)`` (µK_CMB) predicted from ``source`` with the weights of
-    ``card`` to ``path`` (``.npy``, ``.fits`` or ``.fits.gz``), atomically (:func:`cenn.outputs.write_file`:
-    an OS error is one line naming ``path``).
+    """Write the CMB ``maps (N, 1, H, W)`` (µK_CMB; its Q and U ``(N, 2, H, W)`` for weights of
+    ``stokes = "QU"``) predicted from ``source`` with the weights of ``card`` to ``path`` (``.npy``,
+    ``.fits`` or ``.fits.gz``), atomically (:func:`cenn.outputs.write_file`: an OS error is one line
+    naming ``path``).
     FITS files carry BUNIT, FREQ (GHz), PIXSIZE (arcsec) and HISTORY cards naming the weights. Maps
     holding NaN or infinite values are refused (:func:`check_finite_output`)."""
     path = Path(path)
@@ -188,7 +201,8 @@ def _fits_hdu(maps: np.ndarray, card: WeightsCard, source: str | Path):
     header["BUNIT"] = (UNITS, "CMB thermodynamic temperature, microkelvin")
     header["FREQ"] = (card.target_frequency_ghz, "[GHz] band whose beam the CMB map has")
     header["PIXSIZE"] = (card.pixel_arcsec, "[arcsec] pixel side")
-    header["COMMENT"] = "CMB predicted by cenn; axes in numpy order (patch, 1, y, x)"
+    header["STOKES"] = (card.stokes, "I: temperature; QU: axis 1 holds Q, then U")
+    header["COMMENT"] = f"CMB predicted by cenn; axes in numpy order (patch, {', '.join(card.stokes)}, y, x)"
     header["HISTORY"] = _ascii(f"cenn {__version__} predict from {source}")
     header["HISTORY"] = _ascii(f"weights: {card.architecture} on {fmt_list(card.frequencies_ghz)} GHz, "
                                f"{card.normalization} normalization, created {card.created}, "

@@ -28,20 +28,24 @@ def check_spread(maps: torch.Tensor, card: WeightsCard, given_units: str) -> Non
     at the channel's frequency). The target channel is always checked; every channel when the maps
     were converted (a mK_CMB or K_CMB label to test: µK maps labelled mK show best at 143 GHz, where
     dust is faintest). Maps given in µK_CMB, as the full-sky path gives its patches batch by batch
-    (its maps were checked whole), are checked on the target channel only."""
-    target = card.target_channel
+    (its maps were checked whole), are checked on the target channel only. The Q and U of weights
+    of ``stokes = "QU"`` (the target band's Q is the target channel) are held to the bounds of any
+    sky component: with little noise they vary by a few µK (the CMB's polarization)."""
+    target, n_bands = card.target_channel, len(card.frequencies_ghz)
+    content = "sky" if card.stokes == "I" else "foreground"
     converted = uk_per_unit(given_units) != 1.0
     channels = [target, *(c for c in range(maps.shape[1]) if c != target and converted)]
     for channel in channels:
         typical = float(maps[:, channel].flatten(1).double().std(dim=1).median())
-        freq = f"{card.frequencies_ghz[channel]:g} GHz"
+        frequency = card.frequencies_ghz[channel % n_bands]
+        freq = f"{frequency:g} GHz"
         if typical == 0 and channel == target:
             raise ValueError(f"the {freq} maps are constant in most patches (median per-patch standard "
                              "deviation 0): they hold no sky; check the inputs")
         check_unit_label(typical, given_units, subject="the inputs", measured=f"the {freq} maps vary",
                          statistic="median per-patch standard deviation",
-                         relabel="label them {units} (--units {units})",
-                         frequency_ghz=card.frequencies_ghz[channel])
+                         relabel="label them {units} (--units {units})", frequency_ghz=frequency,
+                         content=content)
 
 
 def check_channel_order(spreads_uk: list[float], frequencies_ghz: list[float], statistic: str,

@@ -1,6 +1,10 @@
 """Weights shipped inside the package, used by ``cenn predict``, ``cenn evaluate`` and ``cenn demo``
 when no ``--weights`` is given, or by name (``--weights unbiased``). Their model cards are
-``MODEL_CARD.md`` (the reference model) and ``MODEL_CARD-unbiased.md`` beside them."""
+``MODEL_CARD.md`` (the reference model) and ``MODEL_CARD-unbiased.md`` beside them.
+
+``polarization`` (Q/U in, the CMB's Q/U out) is reserved: no such model is trained yet, so none
+ships (:data:`NOT_SHIPPED_YET` says how to make one). Once it ships it is the model ``cenn predict
+--stokes QU`` uses when no ``--weights`` is given."""
 
 from __future__ import annotations
 
@@ -9,8 +13,18 @@ from pathlib import Path
 
 from cenn.checksums import file_sha256
 
-#: The shipped models by name: the minimum-MSE reference map and the unbiased (unit-response) map.
-SHIPPED = {"reference": "cenn-unet-cpu.safetensors", "unbiased": "cenn-unbiased-cpu.safetensors"}
+#: The shipped models by name: the minimum-MSE reference map, the unbiased (unit-response) map and the
+#: polarization (Q/U) map.
+SHIPPED = {"reference": "cenn-unet-cpu.safetensors", "unbiased": "cenn-unbiased-cpu.safetensors",
+           "polarization": "cenn-polarization-cpu.safetensors"}
+#: Names reserved for models that no cenn ships yet, and how to get weights meanwhile.
+NOT_SHIPPED_YET = {
+    "polarization": "no polarization model has been trained for shipping yet: train one with cenn train "
+                    "RUN --config src/cenn/configs/polarization-train.toml (of the cenn source) and pass "
+                    "--weights RUN/weights.safetensors",
+}
+#: The shipped model for each Stokes choice of ``cenn predict --stokes`` (:mod:`cenn.data.stokes`).
+BY_STOKES = {"I": "reference", "QU": "polarization"}
 #: The reference model's file name.
 DEFAULT = SHIPPED["reference"]
 
@@ -39,6 +53,8 @@ def shipped_weights(name: str) -> Path:
     ``FileNotFoundError`` if this installation lacks it."""
     path = Path(str(resources.files("cenn.pretrained").joinpath(SHIPPED[name])))
     if not path.is_file():
+        if name in NOT_SHIPPED_YET:
+            raise FileNotFoundError(f"--weights {name}: {NOT_SHIPPED_YET[name]}")
         raise FileNotFoundError(f"this cenn installation ships no {name} weights ({SHIPPED[name]}): pass "
                                 "--weights FILE.safetensors (from cenn train)")
     check_shipped(path)
@@ -66,11 +82,12 @@ def check_shipped(path: Path) -> None:
                          f"{str(expected)[:12]}…): reinstall cenn, or pass --weights FILE.safetensors")
 
 
-def resolve_weights(weights: str | Path | None) -> Path:
-    """``weights`` if given (a file, or the name of a shipped model: ``reference``, ``unbiased``),
-    else the reference model."""
+def resolve_weights(weights: str | Path | None, stokes: str = "I") -> Path:
+    """``weights`` if given (a file, or the name of a shipped model: ``reference``, ``unbiased``,
+    ``polarization``), else the shipped model for ``stokes`` (:data:`BY_STOKES`: the reference model
+    for temperature)."""
     if weights is None:
-        return default_weights()
+        return shipped_weights(BY_STOKES[stokes])
     if str(weights) in SHIPPED and not Path(weights).exists():
         return shipped_weights(str(weights))
     return Path(weights)

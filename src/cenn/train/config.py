@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from cenn.config import ConfigBase, ConfigError, check_finite, read_toml
+from cenn.data.normalization import build_normalization
+from cenn.data.stokes import check_stokes, maps_per_band
 from cenn.train.losses import LOSSES
 
 OPTIMIZERS = ("adagrad", "adam", "adamw", "sgd")
@@ -71,6 +73,9 @@ class DataConfig:
         num_workers: DataLoader worker processes.
         shuffle_window: store mode: patches are shuffled within windows of this many stored
             chunks (a chunk is read whole), and the windows are shuffled.
+        stokes: what the network separates: ``"I"`` (temperature) or ``"QU"`` (the bands' Q then U
+            in, the CMB's Q and U out: :mod:`cenn.data.stokes`); ``"QU"`` reads stores simulated with
+            ``--stokes IQU`` and streams a simulation with ``stokes = "IQU"`` (set for it).
     """
 
     train: str | None = None
@@ -82,8 +87,10 @@ class DataConfig:
     simulate_on: str = "workers"
     num_workers: int = 0
     shuffle_window: int = 8
+    stokes: str = "I"
 
     def __post_init__(self) -> None:
+        check_stokes(self.stokes, "data.stokes")
         if self.simulate_on not in SIMULATE_ON:
             raise ValueError(f"simulate_on must be one of {SIMULATE_ON}, got {self.simulate_on!r}")
         if self.samples_per_epoch < 1 or self.num_workers < 0 or self.shuffle_window < 1:
@@ -239,3 +246,16 @@ class TrainConfig(ConfigBase):
             raise ConfigError("data: give a training store (data.train / --train) or stream fresh "
                               "patches from the simulator (data.stream = true / --stream)")
         d.check_stream_options()
+        if maps_per_band(d.stokes) == 2:
+            self.check_polarization()
+
+    def check_polarization(self) -> None:
+        """Refuse what a Q/U run (``data.stokes = "QU"``) cannot use: a normalisation unfit for signed
+        maps (min-max) and a σ output (one σ map for two Stokes maps)."""
+        norm = self.normalization
+        if not build_normalization(norm.name, **norm.params).signed:
+            raise ConfigError(f"normalization {norm.name!r} is not meaningful for Q and U (signed, zero-mean "
+                              "maps; see cenn.data.normalization): use asinh, scale or identity")
+        if self.model.params.get("sigma_output"):
+            raise ConfigError("model.params.sigma_output is for temperature networks only: a Q/U network "
+                              "has no σ output yet; drop it for data.stokes = \"QU\"")

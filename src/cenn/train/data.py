@@ -16,6 +16,7 @@ from cenn.config import ConfigError
 from cenn.data.dataset import PatchDataset
 from cenn.data.samplers import ChunkShuffleSampler, ShardSampler, StreamSampler
 from cenn.data.simulate import dataset_metadata
+from cenn.data.stokes import batch_maps, maps_per_band
 from cenn.data.store import UNITS, DatasetStore, open_finished
 from cenn.data.stream import SimulatedBatches
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
@@ -107,6 +108,11 @@ def open_run_data(cfg: TrainConfig, verify: bool = True) -> RunData:
     val = checked_store(d.val, "data.val", verify, progress)
     stream = stream_simulation(cfg, val.meta) if d.stream else None
     train = None if d.stream else checked_store(d.train, "data.train", verify, progress)
+    if maps_per_band(d.stokes) == 2:
+        for role, store in (("data.val", val), ("data.train", train)):
+            if store is not None and store.stokes != "IQU":
+                raise ConfigError(f"{role} {store.path} holds temperature only, but data.stokes = \"QU\" "
+                                  "trains on Q and U: simulate it with cenn simulate --stokes IQU")
     if train is None:
         meta, what = {**dataset_metadata(PatchSimulator(stream)), "units": UNITS}, "the streaming simulation"
     else:
@@ -120,7 +126,8 @@ def open_run_data(cfg: TrainConfig, verify: bool = True) -> RunData:
 
 def stream_simulation(cfg: TrainConfig, val_meta: dict[str, Any]) -> SimulationConfig:
     """The simulation that streams training patches: ``data.simulation`` or the validation
-    store's own, with a seed different from the validation seed."""
+    store's own, with a seed different from the validation seed, and with Q and U
+    (``stokes = "IQU"``) for a Q/U run."""
     d = cfg.data
     if d.simulation:
         base = SimulationConfig.load(d.simulation)
@@ -133,7 +140,8 @@ def stream_simulation(cfg: TrainConfig, val_meta: dict[str, Any]) -> SimulationC
     if seed == val_meta["seed"]:
         raise ConfigError(f"data.stream_seed = {seed} is the validation store's seed: training "
                           "would see the validation patches; choose another seed")
-    return dataclasses.replace(base, seed=seed)
+    stokes = "IQU" if maps_per_band(d.stokes) == 2 else base.stokes
+    return dataclasses.replace(base, seed=seed, stokes=stokes)
 
 
 class PatchDataModule(L.LightningDataModule):
@@ -159,12 +167,12 @@ class PatchDataModule(L.LightningDataModule):
         rank, world = self._split()
         if d.stream:
             on_workers = d.simulate_on == "workers"
-            batches = SimulatedBatches(self.data.stream, bs, simulate=on_workers)
+            batches = SimulatedBatches(self.data.stream, bs, simulate=on_workers, stokes=d.stokes)
             sampler = StreamSampler(d.samples_per_epoch // (bs * world), rank, world)
             workers = d.num_workers if on_workers else 0
             return DataLoader(batches, batch_size=None, sampler=sampler, num_workers=workers,
                               persistent_workers=workers > 0)
-        dataset = PatchDataset(self.data.train, cache_chunks=d.shuffle_window)
+        dataset = PatchDataset(self.data.train, cache_chunks=d.shuffle_window, stokes=d.stokes)
         sampler = ChunkShuffleSampler(len(dataset), dataset.store.chunk_size, d.shuffle_window,
                                       self.cfg.trainer.seed, rank, world)
         if len(sampler) < bs:
@@ -181,11 +189,10 @@ class PatchDataModule(L.LightningDataModule):
         if self._device_simulator is None:
             self._device_simulator = PatchSimulator(self.data.stream, batch["indices"].device)
         sim = self._device_simulator.simulate(batch["indices"].tolist())
-        return {"inputs": sim.inputs, "target": sim.target, "noise_sigma": sim.noise_sigma,
-                "indices": batch["indices"]}
+        return {**batch_maps(sim, self.cfg.data.stokes), "indices": batch["indices"]}
 
     def val_dataloader(self) -> DataLoader:
-        dataset = PatchDataset(self.data.val, cache_chunks=1)
+        dataset = PatchDataset(self.data.val, cache_chunks=1, stokes=self.cfg.data.stokes)
         rank, world = self._split()
         return DataLoader(dataset, batch_size=self.cfg.trainer.batch_size,
                           sampler=ShardSampler(len(dataset), rank, world),

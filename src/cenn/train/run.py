@@ -43,6 +43,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from cenn._version import __version__
 from cenn.config import ConfigError, dumps_toml, read_toml
+from cenn.data.stokes import maps_per_band
 from cenn.io.atomic import atomic_write_text
 from cenn.io.disk import write_bytes
 from cenn.io.locks import exclusive_lock, lock_holder
@@ -167,12 +168,20 @@ def resolve_model_params(cfg: TrainConfig, meta: dict[str, Any],
                          initial: WeightsCard | None = None) -> TrainConfig:
     """``cfg`` with the architecture of the card ``initial`` of ``model.init_weights`` (if any) and
     the instrument parameters its model takes (beams, pixel size, reference band, foreground SEDs;
-    :func:`cenn.model.hybrid.instrument_params`) filled in from the data where not given."""
+    :func:`cenn.model.hybrid.instrument_params`) filled in from the data where not given; for Q/U
+    (``data.stokes = "QU"``) also ``out_channels = 2``, refused for architectures without it."""
     if initial is not None:
         cfg = _with_initial_architecture(cfg, initial)
-    found = instrument_params(model_parameters(cfg.model.name), meta["beam_fwhm_arcmin"],
-                              meta["geometry"]["pixel_arcsec"], _target_channel(meta),
-                              meta["frequencies_ghz"], meta["band_names"])
+    accepted = model_parameters(cfg.model.name)
+    found = instrument_params(accepted, meta["beam_fwhm_arcmin"], meta["geometry"]["pixel_arcsec"],
+                              _target_channel(meta), meta["frequencies_ghz"], meta["band_names"])
+    maps = maps_per_band(cfg.data.stokes)
+    if maps == 2:
+        if "out_channels" not in accepted:
+            raise ConfigError(f"model {cfg.model.name!r} separates temperature only (it has no out_channels "
+                              "parameter), so it cannot return Q and U: use unet, unet-small, cenn-paper or "
+                              "cenn-small for data.stokes = \"QU\"")
+        found["out_channels"] = maps
     missing = {k: v for k, v in found.items() if k not in cfg.model.params}
     if not missing:
         return cfg
@@ -184,6 +193,10 @@ def _with_initial_architecture(cfg: TrainConfig, card: WeightsCard) -> TrainConf
     """``cfg`` whose model is that of its ``init_weights`` (whose card is ``card``); refuses a
     contradicting name or parameter."""
     m = cfg.model
+    if card.stokes != cfg.data.stokes:
+        raise ConfigError(f"model.init_weights {m.init_weights} separate Stokes {card.stokes} but the run "
+                          f"has data.stokes = {cfg.data.stokes!r}: start from weights of the same Stokes "
+                          "maps")
     clash = {k: v for k, v in m.params.items() if card.architecture_params.get(k, v) != v}
     if (m.name != card.architecture and m.name != ModelConfig.name) or clash:
         raise ConfigError(f"model.init_weights {m.init_weights} hold a {card.architecture!r} model with "
@@ -209,7 +222,8 @@ def _card(cfg: TrainConfig, data: RunData, task: CENNTask, metrics: dict[str, fl
     }
     return WeightsCard(
         architecture=cfg.model.name, architecture_params=cfg.model.params,
-        in_channels=len(meta["frequencies_ghz"]), frequencies_ghz=meta["frequencies_ghz"],
+        in_channels=len(meta["frequencies_ghz"]) * maps_per_band(cfg.data.stokes), stokes=cfg.data.stokes,
+        frequencies_ghz=meta["frequencies_ghz"],
         beams_arcmin=meta["beam_fwhm_arcmin"], target_frequency_ghz=meta["frequencies_ghz"][target],
         npix=meta["geometry"]["npix"], pixel_arcsec=meta["geometry"]["pixel_arcsec"],
         units=meta["units"], normalization=norm.name, normalization_params=norm.params(),

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 
 from cenn.data.normalization import build_normalization
+from cenn.data.stokes import maps_per_band, reference_channels
 from cenn.model import build_model
 from cenn.model.apply import apply_network, network_inputs, noise_input, sigma_output
 from cenn.train.config import TrainConfig
@@ -35,10 +36,14 @@ class CENNTask(L.LightningModule):
     reports the residual mean square in µK² and, as a yardstick, both figures for a "network"
     that returns the target band's input map unchanged (``*_input``).
 
+    With ``data.stokes = "QU"`` the network takes the bands' Q then U ``(B, 2C, H, W)`` and returns
+    the CMB's Q and U ``(B, 2, H, W)`` (:mod:`cenn.data.stokes`); the loss is over both maps, the
+    yardstick the target band's Q and U.
+
     Args:
         cfg: the run's configuration.
-        in_channels: number of input bands.
-        reference_channel: index of the target band among the inputs (217 GHz).
+        in_channels: number of input bands (a Q/U network takes twice as many maps).
+        reference_channel: index of the target band among the bands (217 GHz).
     """
 
     def __init__(self, cfg: TrainConfig, in_channels: int, reference_channel: int):
@@ -47,10 +52,11 @@ class CENNTask(L.LightningModule):
         self.save_hyperparameters({"config": cfg.to_dict(), "in_channels": in_channels,
                                    "reference_channel": reference_channel})
         self.cfg = cfg
-        self.net = build_model(self.cfg.model.name, in_channels, **self.cfg.model.params)
+        self.maps = maps_per_band(cfg.data.stokes)
+        self.net = build_model(self.cfg.model.name, in_channels * self.maps, **self.cfg.model.params)
         self.normalization = build_normalization(self.cfg.normalization.name,
                                                  **self.cfg.normalization.params)
-        self.reference_channel = reference_channel
+        self.reference_channels = reference_channels(reference_channel, in_channels, cfg.data.stokes)
         self.loss = build_loss(self.cfg.loss.name)
         self._kernels = [p for n, p in self.net.named_parameters() if n.endswith("weight") and p.dim() == 4]
         # the callable the steps run: ``net`` itself or its compiled wrapper, kept out of the module
@@ -96,10 +102,10 @@ class CENNTask(L.LightningModule):
 
     def forward(self, inputs: torch.Tensor, noise_sigma: torch.Tensor | None = None) -> torch.Tensor:
         """CMB ``(B, 1, H, W)`` µK_CMB from observed ``inputs (B, C, H, W)`` µK_CMB (and their noise
-        σ, µK_CMB, for a network that takes it)."""
+        σ, µK_CMB, for a network that takes it); Q and U ``(B, 2, H, W)`` from ``(B, 2C, H, W)``."""
         sigma = noise_sigma if noise_input(self.net) else None
         return apply_network(self._forward, self.normalization, inputs, self.cfg.trainer.channels_last,
-                             sigma)[0]
+                             sigma, self.maps)[0]
 
     # --- steps ----------------------------------------------------------------------------------
     def check_finite(self, loss: torch.Tensor, batch: dict, stage: str) -> None:
@@ -129,10 +135,10 @@ class CENNTask(L.LightningModule):
         x, stats = self._prepare(batch)
         y = self.normalization.normalize_target(batch["target"], stats)
         out = self._forward(x).float()
-        pred = out[:, :1]
+        pred = out[:, :self.maps]
         losses = {"loss": self.loss(pred, y), "pred": pred, "stats": stats, "y": y}
         if sigma_output(self.net):
-            log_sigma = out[:, 1:2]
+            log_sigma = out[:, self.maps:self.maps + 1]
             losses["nll"] = gaussian_nll(pred.detach(), log_sigma, y)
             losses["within_1sigma"] = ((pred - y).abs() < torch.exp(log_sigma)).float().mean()
         return losses
@@ -159,7 +165,7 @@ class CENNTask(L.LightningModule):
         out = self._losses(batch)
         self.check_finite(out["loss"], batch, "validation")
         inputs, target, stats = batch["inputs"], batch["target"], out["stats"]
-        ref = inputs[:, self.reference_channel:self.reference_channel + 1]
+        ref = inputs[:, self.reference_channels]
         pred_uk = self.normalization.denormalize_target(out["pred"], stats)
         bs = inputs.shape[0]
         self.log("val/loss", out["loss"], prog_bar=True, sync_dist=True, batch_size=bs)
