@@ -11,8 +11,9 @@ from cenn.sky.simulator import GeometryConfig, InstrumentConfig, RegionConfig, S
 N = 16
 
 
-def _config(noise_scale: float, components: tuple[str, ...] = ("cmb",), seed: int = 5) -> SimulationConfig:
-    return SimulationConfig(
+def _config(noise_scale: float, components: tuple[str, ...] = ("cmb",), seed: int = 5,
+            stokes: str = "I") -> SimulationConfig:
+    return SimulationConfig(stokes=stokes,
         seed=seed, geometry=GeometryConfig(npix=64, pixel_arcsec=90.0, margin=16),
         instrument=InstrumentConfig(noise_scale=noise_scale), region=RegionConfig(30.0, 90.0),
         components={name: {"enabled": name in components} for name in COMPONENTS},
@@ -31,4 +32,16 @@ def stores(tmp_path_factory):
     }
     return {name: simulate(root / f"{name}.zarr", N, config, chunk_size=8, with_components=True,
                            progress=False).path
+            for name, config in configs.items()}
+
+
+@pytest.fixture(scope="package")
+def polarized_stores(tmp_path_factory):
+    """Stores with Q and U (``stokes = "IQU"``), CMB only, N patches each: ``clean`` (no noise) and
+    ``noisy`` (white noise), and ``noisy_t``, the temperature-only store of the same seed as
+    ``noisy`` (the same temperature bytes)."""
+    root = tmp_path_factory.mktemp("polarized")
+    configs = {"clean": _config(0.0, seed=6, stokes="IQU"), "noisy": _config(1.0, seed=7, stokes="IQU"),
+               "noisy_t": _config(1.0, seed=7)}
+    return {name: simulate(root / f"{name}.zarr", N, config, chunk_size=8, progress=False).path
             for name, config in configs.items()}

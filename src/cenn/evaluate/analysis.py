@@ -22,19 +22,17 @@ from cenn.evaluate.calibration import CalibrationStats
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.half_split import HalfSplitStats, separate_halves
 from cenn.evaluate.injection import injected_cmb, injection_simulator
-from cenn.evaluate.metrics import in_range, pixel_metrics
+from cenn.evaluate.metrics import PIXEL_METRICS, in_range, pixel_metrics
+from cenn.evaluate.metrics import nan_array as _nan
+from cenn.evaluate.polarization import PolarizationEvaluation, polarization_evaluation
 from cenn.separation import InputInfo, Separator
+from cenn.sky.flat.eb_spectra import EBSpectra
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.flat.spectra import SpectrumEstimator, cl_to_dl
 from cenn.sky.simulator import LATITUDE_BANDS
 
 #: Stored components summed into one curve of the paper's Fig. 5 ("PS": radio and IR galaxies).
 COMPONENT_GROUPS = {"point_sources": ("radio", "infrared_galaxies")}
-PIXEL_METRICS = ("mae", "rms", "std", "max_abs", "mean")
-
-
-def _nan(*shape: int) -> np.ndarray:
-    return np.full(shape, np.nan)
 
 
 class ResidualStats:
@@ -114,6 +112,8 @@ class DatasetEvaluation:
             are absent.
         half_split: per method, its spectra on the store's two half-mission maps
             (:class:`HalfSplitStats`); empty when the store has none or ``config.half_split`` is off.
+        polarization: on a store with Q and U (``stokes = "IQU"``), their evaluation
+            (:mod:`cenn.evaluate.polarization`); None on a temperature-only store.
     """
 
     name: str
@@ -136,6 +136,7 @@ class DatasetEvaluation:
     examples: dict[str, PatchMaps] = field(default_factory=dict)
     calibration: dict[str, CalibrationStats] = field(default_factory=dict)
     half_split: dict[str, HalfSplitStats] = field(default_factory=dict)
+    polarization: PolarizationEvaluation | None = None
 
     @property
     def n_patches(self) -> int:
@@ -229,6 +230,11 @@ def evaluate_dataset(
         half_split=({m: HalfSplitStats(n, nb) for m in separators}
                     if config.half_split and store.has_splits else {}),
     )
+    if store.stokes == "IQU":
+        beam = info.target_beam_fwhm_arcmin
+        spectra = EBSpectra(geometry, binning, config.taper_width(geometry),
+                            beam_fwhm_arcmin=beam if config.deconvolve_beam else None, device=device)
+        ev.polarization = polarization_evaluation(separators, spectra, ev.lat, beam, geometry.shape)
     injector = (injection_simulator(meta, config.injection_seed, device)
                 if config.injection and separators else None)
     dl = _dl(estimator)
@@ -260,6 +266,9 @@ def evaluate_dataset(
         outputs = {m: out[:, 0] for m, (out, _) in separated.items()}
         for m, output in outputs.items():
             ev.methods[m].add(rows, estimator, f_target, target, output)
+        if ev.polarization is not None:
+            ev.polarization.add(rows, separators, info, reader.read("polarization", rows),
+                                reader.read("target_polarization", rows), sigma, target, outputs)
         _add_calibration(ev, {m: s for m, (_, s) in separated.items()}, target, outputs, config, start == 0)
         if injector is not None:
             injected = injected_cmb(injector, rows)

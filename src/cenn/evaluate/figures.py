@@ -474,3 +474,42 @@ def fig_reliability(results: Results, datasets: Sequence[str], path: Path | str)
         _legend(ax, loc="upper left")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def fig_polarization_spectra(polarization: Mapping[str, Any], path: Path | str,
+                             ell_max: float = 3000.0) -> Path:
+    """EE (top) and pure BB (bottom) D_ℓ (µK², log y) per dataset with Q and U, up to ``ell_max``:
+    the CMB label's (band: standard deviation over patches), each method's output (solid) and
+    residual (dashed), and in BB the lensing BB the estimator gives on average (dotted)."""
+    datasets = list(polarization["datasets"])
+    fig, axes = _column_pairs(len(datasets), (1, 1))
+    colours = method_colours(list(polarization["results"]))
+    for c, d in enumerate(datasets):
+        info = polarization["datasets"][d]
+        ell = as_line(info["ell"])
+        keep = ell < ell_max
+
+        def line(values: Sequence[float | None], keep: np.ndarray = keep) -> np.ndarray:
+            return as_line(values)[keep]
+
+        for row, spectrum in enumerate(("ee", "bb")):
+            ax = axes[row, c]
+            _band(ax, ell[keep], line(info[f"{spectrum}_dl_mean"]), line(info[f"{spectrum}_dl_std"]),
+                  CMB_COLOUR, "CMB label", log=True)
+            if spectrum == "bb":
+                ax.plot(ell[keep], line(info["lensing_bb_dl"]), color="grey", linestyle=":",
+                        label="lensing BB (model)")
+            for m, per_dataset in polarization["results"].items():
+                if d not in per_dataset:
+                    continue
+                pb = per_dataset[d]["per_bin"]
+                ax.plot(ell[keep], line(pb[f"{spectrum}_output_dl_mean"]), color=colours[m], label=m)
+                ax.plot(ell[keep], line(pb[f"{spectrum}_residual_dl_mean"]), color=colours[m],
+                        linestyle="--", label=f"{m} residual")
+            ax.set_yscale("log")
+            ax.set_ylabel(rf"$D_\ell^{{{spectrum.upper()}}}$ [$\mu$K$^2$]")
+            _legend(ax)
+        axes[0, c].set_title(dataset_label(d))
+        axes[1, c].set_xlabel(ELL_LABEL)
+    fig.tight_layout()
+    return _save(fig, path)

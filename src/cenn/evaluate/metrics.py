@@ -17,6 +17,13 @@ import numpy as np
 import torch
 
 PERCENTILES = (5, 16, 50, 84, 95)
+#: The per-patch residual metrics of :func:`pixel_metrics`.
+PIXEL_METRICS = ("mae", "rms", "std", "max_abs", "mean")
+
+
+def nan_array(*shape: int) -> np.ndarray:
+    """An array of ``shape`` filled with NaN (a value not yet measured)."""
+    return np.full(shape, np.nan)
 
 
 def pixel_metrics(target: torch.Tensor, output: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -34,6 +34,8 @@ from cenn.evaluate.labels import dataset_text
 from cenn.evaluate.labels import fmt as _fmt
 from cenn.evaluate.metrics import jsonable
 from cenn.evaluate.overview import add_settings, summary_text
+from cenn.evaluate.polarization_report import FIGURE, add_polarization_section, polarization_tables
+from cenn.evaluate.polarization_summary import polarization_metrics
 from cenn.evaluate.summary import (
     HEADLINE_ELL_RANGE,
     SCHEMA,
@@ -72,6 +74,9 @@ def build_metrics(evaluations: Sequence[DatasetEvaluation], methods: dict[str, d
         "paper": paper_results(),
     }
     metrics["cross_sky"] = cross_sky(metrics["results"])
+    polarized = {ev.name: ev.polarization for ev in evaluations if ev.polarization is not None}
+    if polarized:  # only for stores with Q and U: a temperature evaluation's metrics are unchanged
+        metrics["polarization"] = polarization_metrics(polarized)
     return metrics
 
 
@@ -304,6 +309,9 @@ def _csv_files(metrics: dict[str, Any]) -> dict[str, str]:
             t = r["per_bin"]
             files[f"tables/spectra_{d}_{m}.csv"] = _csv_text(
                 PER_BIN_COLUMNS, list(zip(*(t[c] for c in PER_BIN_COLUMNS), strict=True)))
+    for name, table in (polarization_tables(metrics["polarization"]) if "polarization" in metrics
+                        else {}).items():
+        files[f"tables/{name}"] = _csv_text(*table)
     for d, info in metrics["datasets"].items():
         names = list(info["component_dl"])
         cols = [info["ell"], info["cmb_dl_mean"], info["foreground_dl_mean"],
@@ -367,6 +375,8 @@ def _figures(folder: Path, evaluations: Sequence[DatasetEvaluation],
             "against the nominal probability p (z_p: the two-sided normal quantile); open squares: 1σ "
             "and 2σ. On the diagonal σ is calibrated; below it σ is too small, above it too large.",
             figures.fig_reliability(results, datasets, fig / "reliability.png"))
+    if "polarization" in metrics:
+        figures.fig_polarization_spectra(metrics["polarization"], folder / FIGURE)
     return captions
 
 
@@ -437,6 +447,8 @@ def build_document(metrics: dict[str, Any], captions: dict[str, str], home: Path
     doc.figure("figures/noise.png", captions["figures/noise.png"])
     _calibration_section(doc, metrics, captions)
     _half_split_section(doc, metrics)
+    if "polarization" in metrics:
+        add_polarization_section(doc, metrics["polarization"])
     doc.heading("Definitions")
     doc.paragraph("Residual = label − output. ΔD_ℓ = D_ℓ(label) − D_ℓ(output). Maps in µK_CMB at the "
                   "217 GHz target band; spectra D_ℓ in µK² binned as in the paper (Δℓ = 50 up to ℓ = 1000, "

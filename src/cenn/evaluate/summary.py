@@ -64,8 +64,9 @@ def _single_spectrum(ev: DatasetEvaluation, m: np.ndarray) -> tuple[np.ndarray, 
     return cl_to_dl(est.ell, cl.cpu().numpy()), cl_to_dl(est.ell, std.cpu().numpy())
 
 
-def _pixel(stats: ResidualStats) -> dict[str, Any]:
-    p = stats.pixel
+def pixel_summary(p: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Per-patch residual metrics (:func:`cenn.evaluate.metrics.pixel_metrics`, µK) over the patches:
+    mean |r|, √ of the mean square, the per-patch RMS's mean and percentiles, largest |r|, mean r."""
     return {
         "mae_uk": float(np.mean(p["mae"])),
         "rmse_uk": float(np.sqrt(np.mean(p["rms"] ** 2))),
@@ -153,7 +154,7 @@ def method_summary(ev: DatasetEvaluation, method: str, config: EvaluationConfig)
     mrp = map_stats(stats.mean_residual_patch)
     return {
         "n_patches": ev.n_patches,
-        "pixel": _pixel(stats),
+        "pixel": pixel_summary(stats.pixel),
         "mean_residual_patch": {
             **mrp,
             "dl": range_summary(ev.ell, table["mean_residual_patch_dl"],
