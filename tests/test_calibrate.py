@@ -1,5 +1,6 @@
-"""Calibrating a stated σ on held-out patches: the factor puts 68.3 % of the residuals within ±σ,
-is stored in the network (sigma_scale) and on the card, and multiplies σ exactly."""
+"""Calibrating a stated σ on held-out patches: the σ curve puts 68.3 % of the residuals within ±σ at
+every level of σ, keeps the order of σ, is stored in the network (sigma_curve) and on the card, and
+is applied to σ in µK."""
 
 import math
 
@@ -9,20 +10,54 @@ import torch
 
 from cenn import simulate
 from cenn.model import build_model, load_weights
+from cenn.model.sigma_curve import ONE_SIGMA, SigmaCurve
 from cenn.predict import Predictor
-from cenn.predict.calibrate import ONE_SIGMA, calibrate_weights, fit_sigma_scale, residual_ratios
+from cenn.predict.calibrate import calibrate_weights, coverage, stated_sigma
 from cenn.sky.components import COMPONENTS
 from cenn.sky.simulator import GeometryConfig, SimulationConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_the_factor_of_a_gaussian_with_a_known_spread_is_found():
-    ratios = np.abs(0.8 * np.random.default_rng(0).standard_normal(200_000))
-    fit = fit_sigma_scale(ratios)
-    assert fit["scale"] == pytest.approx(0.8, rel=0.01)
-    assert fit["coverage_before"][0] == pytest.approx(math.erf(1.25 / math.sqrt(2)), abs=0.005)
-    assert fit["coverage_after"] == pytest.approx([ONE_SIGMA, math.erf(math.sqrt(2))], abs=0.005)
+def test_a_sigma_dependent_miscalibration_is_recovered():
+    # residuals whose true spread is σ · g(σ): g = 0.8 at σ = 5 µK rising to 1.25 at σ = 40 µK
+    rng = np.random.default_rng(0)
+    sigma = np.exp(rng.uniform(np.log(5.0), np.log(40.0), 400_000))
+    g = np.interp(np.log(sigma), np.log([5.0, 40.0]), [0.8, 1.25])
+    abs_residual = np.abs(sigma * g * rng.standard_normal(sigma.size))
+    assert coverage(abs_residual, sigma)[0] == pytest.approx(0.68, abs=0.02)  # right on average only
+    curve = SigmaCurve.fit(abs_residual, sigma, bins=8)
+    factors = np.exp(curve.log_factor)
+    expected = np.interp(curve.log_sigma_uk, np.log([5.0, 40.0]), [0.8, 1.25])
+    np.testing.assert_allclose(factors, expected, rtol=0.02)
+    calibrated = curve(torch.from_numpy(sigma)).numpy()
+    for part in np.array_split(np.argsort(sigma), 8):  # every level of σ, not just on average
+        assert coverage(abs_residual[part], calibrated[part]) == pytest.approx(
+            [ONE_SIGMA, math.erf(math.sqrt(2))], abs=0.01)
+
+
+def test_the_curve_keeps_the_order_of_sigma_and_is_constant_beyond_its_knots():
+    rng = np.random.default_rng(1)
+    sigma = np.exp(rng.uniform(0.0, 4.0, 50_000))
+    # far too narrow at small σ, right at large σ: without the order constraint the fit would reorder
+    abs_residual = np.abs(sigma * np.where(sigma < 5.0, 20.0, 1.0) * rng.standard_normal(sigma.size))
+    curve = SigmaCurve.fit(abs_residual, sigma, bins=6)
+    unpooled = [np.log(np.quantile(abs_residual[p] / sigma[p], ONE_SIGMA))
+                for p in np.array_split(np.argsort(sigma), 6)]
+    assert np.any(np.diff(np.array(curve.log_sigma_uk) + unpooled) < 0)  # the constraint binds here
+    grid = torch.exp(torch.linspace(-2.0, 6.0, 2001, dtype=torch.float64))
+    out = curve(grid)
+    assert bool(torch.all(torch.diff(out) >= -1e-12 * out[1:]))  # flat where pooled, to rounding
+    low, high = math.exp(curve.log_factor[0]), math.exp(curve.log_factor[-1])
+    assert float(out[0] / grid[0]) == pytest.approx(low) and float(out[-1] / grid[-1]) == pytest.approx(high)
+    single = SigmaCurve((1.0,), (math.log(0.5),))
+    torch.testing.assert_close(single(grid), 0.5 * grid)
+    with pytest.raises(ValueError, match="keep the order of σ"):
+        SigmaCurve((0.0, 1.0), (0.0, -2.0))
+    with pytest.raises(ValueError, match="knots must increase"):
+        SigmaCurve((1.0, 0.0), (0.0, 0.0))
+    with pytest.raises(ValueError, match="missing log_factor"):
+        SigmaCurve.from_params({"log_sigma_uk": [0.0]})
 
 
 def test_sigma_scale_multiplies_the_stated_sigma_exactly():
@@ -44,13 +79,18 @@ def test_calibrated_weights_cover_68_percent_of_the_calibration_patches(tmp_path
     config = SimulationConfig(seed=12, geometry=GeometryConfig(npix=64, margin=16), components=components)
     store = simulate(tmp_path / "cal.zarr", 8, config, progress=False).path
     raw = tiny_sigma_weights(tmp_path / "raw.safetensors")
-    record = calibrate_weights(raw, store, tmp_path / "cal.safetensors")
+    record = calibrate_weights(raw, store, tmp_path / "cal.safetensors", bins=4)
     _, calibrated = load_weights(tmp_path / "cal.safetensors")
-    assert calibrated.architecture_params["sigma_scale"] == pytest.approx(record["scale"])
+    assert len(calibrated.architecture_params["sigma_curve"]["log_factor"]) <= 4
     assert calibrated.training["sigma_calibration"]["seed"] == 12
-    coverage = np.mean(residual_ratios(tmp_path / "cal.safetensors", store) < 1.0)
-    assert coverage == pytest.approx(ONE_SIGMA, abs=0.002)
+    abs_residual, sigma = stated_sigma(tmp_path / "cal.safetensors", store)
+    # an untrained network's σ is anti-correlated with its residual here, so the order constraint
+    # pools bins and the coverage is near, not exactly at, 68.3 %
+    assert coverage(abs_residual, sigma)[0] == pytest.approx(ONE_SIGMA, abs=0.03)
+    assert record["coverage_after"][0] == pytest.approx(coverage(abs_residual, sigma)[0], abs=1e-9)
+    with pytest.raises(ValueError, match="already calibrated"):
+        calibrate_weights(tmp_path / "cal.safetensors", store, tmp_path / "twice.safetensors")
     plain = tiny_sigma_weights(tmp_path / "plain.safetensors", sigma_output=False)
     with pytest.raises(ValueError, match="no σ output"):
-        residual_ratios(plain, store)
+        stated_sigma(plain, store)
     assert Predictor(tmp_path / "cal.safetensors").gives_sigma

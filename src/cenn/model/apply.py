@@ -67,9 +67,13 @@ def apply_network(
     inputs, :mod:`cenn.data.stokes`) from observed ``inputs (B, C, H, W)`` µK_CMB, and its σ
     (µK_CMB) for a network with a σ output, else None: ``forward`` (the network, possibly compiled)
     applied between ``normalization`` and its inverse, with per-patch statistics of the inputs.
-    ``noise_sigma``: the inputs' per-pixel noise σ, for a network that takes it (None otherwise)."""
+    ``noise_sigma``: the inputs' per-pixel noise σ, for a network that takes it (None otherwise).
+    σ goes through the network's ``sigma_curve`` (:class:`cenn.model.sigma_curve.SigmaCurve`) when it
+    has one."""
     stats = normalization.fit(inputs)
     x = network_inputs(normalization, inputs, stats, noise_sigma)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    return split_outputs(forward(x).float(), normalization, stats, maps)
+    cmb, sigma = split_outputs(forward(x).float(), normalization, stats, maps)
+    curve = getattr(forward, "sigma_curve", None)
+    return cmb, (sigma if sigma is None or curve is None else curve(sigma))

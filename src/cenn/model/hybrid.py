@@ -21,7 +21,7 @@ instrument's beams and pixel size as parameters, filled in from the training dat
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -36,6 +36,7 @@ from cenn.model.linear import (
     to_maps,
 )
 from cenn.model.registry import build_model, register_model
+from cenn.model.sigma_curve import SigmaCurve
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.seds import nominal_seds
 
@@ -188,7 +189,9 @@ class SignalPreservingNILCNet(SignalPreservingNet):
 
     Args: as :class:`SignalPreservingNet` (``weight_scale`` included), and
         seds: ``(C, C − 1)`` nominal foreground SEDs (:func:`cenn.sky.seds.nominal_seds`).
-        sigma_scale: a factor on the stated σ, fitted after training (:mod:`cenn.predict.calibrate`).
+        sigma_scale: a factor on the stated σ.
+        sigma_curve: the σ-dependent calibration of the stated σ, fitted after training
+            (:class:`cenn.model.sigma_curve.SigmaCurve`, :mod:`cenn.predict.calibrate`).
     """
 
     noise_input = True
@@ -198,7 +201,8 @@ class SignalPreservingNILCNet(SignalPreservingNet):
                  pixel_arcsec: float | None = None, reference: int = 1, scale_uk: float = 100.0,
                  seds: Sequence[Sequence[float]] | None = None, sigma_scale: float = 1.0,
                  weight_scale: float = 0.01, backbone: str = DEFAULT_BACKBONE,
-                 backbone_params: dict | None = None):
+                 backbone_params: dict | None = None,
+                 sigma_curve: Mapping[str, Sequence[float]] | None = None):
         _LinearPlusNetwork.__init__(self, in_channels, beams_arcmin, pixel_arcsec, reference, scale_uk,
                                     backbone, backbone_params, backbone_in=2 * in_channels,
                                     backbone_out=in_channels + 1)
@@ -211,6 +215,7 @@ class SignalPreservingNILCNet(SignalPreservingNet):
         self.seds = [[float(v) for v in row] for row in seds]
         self.start = DifferenceILC(self.beams_arcmin, self.pixel_arcsec, reference, self.seds)
         self.log_sigma_scale = math.log(sigma_scale)
+        self.sigma_curve = None if sigma_curve is None else SigmaCurve.from_params(sigma_curve)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.in_channels

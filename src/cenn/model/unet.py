@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 import torch
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cenn.model.registry import register_model
+from cenn.model.sigma_curve import SigmaCurve
 
 UNET_WIDTHS = (8, 16, 32, 64, 128, 256)
 
@@ -63,19 +64,22 @@ class ResUNet(nn.Module):
             after the bands (:func:`cenn.model.apply.network_inputs`).
         sigma_output: also return the log standard deviation of the residual, as one more output
             map after the ``out_channels`` (:func:`cenn.model.apply.split_outputs`).
-        sigma_scale: a factor on that standard deviation, fitted after training so that the stated σ
-            covers 68.3 % of the residuals of held-out patches (:mod:`cenn.predict.calibrate`).
+        sigma_scale: a factor on that standard deviation (an earlier calibration's; kept so its
+            weights load).
+        sigma_curve: the σ-dependent calibration of the stated σ (µK), fitted after training on
+            held-out patches (:class:`cenn.model.sigma_curve.SigmaCurve`, :mod:`cenn.predict.calibrate`).
     """
 
     def __init__(self, in_channels: int = 3, widths: Sequence[int] = UNET_WIDTHS, out_channels: int = 1,
                  zero_head: bool = False, noise_input: bool = False, sigma_output: bool = False,
-                 sigma_scale: float = 1.0):
+                 sigma_scale: float = 1.0, sigma_curve: Mapping[str, Sequence[float]] | None = None):
         super().__init__()
         if len(widths) < 2:
             raise ValueError("a U-Net needs at least two resolutions (widths of length >= 2)")
         if not (math.isfinite(sigma_scale) and sigma_scale > 0):
             raise ValueError(f"sigma_scale must be a positive number, got {sigma_scale!r}")
         self.log_sigma_scale = math.log(sigma_scale)
+        self.sigma_curve = None if sigma_curve is None else SigmaCurve.from_params(sigma_curve)
         widths = tuple(int(w) for w in widths)
         self.in_channels, self.multiple = in_channels, 2 ** (len(widths) - 1)
         self.noise_input, self.sigma_output = bool(noise_input), bool(sigma_output)

@@ -1,69 +1,75 @@
-"""Calibrating a network's stated σ on held-out patches: one factor on σ, so that 68.3 % of the
-residuals lie within ±σ.
+"""Calibrating a network's stated σ on held-out patches, so that 68.3 % of the residuals lie within
+±σ at every level of σ.
 
 A σ head trained with a Gaussian likelihood on one sky (the randomised training sky, on 128² crops)
-states the spread it saw there; on another set of patches its σ can be uniformly too wide or too
-narrow. :func:`fit_sigma_scale` measures the factor on a dataset store that is neither a training nor
-an evaluation set, and :func:`calibrate_weights` writes the weights again with that factor in the
-network's ``sigma_scale`` and the measurement on the card.
+states the spread it saw there; on other patches its σ can be too wide or too narrow, and by an
+amount that depends on σ (:mod:`cenn.model.sigma_curve`). :func:`stated_sigma` measures the residuals
+and the stated σ on a dataset store that is neither a training nor an evaluation set, and
+:func:`calibrate_weights` writes the weights again with the fitted :class:`SigmaCurve` as the
+network's ``sigma_curve`` and the measurement on the card.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from cenn.data.store import open_finished
+from cenn.model.sigma_curve import SigmaCurve
 from cenn.model.weights import load_weights, save_weights
 from cenn.predict.api import Predictor
 
-#: The coverage ±σ has for a Gaussian (erf(1/√2)).
-ONE_SIGMA = math.erf(1.0 / math.sqrt(2.0))
+#: Bins of stated σ the curve is fitted in (each with the same number of pixels).
+CURVE_BINS = 8
 
 
-def residual_ratios(weights: str | Path, store: str | Path, batch_size: int = 16) -> np.ndarray:
-    """|residual| / σ of every pixel of the store's patches, float64, flattened: the network's CMB
-    against the stored target, with the stored noise σ as input."""
+def stated_sigma(weights: str | Path, store: str | Path,
+                 batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """|residual| and the stated σ (µK, float64, flattened) of every pixel of the store's patches: the
+    network's CMB against the stored target, with the stored noise σ as input."""
     predictor = Predictor(weights, batch_size=batch_size)
     if not predictor.gives_sigma:
         raise ValueError(f"{weights} have no σ output: there is no σ to calibrate")
     data = open_finished(store, "the calibration store", checksums=True)
     meta = data.meta
-    ratios = []
+    residuals, sigmas = [], []
     for start in range(0, data.n_patches, batch_size):
         rows = slice(start, min(start + batch_size, data.n_patches))
         cmb, sigma = predictor.predict(data.read("inputs", rows), meta["frequencies_ghz"],
                                        meta["geometry"]["pixel_arcsec"], meta["units"],
                                        noise_sigma=data.noise_sigma(rows), return_sigma=True)
-        ratios.append((np.abs(cmb - data.read("target", rows)) / sigma).ravel().astype(np.float64))
-    return np.concatenate(ratios)
+        residuals.append(np.abs(cmb - data.read("target", rows)).ravel().astype(np.float64))
+        sigmas.append(sigma.ravel().astype(np.float64))
+    return np.concatenate(residuals), np.concatenate(sigmas)
 
 
-def fit_sigma_scale(ratios: np.ndarray) -> dict[str, Any]:
-    """The factor on σ that puts 68.3 % of ``ratios`` (|residual| / σ) within one σ, and the coverage
-    at 1σ and 2σ before and after it."""
-    scale = float(np.quantile(ratios, ONE_SIGMA))
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"cannot calibrate σ: the 68.3 % quantile of |residual| / σ is {scale}")
-    return {"scale": scale, "pixels": int(ratios.size),
-            "coverage_before": [float(np.mean(ratios < k)) for k in (1.0, 2.0)],
-            "coverage_after": [float(np.mean(ratios < k * scale)) for k in (1.0, 2.0)]}
+def coverage(abs_residual: np.ndarray, sigma: np.ndarray) -> list[float]:
+    """Fractions of pixels with |residual| < σ and < 2σ."""
+    return [float(np.mean(abs_residual < k * sigma)) for k in (1.0, 2.0)]
 
 
-def calibrate_weights(weights: str | Path, store: str | Path, out: str | Path) -> dict[str, Any]:
-    """Write ``weights`` to ``out`` with σ multiplied by the factor :func:`fit_sigma_scale` finds on
-    ``store`` (the network's ``sigma_scale``), the measurement recorded on the card under
-    ``training.sigma_calibration``; returns that record."""
-    fit = fit_sigma_scale(residual_ratios(weights, store))
+def calibrate_weights(weights: str | Path, store: str | Path, out: str | Path,
+                      bins: int = CURVE_BINS) -> dict[str, Any]:
+    """Write ``weights`` to ``out`` with the σ curve :meth:`SigmaCurve.fit` finds on ``store`` (in
+    ``bins`` bins of stated σ) as the network's ``sigma_curve``, the measurement recorded on the card
+    under ``training.sigma_calibration``; returns that record. Weights that already have a curve
+    are refused: calibrate the weights the run wrote before calibration."""
     model, card = load_weights(weights)
+    if card.architecture_params.get("sigma_curve") is not None:
+        raise ValueError(f"{weights} are already calibrated (their card holds a sigma_curve): calibrate "
+                         "the weights the training run wrote before calibration")
+    abs_residual, sigma = stated_sigma(weights, store)
+    curve = SigmaCurve.fit(abs_residual, sigma, bins)
+    calibrated = curve(torch.from_numpy(sigma)).numpy()
     meta = open_finished(store).meta
-    previous = float(card.architecture_params.get("sigma_scale", 1.0))
-    card.architecture_params = {**card.architecture_params, "sigma_scale": previous * fit["scale"]}
-    record = {**fit, "store": Path(store).name, "seed": meta["seed"], "n_patches": meta["n_patches"]}
+    record = {"bins": bins, "pixels": int(sigma.size), "coverage_before": coverage(abs_residual, sigma),
+              "coverage_after": coverage(abs_residual, calibrated), "store": Path(store).name,
+              "seed": meta["seed"], "n_patches": meta["n_patches"]}
+    card.architecture_params = {**card.architecture_params, "sigma_curve": curve.to_params()}
     card.training = {**card.training, "sigma_calibration": record}
-    model.log_sigma_scale = math.log(previous * fit["scale"])
+    model.sigma_curve = curve
     save_weights(out, model, card)
     return record
