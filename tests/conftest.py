@@ -91,3 +91,60 @@ def tiny_unbiased_weights():
         return path
 
     return make
+
+
+#: The seeded Q/U stores of :func:`qu_network`: name → (seed, patches); 32² patches of 90″ at |b| > 30°.
+QU_STORES = {"train": (1, 200), "val": (2, 32), "test": (3, 64)}
+
+
+@pytest.fixture(scope="session")
+def iqu_store():
+    """``iqu_store(folder, name, seed, n, stokes="IQU")``: simulate ``n`` seeded 32² patches of 90″ at
+    |b| > 30° (full sky model, Q and U unless ``stokes = "I"``) to ``folder/name.zarr``; its path."""
+    from cenn.data.simulate import simulate
+    from cenn.sky.simulator import RegionConfig
+
+    def make(folder, name: str, seed: int, n: int, stokes: str = "IQU"):
+        config = SimulationConfig(seed=seed, geometry=GeometryConfig(npix=32, pixel_arcsec=90.0, margin=16),
+                                  region=RegionConfig(30.0, 90.0), stokes=stokes)
+        return simulate(folder / f"{name}.zarr", n, config, chunk_size=64, progress=False).path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def qu_train_config():
+    """``qu_train_config(data, epochs=8, model="unet")``: a Q/U training configuration (``[data] stokes =
+    "QU"`` with ``data``'s entries; a three-level U-Net, asinh on 10 µK, MSE, AdamW 3e-3 one-cycle, batches
+    of 8 on the CPU, seed 0)."""
+    from cenn.train import TrainConfig
+
+    def make(data: dict, epochs: int = 8, model: str = "unet"):
+        return TrainConfig.from_dict({
+            "model": {"name": model, "params": {"widths": [8, 16, 32]} if model == "unet" else {}},
+            "normalization": {"name": "asinh", "params": {"scale_uk": 10.0}}, "loss": {"name": "mse"},
+            "optim": {"name": "adamw", "lr": 3e-3, "l2": 0.0, "schedule": "onecycle"},
+            "data": {"stokes": "QU", "shuffle_window": 4, **data},
+            "trainer": {"epochs": epochs, "batch_size": 8, "accelerator": "cpu", "devices": 1,
+                        "progress": False, "seed": 0},
+        })
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def qu_network(tmp_path_factory, iqu_store, qu_train_config):
+    """A small Q/U U-Net trained for 200 steps (8 epochs of 25 batches of 8, one thread, ~10 s) on the
+    ``train`` store of :data:`QU_STORES`: ``{"weights": its weights, name: each store's path}``."""
+    from cenn.train import train
+
+    root = tmp_path_factory.mktemp("qu_network")
+    found = {name: iqu_store(root, name, seed, n) for name, (seed, n) in QU_STORES.items()}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        found["weights"] = train(qu_train_config({"train": str(found["train"]), "val": str(found["val"])}),
+                                 root / "run")
+    finally:
+        torch.set_num_threads(threads)
+    return found

@@ -102,6 +102,14 @@ class Separator(ABC):
                             replace(info, noise_uk_per_pixel=levels), sigma)
         return out.reshape(n, stokes, height, width)
 
+    def polarization_refusal(self) -> str | None:
+        """Why this method does not separate Q and U (``cenn evaluate`` records it under
+        ``polarization.skipped``); None when :meth:`separate_polarization` works: the method is
+        :attr:`stokes_agnostic` or overrides it."""
+        if self.stokes_agnostic or type(self).separate_polarization is not Separator.separate_polarization:
+            return None
+        return "does not separate Q and U"
+
     def prepare(self, meta: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Called once per dataset store (with its metadata) before :meth:`separate`; methods that
         calibrate on the data's sky model (the oracle Wiener filter) do it here."""

@@ -53,5 +53,8 @@ def test_q_and_u_noise_is_root_two_times_the_temperature_noise(polarization):
 
 @pytest.mark.parametrize("name", ["dnilc", "wiener"])
 def test_methods_tied_to_the_temperature_refuse_q_and_u(name, polarization):
+    method = build_separator(name)
+    assert method.polarization_refusal() == "does not separate Q and U"  # cenn evaluate's reason
+    assert build_separator("ilc").polarization_refusal() is None
     with pytest.raises(NotImplementedError, match=name):
-        build_separator(name).separate_polarization(polarization, INFO)
+        method.separate_polarization(polarization, INFO)

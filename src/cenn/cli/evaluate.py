@@ -32,6 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", default="cenn", help="comma-separated methods (available: {methods})")
     p.add_argument("--weights", help="trained weights for the 'cenn' method, or for 'cenn-unbiased' when it "
                    "is the only network evaluated (default: the models shipped with cenn)")
+    p.add_argument("--polarization-weights", metavar="WEIGHTS",
+                   help="Q/U weights for the 'cenn' method on stores with Q and U (cenn simulate --stokes "
+                        "IQU): a file from cenn train with data.stokes = \"QU\", or 'polarization', the "
+                        "shipped model once one ships; --weights stays the temperature network (default: "
+                        "none, so cenn is listed as skipped for Q and U)")
     p.add_argument("--config", help="TOML with [evaluation] settings and [methods.<name>] options")
     add_device(p)
     add_precision(p)

@@ -132,8 +132,9 @@ def polarization_evaluation(separators: Mapping[str, Separator], spectra: EBSpec
                                 bb=_nan(n, n_bins), te=_nan(n, n_bins), model_ee=to_dl * expected["ee"],
                                 lensing_bb=to_dl * expected["bb"])
     for m, sep in separators.items():
-        if sep.stokes_agnostic or type(sep).separate_polarization is not Separator.separate_polarization:
+        refusal = sep.polarization_refusal()
+        if refusal is None:
             ev.methods[m] = PolarizationStats(n, n_bins, shape)
         else:
-            ev.skipped[m] = "does not separate Q and U"
+            ev.skipped[m] = refusal
     return ev

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cenn.config import ConfigError, read_toml
+from cenn.data.store import DatasetStore
 from cenn.evaluate.analysis import evaluate_dataset
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.cross_sky import alternative_name
@@ -56,6 +57,7 @@ def evaluate(
     check_device(str(device), "--device")
     if not separators:
         raise ValueError("no method to evaluate: give at least one (--methods)")
+    check_polarization_stores([*data, *alternative], separators)
     evaluations, timing = [], {}
     names: set[str] = set()
     for (name, path), alt in [*((d, False) for d in data), *((d, True) for d in alternative)]:
@@ -76,7 +78,24 @@ def _read_inputs(data: Sequence[tuple[str | None, str | Path]],
                  separators: Mapping[str, Separator]) -> list[tuple[str, str | Path | None]]:
     """(role, path) of the stores and weights files an evaluation reads."""
     stores = [("a store to evaluate" if name is None else f"store {name}", path) for name, path in data]
-    return stores + [(f"{m} weights", getattr(sep, "weights", None)) for m, sep in separators.items()]
+    kinds = ("weights", "polarization_weights")
+    return stores + [(f"{m} {kind.replace('_', ' ')}", getattr(sep, kind, None))
+                     for m, sep in separators.items() for kind in kinds]
+
+
+def check_polarization_stores(data: Sequence[tuple[str | None, str | Path]],
+                              separators: Mapping[str, Separator]) -> None:
+    """Refuse, before any work, a method's Q/U weights (``polarization_weights``) when none of the
+    stores ``(name, path)`` has Q and U (``cenn simulate --stokes IQU``): they would not be used."""
+    given = {m: sep.polarization_weights for m, sep in separators.items()
+             if getattr(sep, "polarization_weights", None) is not None}
+    if not given or any(DatasetStore.open(path).stokes == "IQU" for _, path in data):
+        return
+    method, weights = next(iter(given.items()))
+    stores = ", ".join(str(path) for _, path in data)
+    raise ValueError(f"the Q/U weights {weights} of method {method!r} (--polarization-weights) would not be "
+                     f"used: the stores {stores} hold temperature only (stokes = \"I\"): evaluate stores "
+                     "simulated with cenn simulate --stokes IQU, or drop the Q/U weights")
 
 
 def method_options(config_file: str | None) -> dict[str, dict[str, Any]]:
@@ -103,19 +122,42 @@ def weights_method(names: Sequence[str], weights: str | None) -> str | None:
     return networks[0]
 
 
+def check_polarization_method(names: Sequence[str], weights: str | None) -> None:
+    """Refuse ``--polarization-weights`` when ``names`` lack ``cenn``, the method that runs them."""
+    if weights is not None and "cenn" not in names:
+        raise ConfigError(f"--polarization-weights {weights} are Q/U weights for the cenn method, but "
+                          f"--methods {','.join(names)} does not evaluate it, so they would not be used: add "
+                          "cenn to --methods, or drop --polarization-weights")
+
+
+def resolve_polarization_weights(weights: str | Path) -> Path:
+    """:func:`cenn.pretrained.resolve_weights` for ``--polarization-weights`` (a file, or a shipped
+    model's name: ``polarization``), its refusal naming that option."""
+    try:
+        return resolve_weights(weights)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(str(err).replace("--weights", "--polarization-weights")) from err
+
+
 def build_separators(names: Sequence[str], options: Mapping[str, Mapping[str, Any]],
                      args: argparse.Namespace) -> dict[str, Separator]:
     """The named separators, with the command line's --weights (for ``cenn``, or ``cenn-unbiased``
-    when only it is evaluated; default: the shipped models), --precision and --network-batch-size
-    applied to the networks and --device to the networks and the Wiener filter's calibration."""
+    when only it is evaluated; default: the shipped models) and --polarization-weights (``cenn``'s Q/U
+    weights; default none), --precision and --network-batch-size applied to the networks and --device
+    to the networks and the Wiener filter's calibration."""
     separators = {}
     given = weights_method(names, args.weights)
+    check_polarization_method(names, args.polarization_weights)
     for name in names:
         opts = dict(options.get(name, {}))
         if name in NETWORK_METHODS:
             if name == given:
                 opts["weights"] = args.weights
             opts["weights"] = resolve_weights(opts.get("weights", NETWORK_METHODS[name]))
+            if name == "cenn" and args.polarization_weights is not None:
+                opts["polarization_weights"] = args.polarization_weights
+            if opts.get("polarization_weights") is not None:
+                opts["polarization_weights"] = resolve_polarization_weights(opts["polarization_weights"])
             opts.setdefault("precision", args.precision)
             opts.setdefault("batch_size", args.network_batch_size)
         if name in (*NETWORK_METHODS, "wiener"):  # the networks run, and the oracle simulates, on --device
@@ -140,8 +182,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     config = EvaluationConfig.from_dict(settings)
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     weights_method(names, args.weights)
+    check_polarization_method(names, args.polarization_weights)
     stores, alternative = parse_data(args.data), parse_data(args.alternative)
-    inputs = [("--config", args.config), ("--weights", args.weights)]
+    inputs = [("--config", args.config), ("--weights", args.weights),
+              ("--polarization-weights", args.polarization_weights)]
     check_report_out(Path(args.out), args.overwrite, [*inputs, *_read_inputs([*stores, *alternative], {})])
     separators = build_separators(names, method_options(args.config), args)
     metrics = evaluate(stores, separators, args.out, config, device=args.device,

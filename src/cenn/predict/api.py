@@ -4,6 +4,7 @@ mK_CMB converted), after every check of the maps against the weights' card."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,14 @@ class Predictor:
             raise ValueError("these weights take the noise σ of their inputs but their card does not "
                              "record the training data's noise level: give noise_sigma")
         return [float(n) for n in levels]
+
+    def nominal_sigma(self, maps: torch.Tensor, levels: Sequence[float]) -> torch.Tensor:
+        """Uniform per-pixel noise σ (µK_CMB) for ``maps`` in this network's layout ``(N, C, H, W)`` or,
+        for Q/U weights, ``(N, 2C, H, W)``: band ``k`` at ``levels[k]`` (the temperature level), × √2 in
+        Q and U (:func:`cenn.data.stokes.qu_noise_sigma`)."""
+        if self.maps == 1:
+            return nominal_sigma(maps, levels)
+        return qu_noise_sigma(nominal_sigma(maps[:, :len(levels)], levels))
 
     def predict(
         self,
@@ -138,9 +147,7 @@ class Predictor:
             levels = self.nominal_noise()
             warnings.warn(f"no noise σ given: the training data's nominal per-pixel levels "
                           f"{fmt_list(levels)} µK_CMB are used everywhere", stacklevel=3)
-            if self.maps == 1:
-                return nominal_sigma(maps, levels)
-            return qu_noise_sigma(nominal_sigma(maps[:, :len(levels)], levels))
+            return self.nominal_sigma(maps, levels)
         sigma = _as_float32_tensor(noise_sigma)
         sigma = sigma[None] if single else sigma
         if sigma.shape != maps.shape:
