@@ -9,6 +9,7 @@ import re
 import pytest
 
 from cenn.cli import main
+from cenn.demo import demo_separators
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.run import evaluate
 from cenn.separators import build_separator
@@ -73,6 +74,8 @@ def test_weights_of_the_wrong_kind_are_refused(qu_network, temperature_weights):
         build_separator("cenn", weights=qu_network["weights"])
     with pytest.raises(ValueError, match=r"separate the temperature .*data.stokes = \"QU\""):
         build_separator("cenn", weights=temperature_weights, polarization_weights=temperature_weights)
+    with pytest.raises(ValueError, match=r"separate Q and U"):  # cenn demo: before it simulates anything
+        demo_separators(("cenn",), qu_network["weights"], "cpu")
     unbiased = build_separator("cenn-unbiased", weights=temperature_weights)
     assert unbiased.polarization_refusal() == "the unbiased network separates the temperature only"
 

@@ -66,7 +66,9 @@ def add_polarization_section(doc: Document, polarization: dict[str, Any]) -> Non
     skipped = ", ".join(f"`{m}` ({why})" for m, why in polarization["skipped"].items())
     doc.paragraph(
         "Every method that separates Q and U was run on the bands' Q and U (the ILCs and the target band: "
-        "on Q and on U as two independent sets of maps). Residual = CMB label − output. E and B: cosine "
+        "on Q and on U as two independent sets of maps; `cenn`: its Q/U weights, given with "
+        "--polarization-weights, on every band's Q and U at once). Residual = CMB label − output. "
+        "E and B: cosine "
         "taper, EE of the tapered maps, BB from the pure-B estimator, TE = the method's temperature "
         f"output × its E. Residual EE and BB: mean over {r['residual'][0]:g} ≤ ℓ < {r['residual'][1]:g} ± "
         "the standard deviation over patches; EE out / in: ⟨EE(output)⟩ / ⟨EE(label)⟩ on the patches at "
