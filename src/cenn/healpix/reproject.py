@@ -19,6 +19,8 @@ from scipy.ndimage import distance_transform_edt, map_coordinates
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
+from cenn.data.stokes import check_stokes, maps_per_band, qu_channels
+from cenn.healpix.polarization import cut_qu_patches, frame_angle, to_healpix_frame
 from cenn.healpix.resolution import check_map_resolution
 from cenn.healpix.tiling import tile_centres
 from cenn.io.units import UNITS
@@ -127,45 +129,54 @@ def fill_invalid(patch: np.ndarray, valid: np.ndarray) -> np.ndarray:
 class FullSkyAccumulator:
     """Σ w·value and Σ w over a HEALPix map (RING, ``nside``) from patches of ``geometry``
     apodised over ``apodisation_width`` × their side, read with ``reprojection`` (see
-    :func:`interpolate_patch`)."""
+    :func:`interpolate_patch`). ``stokes="QU"``: patches of Q and U in their own frame
+    (:mod:`cenn.sky.flat.spin2`), turned into each map pixel's HEALPix (COSMO) basis
+    (:func:`cenn.healpix.polarization.to_healpix_frame`) before they are summed."""
 
     def __init__(self, nside: int, geometry: PatchGeometry, apodisation_width: float,
-                 projection: str = "gnomonic", reprojection: str = "cubic"):
+                 projection: str = "gnomonic", reprojection: str = "cubic", stokes: str = "I"):
         check_apodisation_width(apodisation_width)
         get_projection(projection)  # refuses unknown names now rather than at the first patch
         _spline_order(reprojection)
         self.nside, self.geometry = nside, geometry
         self.apodisation_width, self.projection = apodisation_width, projection
-        self.reprojection = reprojection
-        self.weighted_sum = np.zeros(hp.nside2npix(nside))
+        self.reprojection, self.stokes = reprojection, check_stokes(stokes, "stokes")
+        self.weighted_sum = np.zeros((maps_per_band(stokes), hp.nside2npix(nside)))
         self.weight = np.zeros(hp.nside2npix(nside))
 
     def add(self, patches: np.ndarray, lon_deg: np.ndarray, lat_deg: np.ndarray,
             valid: np.ndarray | None = None) -> None:
-        """Add patches ``(N, n, n)`` centred on (lon, lat) (degrees, shape (N,)). ``valid``
-        ``(N, n, n)`` bool, if given, zeroes the weight of invalid pixels (interpolated), whose values
-        are not used (see :func:`fill_invalid`)."""
-        n = self.geometry.npix
-        if patches.ndim != 3 or patches.shape[1:] != (n, n) or len(patches) != len(lon_deg):
+        """Add patches ``(N, n, n)`` (``stokes="QU"``: ``(N, 2, n, n)``, Q then U) centred on
+        (lon, lat) (degrees, shape (N,)). ``valid`` ``(N, n, n)`` bool, if given, zeroes the weight of
+        invalid pixels (interpolated), whose values are not used (see :func:`fill_invalid`)."""
+        n, stokes = self.geometry.npix, self.weighted_sum.shape[0]
+        maps = patches[:, None] if self.stokes == "I" and patches.ndim == 3 else patches
+        if maps.ndim != 4 or maps.shape[1:] != (stokes, n, n) or len(maps) != len(lon_deg):
+            shape = f"(N, {n}, {n})" if self.stokes == "I" else f"(N, 2, {n}, {n}) (Q, U)"
             raise ValueError(f"patches of shape {patches.shape} do not match {len(lon_deg)} centres of "
-                             f"{n}×{n} pixels; pass (N, {n}, {n})")
+                             f"{n}×{n} pixels; pass {shape}")
         for k, (lon0, lat0) in enumerate(zip(lon_deg, lat_deg, strict=True)):
             pixels, row, col = footprint(self.nside, float(lon0), float(lat0), self.geometry, self.projection)
             w = taper(row, col, n, self.apodisation_width)
-            patch = patches[k]
+            patch = maps[k]
             if valid is not None and not valid[k].all():
                 w *= map_coordinates(valid[k].astype(np.float64), [row, col], order=1, mode="nearest")
-                patch = fill_invalid(patch, valid[k])
-            value = interpolate_patch(patch, row, col, self.reprojection)
-            self.weighted_sum[pixels] += w * value
+                patch = np.stack([fill_invalid(p, valid[k]) for p in patch])
+            values = [interpolate_patch(p, row, col, self.reprojection) for p in patch]
+            if self.stokes == "QU":
+                psi = frame_angle(np.stack(hp.pix2vec(self.nside, pixels), axis=-1), lon0, lat0)
+                values = to_healpix_frame(*values, psi)
+            for s, value in enumerate(values):
+                self.weighted_sum[s, pixels] += w * value
             self.weight[pixels] += w
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(map, weight)``: Σ w·v / Σ w (UNSEEN where Σ w = 0) and Σ w, float64 RING arrays."""
+        """``(map, weight)``: Σ w·v / Σ w (UNSEEN where Σ w = 0), ``(npix,)`` (``stokes="QU"``:
+        ``(2, npix)``, Q and U in the COSMO basis) and Σ w ``(npix,)``, float64 RING arrays."""
         covered = self.weight > 0
-        out = np.full(self.weight.shape, hp.UNSEEN)
-        out[covered] = self.weighted_sum[covered] / self.weight[covered]
-        return out, self.weight.copy()
+        out = np.full(self.weighted_sum.shape, hp.UNSEEN)
+        out[:, covered] = self.weighted_sum[:, covered] / self.weight[covered]
+        return (out[0] if self.stokes == "I" else out), self.weight.copy()
 
 
 @dataclass(frozen=True)
@@ -191,12 +202,18 @@ def full_sky_maps(maps: np.ndarray, nside_in: int, separator: Separator, info: I
                   apodisation_width: float = 0.125, batch_size: int = 32,
                   interpolation: str = "bilinear", progress: bool = True, projection: str = "gnomonic",
                   reprojection: str = "cubic", noise_sigma: np.ndarray | None = None,
-                  with_sigma: bool = False) -> FullSkyMaps:
+                  with_sigma: bool = False, stokes: str = "I") -> FullSkyMaps:
     """The CMB map ``separator`` makes from the bands ``maps`` ``(C, 12·nside_in²)`` µK_CMB RING.
     ``noise_sigma``: the bands' per-pixel noise σ, ``maps``' shape, in µK_CMB per patch pixel, cut
     like the maps and given to the separator (None: the separator's nominal levels). ``with_sigma``:
     also the separator's per-pixel σ of its residual, put back on the sphere like the CMB (weighted
     mean of the overlapping patches' σ).
+
+    ``stokes="QU"``: ``maps`` ``(2, C, npix)`` are the bands' Q and U in the HEALPix COSMO basis, cut
+    with the spin-2 rotation into each patch's frame (:func:`cenn.healpix.polarization.cut_qu_patches`),
+    separated by :func:`separate_qu` (Q/U network weights, or a method that separates Q and U) and put
+    back with the inverse rotation; the CMB comes back ``(2, npix)``, Q and U (COSMO). Noise σ maps and
+    ``with_sigma`` are for temperature only.
 
     The sphere is tiled (:func:`tile_centres`), patches are cut (``interpolation``, bilinear by
     default) and separated ``batch_size`` at a time and accumulated on Nside ``nside_out``
@@ -207,41 +224,38 @@ def full_sky_maps(maps: np.ndarray, nside_in: int, separator: Separator, info: I
     network's patch pixels are refused before any work, as by ``cenn predict --maps``
     (:func:`cenn.healpix.resolution.check_map_resolution`).
     """
-    if maps.ndim != 2 or maps.shape[0] != len(info.band_names):
-        raise ValueError(f"maps of shape {maps.shape} do not match the {len(info.band_names)} bands "
-                         f"{info.band_names}; pass (C, npix) in the bands' order")
-    if info.units != UNITS:
-        raise ValueError(f"the separator's inputs are in {info.units!r}; maps here are in {UNITS}: "
-                         "describe them with InputInfo(units='uK_CMB')")
-    if not np.isclose(geometry.pixel_arcsec, info.pixel_arcsec):
-        raise ValueError(f"patch pixels of {geometry.pixel_arcsec}″ differ from the separator's "
-                         f"{info.pixel_arcsec}″; build the PatchGeometry with "
-                         f"pixel_arcsec={info.pixel_arcsec}")
+    _check_full_sky_inputs(maps, separator, info, geometry, stokes, noise_sigma is not None or with_sigma)
     if isinstance(separator, NetworkSeparator):  # its pixels are fixed by its training
         check_map_resolution(nside_in, geometry, network=True)
     lon, lat = tile_centres(geometry, overlap, projection)
-    accumulator = FullSkyAccumulator(nside_out, geometry, apodisation_width, projection, reprojection)
+    accumulator = FullSkyAccumulator(nside_out, geometry, apodisation_width, projection, reprojection, stokes)
     spread = (FullSkyAccumulator(nside_out, geometry, apodisation_width, projection, reprojection)
               if with_sigma else None)
     touched = 0
     for start in tqdm(range(0, len(lon), batch_size), desc="full sky", unit="batch", disable=not progress):
         batch = slice(start, start + batch_size)
-        cut = cut_patches(maps, nside_in, lon[batch], lat[batch], geometry, interpolation, projection)
-        inputs = torch.from_numpy(np.nan_to_num(cut.values, nan=0.0))
-        sigma = None
-        if noise_sigma is not None:
-            cut_sigma = cut_patches(noise_sigma, nside_in, lon[batch], lat[batch], geometry, interpolation,
-                                    projection)
-            sigma = torch.from_numpy(np.where(cut.unseen[:, None], 1.0, cut_sigma.values).astype(np.float32))
-        with torch.no_grad():
-            cmb, residual_sigma = (separator.separate_with_sigma(inputs, info, sigma) if with_sigma
-                                   else (separator.separate(inputs, info, sigma), None))
-        cmb = np.where(cut.unseen, 0.0, cmb[:, 0].cpu().numpy())  # NaN · 0 weight would spoil the map
+        if stokes == "QU":
+            cut = cut_qu_patches(maps, nside_in, lon[batch], lat[batch], geometry, interpolation, projection)
+            with torch.no_grad():
+                cmb = separate_qu(separator, torch.from_numpy(np.nan_to_num(cut.values, nan=0.0)), info)
+            cmb = np.where(cut.unseen[:, None], 0.0, cmb)  # NaN · 0 weight would spoil the map
+        else:
+            cut = cut_patches(maps, nside_in, lon[batch], lat[batch], geometry, interpolation, projection)
+            inputs = torch.from_numpy(np.nan_to_num(cut.values, nan=0.0))
+            sigma = None
+            if noise_sigma is not None:
+                cut_sigma = cut_patches(noise_sigma, nside_in, lon[batch], lat[batch], geometry,
+                                        interpolation, projection).values
+                sigma = torch.from_numpy(np.where(cut.unseen[:, None], 1.0, cut_sigma).astype(np.float32))
+            with torch.no_grad():
+                cmb, residual_sigma = (separator.separate_with_sigma(inputs, info, sigma) if with_sigma
+                                       else (separator.separate(inputs, info, sigma), None))
+            cmb = np.where(cut.unseen, 0.0, cmb[:, 0].cpu().numpy())
+            if spread is not None and residual_sigma is not None:
+                spread.add(np.where(cut.unseen, 0.0, residual_sigma[:, 0].cpu().numpy()), lon[batch],
+                           lat[batch], valid=~cut.unseen)
         _check_finite_patches(cmb, lon[batch], lat[batch], separator)
         accumulator.add(cmb, lon[batch], lat[batch], valid=~cut.unseen)
-        if spread is not None and residual_sigma is not None:
-            spread.add(np.where(cut.unseen, 0.0, residual_sigma[:, 0].cpu().numpy()), lon[batch], lat[batch],
-                       valid=~cut.unseen)
         touched += int(np.count_nonzero(cut.unseen_count))
     if touched:
         warnings.warn(f"{touched} of {len(lon)} patches touch UNSEEN pixels: those patch pixels were set "
@@ -251,9 +265,63 @@ def full_sky_maps(maps: np.ndarray, nside_in: int, separator: Separator, info: I
     return FullSkyMaps(cmb, weight, sigma)
 
 
+def _check_full_sky_inputs(maps: np.ndarray, separator: Separator, info: InputInfo, geometry: PatchGeometry,
+                           stokes: str, with_noise: bool) -> None:
+    """Refuse, before any work, maps that do not match the separator's bands (``(C, npix)``, or
+    ``(2, C, npix)`` for Q/U), other units or patch pixels than its, and Q/U with a method that does
+    not separate them or with noise σ maps."""
+    bands = len(info.band_names)
+    if check_stokes(stokes, "stokes") == "QU":
+        if maps.ndim != 3 or maps.shape[:2] != (2, bands):
+            raise ValueError(f"Q/U maps of shape {maps.shape} do not match the {bands} bands "
+                             f"{info.band_names}; pass (2, C, npix): Q then U, each in the bands' order")
+        if with_noise:
+            raise ValueError("noise σ maps and the σ of the CMB are for temperature maps; drop noise_sigma "
+                             "and with_sigma for Q and U (the network gets its nominal Q/U noise levels)")
+        _check_separates_qu(separator)
+    elif maps.ndim != 2 or maps.shape[0] != bands:
+        raise ValueError(f"maps of shape {maps.shape} do not match the {bands} bands "
+                         f"{info.band_names}; pass (C, npix) in the bands' order")
+    if info.units != UNITS:
+        raise ValueError(f"the separator's inputs are in {info.units!r}; maps here are in {UNITS}: "
+                         "describe them with InputInfo(units='uK_CMB')")
+    if not np.isclose(geometry.pixel_arcsec, info.pixel_arcsec):
+        raise ValueError(f"patch pixels of {geometry.pixel_arcsec}″ differ from the separator's "
+                         f"{info.pixel_arcsec}″; build the PatchGeometry with "
+                         f"pixel_arcsec={info.pixel_arcsec}")
+
+
+def _check_separates_qu(separator: Separator) -> None:
+    """Refuse a separator that cannot separate Q and U: network weights trained on temperature, or a
+    method that neither is :attr:`~cenn.separation.Separator.stokes_agnostic` nor overrides
+    :meth:`~cenn.separation.Separator.separate_polarization`."""
+    if isinstance(separator, NetworkSeparator):
+        if separator.predictor.card.stokes != "QU":
+            raise ValueError(f"the weights {separator.weights.name} separate temperature (their card's "
+                             f"stokes = {separator.predictor.card.stokes!r}); Q and U need weights trained "
+                             "with data.stokes = \"QU\" (--weights FILE)")
+    elif not separator.stokes_agnostic and (type(separator).separate_polarization
+                                            is Separator.separate_polarization):
+        raise ValueError(f"the {separator.name} method does not separate Q and U; use ilc, hilc, nilc or "
+                         "target-band, or Q/U network weights")
+
+
+def separate_qu(separator: Separator, polarization: torch.Tensor, info: InputInfo) -> np.ndarray:
+    """The CMB's Q and U ``(N, 2, n, n)`` (µK_CMB, float32, patch frame) from the bands' Q and U
+    ``polarization`` ``(N, 2, C, n, n)``: Q/U network weights take them as Q of every band then U
+    (:func:`cenn.data.stokes.qu_channels`), with their nominal noise levels; other methods through
+    :meth:`~cenn.separation.Separator.separate_polarization`."""
+    if isinstance(separator, NetworkSeparator):
+        predictor = separator.predictor
+        return predictor.predict(qu_channels(polarization), list(info.frequencies_ghz), info.pixel_arcsec,
+                                 info.units)
+    return separator.separate_polarization(polarization, info).cpu().numpy()
+
+
 def _check_finite_patches(cmb: np.ndarray, lon_deg: np.ndarray, lat_deg: np.ndarray,
                           separator: Separator) -> None:
-    """Stop at the first patches whose CMB ``(N, n, n)`` holds NaN or infinite values, naming where."""
+    """Stop at the first patches whose CMB ``(N, n, n)`` (or ``(N, 2, n, n)``) holds NaN or infinite
+    values, naming where."""
     bad = ~np.isfinite(cmb).reshape(len(cmb), -1).all(axis=1)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
