@@ -36,7 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--stokes", choices=["I", "QU"],
                    help="I: temperature maps (N, C, H, W); QU: the bands' Q then U (N, 2C, H, W), or a "
                         "store's Q and U (--stokes IQU stores), giving the CMB's Q and U (N, 2, H, W) "
-                        "(default: what the weights separate; without --weights, the shipped model for it)")
+                        "(default: what the weights separate; without --weights, the shipped model for "
+                        "it). With --maps, QU reads each file's Q_STOKES and U_STOKES columns and writes "
+                        "the CMB's (COSMO), --weights naming Q/U weights (default I: the first column)")
     p.add_argument("--frequencies", type=_parse_frequencies, metavar="GHZ,GHZ,...",
                    help="frequency of each input channel (or --maps file), e.g. 143,217,353 (overrides "
                         "what the files say)")
@@ -109,9 +111,6 @@ def run(args: argparse.Namespace) -> int:
     if args.maps:
         from cenn.healpix.command import run_full_sky
 
-        if args.stokes is not None:
-            raise ValueError("--stokes applies to patches (INPUT OUTPUT) only: full-sky maps (--maps) are "
-                             "separated in temperature; drop --stokes")
         return run_full_sky(args)
     from cenn.predict.command import run_predict
 

@@ -15,10 +15,18 @@ import numpy as np
 from cenn._version import __version__
 from cenn.config import given_options
 from cenn.healpix.maps import check_band_order, check_sky_spread
-from cenn.healpix.reproject import check_apodisation_width, full_sky_maps
+from cenn.healpix.reproject import check_apodisation_width, check_separates_qu, full_sky_maps
 from cenn.healpix.resolution import check_map_resolution
 from cenn.healpix.tiling import check_overlap
-from cenn.io.healpix_maps import HealpixMap, check_bands, header_frequency_ghz, header_nside, read_map
+from cenn.io.healpix_maps import (
+    HealpixMap,
+    check_bands,
+    check_polarization_file,
+    header_frequency_ghz,
+    header_nside,
+    read_map,
+    read_polarization,
+)
 from cenn.io.noise_maps import check_sigma_matches, has_noise_column, read_noise_sigma
 from cenn.io.units import UNITS
 from cenn.model.weights import WeightsCard, fmt_list
@@ -34,13 +42,16 @@ from cenn.sky.instrument import Instrument, load_instrument
 
 
 def card_info(card: WeightsCard) -> InputInfo:
-    """What the network expects, from its weights card (bands named by frequency)."""
+    """What the network expects, from its weights card (bands named by frequency); each band's
+    temperature noise σ per pixel (µK_CMB) is its training data's where the card records it (the
+    level a network that takes σ gets where no σ map is given: Q/U networks, × √2), else 0."""
     names = tuple(f"{f:g}" for f in card.frequencies_ghz)
     target = card.target_channel
+    levels = card.training.get("noise_uk_per_pixel") or [0.0] * len(names)
     return InputInfo(frequencies_ghz=tuple(card.frequencies_ghz), band_names=names,
                      beam_fwhm_arcmin=tuple(card.beams_arcmin), target_band=names[target],
-                     target_beam_fwhm_arcmin=card.beams_arcmin[target],
-                     pixel_arcsec=card.pixel_arcsec, noise_uk_per_pixel=(0.0,) * len(names))
+                     target_beam_fwhm_arcmin=card.beams_arcmin[target], pixel_arcsec=card.pixel_arcsec,
+                     noise_uk_per_pixel=tuple(float(n) for n in levels))
 
 
 def instrument_info(instrument: Instrument, geometry: PatchGeometry) -> InputInfo:
@@ -58,17 +69,36 @@ def method_setup(args: argparse.Namespace) -> tuple[Separator, InputInfo, PatchG
     """The separator of ``--method`` with its input description and patch geometry: a network method
     (``cenn``, ``cenn-unbiased``) with ``--weights`` (default: its shipped weights), ``--device``,
     ``--precision`` and ``--batch-size``, described by its weights card; a classical method by
-    ``--instrument``, ``--npix`` and ``--pixel-arcsec``."""
+    ``--instrument``, ``--npix`` and ``--pixel-arcsec``. With ``--stokes QU`` the network's
+    ``--weights`` are its Q/U weights (``polarization_weights``, default the shipped polarization
+    model), beside its shipped temperature weights, and describe the inputs; a method that does not
+    separate Q and U is refused here, before any map is read."""
+    stokes = args.stokes or "I"
     if args.method in NETWORK_METHODS:
-        shipped = NETWORK_METHODS[args.method]
-        weights = resolve_weights(args.weights) if args.weights else shipped_weights(shipped)
-        separator = build_separator(args.method, weights=weights, device=args.device,
-                                    precision=args.precision, batch_size=args.batch_size)
+        temperature = args.weights if stokes == "I" else None
+        options = {"weights": resolve_weights(temperature) if temperature
+                   else shipped_weights(NETWORK_METHODS[args.method])}
+        if stokes == "QU" and args.method == "cenn":
+            options["polarization_weights"] = resolve_weights(args.weights, "QU")
+        separator = build_separator(args.method, device=args.device, precision=args.precision,
+                                    batch_size=args.batch_size, **options)
         assert isinstance(separator, NetworkSeparator)
-        card = separator.predictor.card
-        return separator, card_info(card), PatchGeometry(card.npix, card.pixel_arcsec)
-    geometry = PatchGeometry(args.npix, args.pixel_arcsec or 90.0)
-    return build_separator(args.method), instrument_info(load_instrument(args.instrument), geometry), geometry
+    else:
+        separator = build_separator(args.method)
+    if stokes == "QU":
+        check_separates_qu(separator)
+    if not isinstance(separator, NetworkSeparator):
+        geometry = PatchGeometry(args.npix, args.pixel_arcsec or 90.0)
+        return separator, instrument_info(load_instrument(args.instrument), geometry), geometry
+    card = network_card(separator, stokes)
+    return separator, card_info(card), PatchGeometry(card.npix, card.pixel_arcsec)
+
+
+def network_card(separator: NetworkSeparator, stokes: str) -> WeightsCard:
+    """The card of the weights ``separator`` runs on ``stokes`` maps (``"QU"``: its Q/U weights)."""
+    predictor = separator.polarization if stokes == "QU" else separator.predictor
+    assert predictor is not None  # refused by check_separates_qu
+    return predictor.card
 
 
 #: Options of patches (``cenn predict INPUT OUTPUT``) that the full sky does not use, and why.
@@ -101,7 +131,7 @@ def check_method_options(args: argparse.Namespace, separator: Separator) -> None
                              f"({', '.join(NETWORK_METHODS)}); --method {args.method} does not use {them}: "
                              f"drop {them}")
         return
-    card = separator.predictor.card
+    card = network_card(separator, args.stokes or "I")
     given = given_options(args, {"instrument": "planck_hfi"})
     if args.npix not in (256, card.npix):
         given.append(f"--npix {args.npix}")
@@ -116,10 +146,15 @@ def check_method_options(args: argparse.Namespace, separator: Separator) -> None
 def write_full_sky(path: Path, cmb: np.ndarray, weight: np.ndarray, header: list[tuple[str, object]],
                    overwrite: bool, sigma: np.ndarray | None = None) -> None:
     """CMB (µK_CMB), weight and, when given, SIGMA (µK_CMB: the standard deviation of the CMB's
-    residual) columns, RING, as a FITS binary table; written then renamed. A CMB holding NaN or
-    infinite values is refused."""
+    residual) columns, RING, as a FITS binary table; written then renamed. A CMB ``(2, npix)`` is Q
+    and U in the COSMO basis: columns ``Q_STOKES`` and ``U_STOKES`` (µK_CMB), with ``POLCCONV =
+    'COSMO'`` in the header. A CMB holding NaN or infinite values is refused."""
     check_finite_output(cmb, path)
-    columns, names, units = [cmb, weight], ["CMB", "WEIGHT"], [UNITS, ""]
+    if cmb.ndim == 2:
+        header = [*header, ("POLCCONV", "COSMO", "Q/U in the (e_theta, e_phi) basis of HEALPix")]
+        columns, names, units = [*cmb, weight], ["Q_STOKES", "U_STOKES", "WEIGHT"], [UNITS, UNITS, ""]
+    else:
+        columns, names, units = [cmb, weight], ["CMB", "WEIGHT"], [UNITS, ""]
     if sigma is not None:
         columns, names, units = [*columns, sigma], [*names, "SIGMA"], [*units, UNITS]
     with write_file(path, keep_suffix=True, overwrite=overwrite) as tmp:
@@ -214,6 +249,19 @@ def read_bands(args: argparse.Namespace, info: InputInfo,
     return maps
 
 
+def read_polarized_bands(args: argparse.Namespace) -> tuple[list[HealpixMap], np.ndarray]:
+    """The Q and U of ``--maps`` (their ``Q_STOKES`` and ``U_STOKES`` columns, COSMO after
+    :func:`~cenn.io.healpix_maps.read_polarization`), µK_CMB, checked together as the temperature
+    bands are (their spreads are not: a CMB-dominated Q/U map varies by ~1 µK), every file's
+    columns and POLCCONV before any pixel is read; returns the Q maps (for their headers) and
+    ``(2, C, npix)``."""
+    for path in args.maps:  # every header before any pixel
+        check_polarization_file(Path(path))
+    pairs = [read_polarization(p, units=args.units) for p in args.maps]
+    check_bands([q for q, _ in pairs])
+    return [q for q, _ in pairs], np.stack([[q.values for q, _ in pairs], [u.values for _, u in pairs]])
+
+
 def read_noise(args: argparse.Namespace, separator: Separator, maps: list[HealpixMap],
                geometry: PatchGeometry) -> np.ndarray | None:
     """Each band's per-pixel noise σ for a network that takes it, ``(C, npix)`` in µK_CMB per patch
@@ -246,11 +294,14 @@ def gives_sigma(separator: Separator) -> bool:
 
 
 def check_mask_options(args: argparse.Namespace, separator: Separator) -> None:
-    """Refuse, before any work, ``--mask-above`` without ``--mask`` or the reverse, a threshold that
-    is not a positive number, or a method that states no σ (the path itself is checked with the
-    other outputs, :func:`check_outputs`)."""
+    """Refuse, before any work, ``--mask-above`` without ``--mask`` or the reverse, either with
+    ``--stokes QU``, a threshold that is not a positive number, or a method that states no σ (the
+    path itself is checked with the other outputs, :func:`check_outputs`)."""
     if args.mask_above is None and args.mask is None:
         return
+    if args.stokes == "QU":
+        raise ValueError("--mask and --mask-above keep pixels by the σ of a temperature CMB; drop them with "
+                         "--stokes QU")
     if args.mask_above is None or args.mask is None:
         raise ValueError("--mask-above UK and --mask FILE.fits go together: the mask keeps the pixels whose "
                          "σ is at most UK µK_CMB and is written to FILE")
@@ -279,15 +330,20 @@ def run_full_sky(args: argparse.Namespace) -> int:
     frequencies = map_frequencies(args, info)
     check_map_resolution(min(header_nside(Path(p)) for p in args.maps), geometry,
                          isinstance(separator, NetworkSeparator))  # from the headers, before the pixels
-    maps = read_bands(args, info, frequencies)
+    stokes = args.stokes or "I"
+    if stokes == "QU":
+        maps, values = read_polarized_bands(args)
+    else:
+        maps = read_bands(args, info, frequencies)
+        values = np.stack([m.values for m in maps])
     nside_in = maps[0].nside
     nside_out = args.nside or nside_in
-    with_sigma = gives_sigma(separator)
-    result = full_sky_maps(np.stack([m.values for m in maps]), nside_in, separator, info, geometry,
-                           nside_out, overlap=args.overlap, apodisation_width=args.apodisation,
-                           batch_size=args.batch_size, interpolation=args.interpolation,
-                           progress=not args.no_progress, reprojection=args.reprojection,
-                           noise_sigma=read_noise(args, separator, maps, geometry), with_sigma=with_sigma)
+    with_sigma = gives_sigma(separator) and stokes == "I"
+    result = full_sky_maps(values, nside_in, separator, info, geometry, nside_out, overlap=args.overlap,
+                           apodisation_width=args.apodisation, batch_size=args.batch_size,
+                           interpolation=args.interpolation, progress=not args.no_progress,
+                           reprojection=args.reprojection, with_sigma=with_sigma, stokes=stokes,
+                           noise_sigma=read_noise(args, separator, maps, geometry) if stokes == "I" else None)
     cmb, weight = result.cmb, result.weight
     header = [("METHOD", args.method), ("CENNVER", __version__),
               ("BEAMFWHM", info.target_beam_fwhm_arcmin, "target beam FWHM [arcmin]"),
@@ -300,16 +356,21 @@ def run_full_sky(args: argparse.Namespace) -> int:
     if maps[0].coordsys is not None:  # one system for every band (check_bands)
         header.append(("COORDSYS", maps[0].coordsys, "coordinate system of the input maps"))
     if isinstance(separator, NetworkSeparator):
-        header.append(("WEIGHTS", Path(separator.weights).name[:68]))
+        weights = separator.polarization_weights if stokes == "QU" else separator.weights
+        header.append(("WEIGHTS", Path(str(weights)).name[:68]))
     write_full_sky(out, cmb, weight, header, args.overwrite, sigma=result.sigma)
     if mask is not None:
         kept = write_mask(mask, result.sigma, args.mask_above, header, args.overwrite)
         print(f"{mask}: confidence mask, σ ≤ {args.mask_above:g} µK_CMB on {100 * kept:.2f} % of the sky")
     covered = float(np.mean(weight > 0))
-    print(f"{out}: CMB at Nside {nside_out} ({info.target_band} GHz beam, µK_CMB) from {len(maps)} maps "
+    what = "CMB Q and U (COSMO)" if stokes == "QU" else "CMB"
+    print(f"{out}: {what} at Nside {nside_out} ({info.target_band} GHz beam, µK_CMB) from {len(maps)} maps "
           f"at Nside {nside_in}; {100 * covered:.2f} % of the sky covered")
     if view:
-        write_mollweide(view, cmb, f"{args.method} CMB ({info.target_band} GHz beam)")
+        polarized = np.hypot(*cmb) if stokes == "QU" else cmb
+        name = "CMB polarized intensity" if stokes == "QU" else "CMB"
+        write_mollweide(view, np.where(weight > 0, polarized, hp.UNSEEN),
+                        f"{args.method} {name} ({info.target_band} GHz beam)")
     return 0
 
 

@@ -19,7 +19,7 @@ from scipy.ndimage import distance_transform_edt, map_coordinates
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
-from cenn.data.stokes import check_stokes, maps_per_band, qu_channels
+from cenn.data.stokes import check_stokes, maps_per_band
 from cenn.healpix.polarization import cut_qu_patches, frame_angle, to_healpix_frame
 from cenn.healpix.resolution import check_map_resolution
 from cenn.healpix.tiling import tile_centres
@@ -211,7 +211,8 @@ def full_sky_maps(maps: np.ndarray, nside_in: int, separator: Separator, info: I
 
     ``stokes="QU"``: ``maps`` ``(2, C, npix)`` are the bands' Q and U in the HEALPix COSMO basis, cut
     with the spin-2 rotation into each patch's frame (:func:`cenn.healpix.polarization.cut_qu_patches`),
-    separated by :func:`separate_qu` (Q/U network weights, or a method that separates Q and U) and put
+    separated by :meth:`~cenn.separation.Separator.separate_polarization` (a method that separates Q and
+    U, :func:`check_separates_qu`) and put
     back with the inverse rotation; the CMB comes back ``(2, npix)``, Q and U (COSMO). Noise σ maps and
     ``with_sigma`` are for temperature only.
 
@@ -237,7 +238,8 @@ def full_sky_maps(maps: np.ndarray, nside_in: int, separator: Separator, info: I
         if stokes == "QU":
             cut = cut_qu_patches(maps, nside_in, lon[batch], lat[batch], geometry, interpolation, projection)
             with torch.no_grad():
-                cmb = separate_qu(separator, torch.from_numpy(np.nan_to_num(cut.values, nan=0.0)), info)
+                cmb = separator.separate_polarization(torch.from_numpy(np.nan_to_num(cut.values, nan=0.0)),
+                                                      info).cpu().numpy()
             cmb = np.where(cut.unseen[:, None], 0.0, cmb)  # NaN · 0 weight would spoil the map
         else:
             cut = cut_patches(maps, nside_in, lon[batch], lat[batch], geometry, interpolation, projection)
@@ -278,7 +280,7 @@ def _check_full_sky_inputs(maps: np.ndarray, separator: Separator, info: InputIn
         if with_noise:
             raise ValueError("noise σ maps and the σ of the CMB are for temperature maps; drop noise_sigma "
                              "and with_sigma for Q and U (the network gets its nominal Q/U noise levels)")
-        _check_separates_qu(separator)
+        check_separates_qu(separator)
     elif maps.ndim != 2 or maps.shape[0] != bands:
         raise ValueError(f"maps of shape {maps.shape} do not match the {bands} bands "
                          f"{info.band_names}; pass (C, npix) in the bands' order")
@@ -291,31 +293,15 @@ def _check_full_sky_inputs(maps: np.ndarray, separator: Separator, info: InputIn
                          f"pixel_arcsec={info.pixel_arcsec}")
 
 
-def _check_separates_qu(separator: Separator) -> None:
-    """Refuse a separator that cannot separate Q and U: network weights trained on temperature, or a
-    method that neither is :attr:`~cenn.separation.Separator.stokes_agnostic` nor overrides
+def check_separates_qu(separator: Separator) -> None:
+    """Refuse, naming why (:meth:`~cenn.separation.Separator.polarization_refusal`), a separator that
+    does not separate Q and U: a network method without Q/U weights, or a method that neither is
+    :attr:`~cenn.separation.Separator.stokes_agnostic` nor overrides
     :meth:`~cenn.separation.Separator.separate_polarization`."""
-    if isinstance(separator, NetworkSeparator):
-        if separator.predictor.card.stokes != "QU":
-            raise ValueError(f"the weights {separator.weights.name} separate temperature (their card's "
-                             f"stokes = {separator.predictor.card.stokes!r}); Q and U need weights trained "
-                             "with data.stokes = \"QU\" (--weights FILE)")
-    elif not separator.stokes_agnostic and (type(separator).separate_polarization
-                                            is Separator.separate_polarization):
-        raise ValueError(f"the {separator.name} method does not separate Q and U; use ilc, hilc, nilc or "
-                         "target-band, or Q/U network weights")
-
-
-def separate_qu(separator: Separator, polarization: torch.Tensor, info: InputInfo) -> np.ndarray:
-    """The CMB's Q and U ``(N, 2, n, n)`` (µK_CMB, float32, patch frame) from the bands' Q and U
-    ``polarization`` ``(N, 2, C, n, n)``: Q/U network weights take them as Q of every band then U
-    (:func:`cenn.data.stokes.qu_channels`), with their nominal noise levels; other methods through
-    :meth:`~cenn.separation.Separator.separate_polarization`."""
-    if isinstance(separator, NetworkSeparator):
-        predictor = separator.predictor
-        return predictor.predict(qu_channels(polarization), list(info.frequencies_ghz), info.pixel_arcsec,
-                                 info.units)
-    return separator.separate_polarization(polarization, info).cpu().numpy()
+    refusal = separator.polarization_refusal()
+    if refusal is not None:
+        raise ValueError(f"the {separator.name} method cannot make Q and U: {refusal}; ilc, hilc, nilc and "
+                         "target-band separate them, and cenn with Q/U weights")
 
 
 def _check_finite_patches(cmb: np.ndarray, lon_deg: np.ndarray, lat_deg: np.ndarray,

@@ -5,14 +5,15 @@ Maps come back RING-ordered, float64, in µK_CMB, with unobserved pixels as ``he
 and refused when missing, unknown or implausible, never guessed. Files that are not full-sky HEALPix
 tables (images, cut-sky maps, tables of the wrong length, truncated files) are refused naming the
 file. A band's frequency, when its header states one, is read in any usual spelling
-(:func:`header_frequency_ghz`).
+(:func:`header_frequency_ghz`). Stokes Q and U (:func:`read_polarization`) come back in the COSMO
+convention, from the header's POLCCONV (IAU maps have their U negated; none stated is refused).
 """
 
 from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import healpy as hp
@@ -251,3 +252,61 @@ def _check_amplitude(path: Path, seen_uk: np.ndarray, units: str, field: int) ->
     check_unit_label(float(seen_uk.std()), units, subject=str(path), measured="it varies", plural=False,
                      statistic="standard deviation of its seen pixels", content="foreground",
                      relabel=f"pass units='{{units}}' or fix its TUNIT{field + 1}")
+
+
+#: POLCCONV values: the basis HEALPix Q/U are measured in. COSMO (HEALPix's, Planck's): (e_θ, e_φ);
+#: IAU: north and east, so that U_IAU = −U_COSMO (Q unchanged).
+POLARIZATION_CONVENTIONS = ("COSMO", "IAU")
+
+
+def polarization_convention(path: Path, header: fits.Header, given: str | None = None) -> str:
+    """COSMO or IAU from the POLCCONV of the map's table ``header`` or of its primary header, else
+    ``given``; a missing or unknown convention is refused (a wrong one flips the sign of U, turning E
+    into −E's mirror and mixing TE/EB), as is a ``given`` one that contradicts the header."""
+    found = next((str(h["POLCCONV"]).strip().upper() for h in (header, fits.getheader(path))
+                  if str(h.get("POLCCONV", "")).strip()), None)
+    stated = given.strip().upper() if given is not None else None
+    for value, where in ((found, "its POLCCONV"), (stated, "polcconv")):
+        if value is not None and value not in POLARIZATION_CONVENTIONS:
+            raise ValueError(f"{path}: unknown polarization convention {value!r} ({where}); expected COSMO "
+                             "(HEALPix and Planck) or IAU: fix the header's POLCCONV")
+    if found is not None and stated is not None and found != stated:
+        raise ValueError(f"{path}: its header says POLCCONV = {found!r} but polcconv={given!r} was passed; "
+                         "drop the argument or fix the header")
+    if found is None and stated is None:
+        raise ValueError(f"{path} states no polarization convention (POLCCONV), so the sign of its U is "
+                         "unknown: add POLCCONV = 'COSMO' (HEALPix and Planck maps) or 'IAU' to its header, "
+                         f"e.g. astropy.io.fits.setval('{path.name}', 'POLCCONV', value='COSMO', ext=1)")
+    return found or stated  # type: ignore[return-value]
+
+
+_QU_COLUMNS = ("Q_STOKES", "U_STOKES")
+
+
+def check_polarization_file(path: Path, polcconv: str | None = None) -> str:
+    """From its headers only (no pixel is read): the polarization convention of the HEALPix map
+    ``path`` (:func:`polarization_convention`), refused as there, and a file without ``Q_STOKES`` and
+    ``U_STOKES`` columns refused naming its columns."""
+    header = table_header(path)
+    if any(find_column(header, name) is None for name in _QU_COLUMNS):
+        listing = ", ".join(name or f"unnamed column {i + 1}" for i, name in enumerate(column_names(header)))
+        raise ValueError(f"{path} has no Q_STOKES and U_STOKES columns (its columns: {listing}): write its Q "
+                         "and U under those names (Planck layout), or separate its temperature (--stokes I)")
+    return polarization_convention(path, header, polcconv)
+
+
+def read_polarization(path: str | Path, units: str | None = None,
+                      polcconv: str | None = None) -> tuple[HealpixMap, HealpixMap]:
+    """The ``Q_STOKES`` and ``U_STOKES`` columns of the HEALPix FITS file ``path`` (Planck layout) as
+    :func:`read_map` reads a column (µK_CMB from the header's units or ``units``, RING, float64), in
+    the COSMO convention: U is negated when the file's POLCCONV (or ``polcconv``, for a header
+    without one; :func:`polarization_convention`) is IAU. A pixel UNSEEN in Q or U is UNSEEN in both.
+    Returns ``(q, u)``."""
+    path = Path(path)
+    convention = check_polarization_file(path, polcconv)
+    q, u = (read_map(path, units=units, field=name) for name in _QU_COLUMNS)
+    unseen = (q.values == hp.UNSEEN) | (u.values == hp.UNSEEN)
+    sign = -1.0 if convention == "IAU" else 1.0
+    fraction = float(unseen.mean())
+    return (replace(q, values=np.where(unseen, hp.UNSEEN, q.values), unseen_fraction=fraction),
+            replace(u, values=np.where(unseen, hp.UNSEEN, sign * u.values), unseen_fraction=fraction))
