@@ -69,16 +69,16 @@ def method_setup(args: argparse.Namespace) -> tuple[Separator, InputInfo, PatchG
     """The separator of ``--method`` with its input description and patch geometry: a network method
     (``cenn``, ``cenn-unbiased``) with ``--weights`` (default: its shipped weights), ``--device``,
     ``--precision`` and ``--batch-size``, described by its weights card; a classical method by
-    ``--instrument``, ``--npix`` and ``--pixel-arcsec``. With ``--stokes QU`` the network's
+    ``--instrument``, ``--npix`` and ``--pixel-arcsec``. With ``--stokes QU`` the ``cenn`` method's
     ``--weights`` are its Q/U weights (``polarization_weights``, default the shipped polarization
     model), beside its shipped temperature weights, and describe the inputs; a method that does not
-    separate Q and U is refused here, before any map is read."""
+    separate Q and U (``cenn-unbiased`` among them) is refused here, before any map is read."""
     stokes = args.stokes or "I"
     if args.method in NETWORK_METHODS:
-        temperature = args.weights if stokes == "I" else None
-        options = {"weights": resolve_weights(temperature) if temperature
+        polarized = stokes == "QU" and args.method == "cenn"  # the method that takes Q/U weights
+        options = {"weights": resolve_weights(args.weights) if args.weights and not polarized
                    else shipped_weights(NETWORK_METHODS[args.method])}
-        if stokes == "QU" and args.method == "cenn":
+        if polarized:
             options["polarization_weights"] = resolve_weights(args.weights, "QU")
         separator = build_separator(args.method, device=args.device, precision=args.precision,
                                     batch_size=args.batch_size, **options)

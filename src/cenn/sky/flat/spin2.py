@@ -13,7 +13,8 @@ Conventions (every component that draws polarized fields and every estimator of 
   north × west both point out of the sphere). So patch Q and U *are* the COSMO Q and U of the
   sky at the patch centre's frame, and the same E and B signs follow. (IAU Q equals COSMO Q;
   IAU U = −COSMO U.) Patches cut from HEALPix maps away from their centre need the spin-2
-  rotation between the local meridian and the pixel frame: not done here.
+  rotation between the local meridian and the pixel frame: :mod:`cenn.healpix.polarization` turns
+  each map pixel's Q/U into the patch frame when cutting and back when putting patches on the sphere.
 * Fourier. ``X = torch.fft.rfft2(map)`` (:mod:`cenn.sky.fields`); φ_ℓ is the angle of the
   wavevector (ℓ_row, ℓ_col) from x̂ towards ŷ, φ_ℓ = atan2(ℓ_col, ℓ_row), and::
 
