@@ -187,7 +187,8 @@ def _qu_weights(path, pixel_arcsec: float):
 def test_qu_network_weights_run_through_separate_polarization(sky, tmp_path):
     """`--method cenn --stokes QU --weights Q/U weights`: the file equals full_sky_maps of the
     NetworkSeparator holding them as its polarization weights (its separate_polarization, the
-    training data's Q/U noise levels from the card), and names them in WEIGHTS."""
+    training data's Q/U noise levels from the card), and names them in WEIGHTS; the same separator
+    without Q/U weights is refused (Separator.polarization_refusal) before any patch is cut."""
     _, _, geometry, _ = _patch_setup()
     weights = _qu_weights(tmp_path / "qu.safetensors", geometry.pixel_arcsec)
     paths = [_write(tmp_path / f"{f}.fits", sky, "COSMO") for f in (143, 217, 353)]
@@ -203,3 +204,7 @@ def test_qu_network_weights_run_through_separate_polarization(sky, tmp_path):
     found = hp.read_map(out, field=(0, 1), dtype=np.float64)
     np.testing.assert_allclose(found, expected.cmb, rtol=1e-5, atol=1e-3 * np.abs(expected.cmb).max())
     assert np.abs(found).max() > 0
+    temperature_only = NetworkSeparator(shipped_weights("reference"))
+    with pytest.raises(ValueError, match=r"the cenn method cannot make Q and U: no Q/U weights given"):
+        full_sky_maps(np.repeat(sky[1:, None], 3, axis=1), NSIDE, temperature_only, info, geometry, NSIDE,
+                      progress=False, stokes="QU")
