@@ -109,25 +109,31 @@ def test_unbiased_network_starts_as_the_cmb_free_needlet_ilc_with_sigma_at_its_s
 
 
 def test_cmb_free_needlet_ilc_removes_a_foreground_of_its_sed_down_to_the_noise():
-    """CMB + a bright dust-like field with exactly the nominal dust SED + white noise: what is left
-    is noise, at most the 217 GHz noise (30 µK), and a tiny fraction of the foreground."""
-    n, beams = 64, [7.3, 5.02, 4.94]
-    ell = PatchGeometry(n, 90.0).ell()
+    """CMB + a bright dust-like field with exactly the nominal dust SED + white noise, on patches cut
+    from a larger sky: what is left beyond the border strips is noise, at most the 217 GHz noise
+    (30 µK), and over the whole patch a small fraction of the foreground."""
+    big, n, beams = 96, 64, [7.3, 5.02, 4.94]
+    ell = PatchGeometry(big, 90.0).ell()
     g = torch.Generator().manual_seed(4)
-    dust = 2000.0 * torch.randn(4, 1, n, n, generator=g, dtype=torch.float64).cumsum(-1).cumsum(-2) / n
-    cmb = 100.0 * torch.randn(4, 1, n, n, generator=g, dtype=torch.float64)
+    dust = 2000.0 * torch.randn(4, 1, big, big, generator=g, dtype=torch.float64).cumsum(-1).cumsum(-2) / big
+    cmb = 100.0 * torch.randn(4, 1, big, big, generator=g, dtype=torch.float64)
+    cut = (..., slice(16, 16 + n), slice(16, 16 + n))
 
-    def observe(sky: torch.Tensor) -> torch.Tensor:  # (N, C, n, n) through each band's beam
+    def observe(sky: torch.Tensor) -> torch.Tensor:  # (N, C, n, n) through each band's beam, cut out
         windows = [gaussian_beam_window(ell, b) for b in beams]
-        return torch.stack([torch.fft.irfft2(torch.fft.rfft2(sky[:, c]) * w, s=(n, n))
-                            for c, w in enumerate(windows)], 1)
+        return torch.stack([torch.fft.irfft2(torch.fft.rfft2(sky[:, c]) * w, s=(big, big))
+                            for c, w in enumerate(windows)], 1)[cut]
 
     foreground = observe(dust * SEDS[:, 0][None, :, None, None])
     sigma = torch.tensor([20.0, 30.0, 100.0], dtype=torch.float64)[None, :, None, None].expand(4, 3, n, n)
-    x = observe(cmb.expand(4, 3, n, n)) + foreground + sigma * torch.randn(4, 3, n, n, generator=g,
-                                                                           dtype=torch.float64)
-    differences = cmb_free_differences(x, ell, beams, 1)
+    x = observe(cmb.expand(4, 3, big, big)) + foreground + sigma * torch.randn(4, 3, n, n, generator=g,
+                                                                               dtype=torch.float64)
+    differences = cmb_free_maps(x, beams, 1, 90.0)
     predicted = DifferenceILC(beams, 90.0, 1, SEDS).foregrounds(differences, sigma**2)
-    left = x[:, 1:2] - predicted - observe(cmb.expand(4, 3, n, n))[:, 1:2]
-    assert left.pow(2).mean().sqrt() < 30.0
-    assert left.pow(2).mean().sqrt() < 0.04 * foreground[:, 1].pow(2).mean().sqrt()
+    left = x[:, 1:2] - predicted - observe(cmb.expand(4, 3, big, big))[:, 1:2]
+    inner = left[..., 12:-12, 12:-12]  # beyond the refilled strips' reach
+    assert inner.pow(2).mean().sqrt() < 30.0
+    # the whole patch, its strips included: 54 µK, 5 % (a strip refilled from a local fit is noisier
+    # than from one fit per patch for this one-SED foreground, 49 µK, but follows the plane's
+    # changing mix: the plane's residual fell from 264 to 240 µK)
+    assert left.pow(2).mean().sqrt() < 0.06 * foreground[:, 1].pow(2).mean().sqrt()

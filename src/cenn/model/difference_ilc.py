@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from cenn.model.linear import to_maps
+from cenn.model.linear import MIRROR_PAD_PX, to_maps
 from cenn.model.needlets import (
     ELL_PEAKS,
     band_grid,
@@ -161,9 +161,12 @@ class DifferenceILC:
         CMB-free ``differences (N, C − 1, n, n)`` µK_CMB and the bands' noise variance
         ``noise_var (N, C, n, n)`` µK²."""
         n = differences.shape[-1]
-        to_ref, windows = self.windows(n, differences.device)
-        fourier = torch.fft.rfft2(differences.to(torch.float64)) * to_ref
-        variance = noise_var.to(torch.float64)
+        pad = min(MIRROR_PAD_PX, n - 1)
+        differences = F.pad(differences.to(torch.float64), (pad,) * 4, mode="reflect")
+        variance = F.pad(noise_var.to(torch.float64), (pad,) * 4, mode="reflect")
+        size = n + 2 * pad
+        to_ref, windows = self.windows(size, differences.device)
+        fourier = torch.fft.rfft2(differences) * to_ref
         out = torch.zeros_like(fourier[:, 0])
         on_grid: dict[int, torch.Tensor] = {}  # the noise variance averaged onto each working grid
         for w in windows:
@@ -173,8 +176,8 @@ class DifferenceILC:
             local_var = local_mean(on_grid[w.grid], w.sigma)
             weights = self._weights(band, local_var, w)  # (N, g, g, K)
             combined = torch.einsum("nhwk,nkhw->nhw", weights, band)
-            out += w.h * pad_modes(torch.fft.rfft2(combined), n)
-        return to_maps(out, n)[:, None]
+            out += w.h * pad_modes(torch.fft.rfft2(combined), size)
+        return to_maps(out, size)[:, None, pad : pad + n, pad : pad + n]
 
     def _weights(self, band: torch.Tensor, local_var: torch.Tensor, w: _Window) -> torch.Tensor:
         """Per pixel, the regression weights ``(N, g, g, K)`` of f_ref on the window's differences."""
