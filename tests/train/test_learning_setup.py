@@ -1,6 +1,7 @@
 """The learning problem's options: losses, schedules, hybrid networks filled in from the data,
 smaller training crops, and latitude strata."""
 
+import dataclasses
 import math
 
 import pytest
@@ -14,6 +15,7 @@ from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import GeometryConfig, RegionConfig, SimulationConfig
 from cenn.train import TrainConfig, train
 from cenn.train.losses import build_loss, mse, patch_log_mse
+from cenn.train.task import CENNTask
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -85,9 +87,23 @@ def test_hybrid_trains_on_smaller_crops_with_the_instrument_from_the_data(val_st
     assert card.architecture_params["beams_arcmin"] == pytest.approx([7.22, 4.90, 4.92], abs=0.2)
     assert card.architecture_params["pixel_arcsec"] == 90.0 and card.architecture_params["reference"] == 1
     assert TrainConfig.load(tmp_path / "run" / "config.toml").model.params["reference"] == 1
-    x = torch.randn(1, 3, 64, 64) * 50
+    # the network rebuilt from the weights file is the best checkpoint's, output for output, exactly;
+    # built with other beams from the same tensors it is not (the card's instrument matters)
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    saved = TrainConfig.load(tmp_path / "run" / "config.toml")
+    task = CENNTask(saved, in_channels=3, reference_channel=1)
+    task.load_state_dict(best["state_dict"])
+    other = dataclasses.replace(saved, model=dataclasses.replace(
+        saved.model, params={**saved.model.params, "beams_arcmin": [5.0, 5.0, 5.0]}))
+    wrong = CENNTask(other, in_channels=3, reference_channel=1)
+    wrong.load_state_dict(best["state_dict"])
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64) * 50
     with torch.no_grad():
-        assert torch.isfinite(net(x)).all()
+        rebuilt, checkpoint, other_beams = net.eval()(x), task.net.eval()(x), wrong.net.eval()(x)
+    assert rebuilt.shape == (2, 1, 64, 64) and rebuilt.abs().max() > 10
+    assert torch.equal(rebuilt, checkpoint)
+    assert (other_beams - checkpoint).abs().max() > 0.1
     rows = (tmp_path / "run" / "logs" / "csv" / "version_0" / "metrics.csv").read_text()
     assert "train/loss" in rows
 
