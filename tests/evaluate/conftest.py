@@ -1,9 +1,15 @@
 """Small seeded dataset stores for the evaluation tests (64×64 patches, |b| > 30°, components
-stored)."""
+stored), and the figures the evaluation draws, read back as matplotlib objects."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+from matplotlib.figure import Figure
 
 from cenn.data.simulate import simulate
+from cenn.evaluate import figures
 from cenn.sky.components import COMPONENTS
 from cenn.sky.noise import NoiseConfig
 from cenn.sky.simulator import GeometryConfig, InstrumentConfig, RegionConfig, SimulationConfig
@@ -45,3 +51,32 @@ def polarized_stores(tmp_path_factory):
                "noisy_t": _config(1.0, seed=7)}
     return {name: simulate(root / f"{name}.zarr", N, config, chunk_size=8, progress=False).path
             for name, config in configs.items()}
+
+
+@contextmanager
+def _drawing() -> Iterator[dict[str, Figure]]:
+    """Inside: every figure :mod:`cenn.evaluate.figures` saves, by file name, in order. The PNG is
+    still written; the closed figure keeps its artists (lines, images, labels) for a test to read."""
+    drawn: dict[str, Figure] = {}
+    save = figures._save
+
+    def keep(fig: Figure, path: Path | str) -> Path:
+        drawn[Path(path).name] = fig
+        return save(fig, path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(figures, "_save", keep)
+        yield drawn
+
+
+@pytest.fixture(scope="session")
+def drawing():
+    """``with drawing() as drawn:`` collects the figures drawn inside (any fixture scope)."""
+    return _drawing
+
+
+@pytest.fixture
+def drawn() -> Iterator[dict[str, Figure]]:
+    """The figures this test draws, by file name."""
+    with _drawing() as figs:
+        yield figs

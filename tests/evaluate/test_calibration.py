@@ -182,7 +182,7 @@ def test_mask_fraction_and_rms_on_a_small_case():
         stats.add(target, output, sigma[:, :1])
 
 
-def test_the_report_has_the_calibration(stores, tmp_path):
+def test_the_report_has_the_calibration(stores, tmp_path, drawn):
     config = EvaluationConfig(batch_size=8, injection=False, noise_factors=[], max_patches=8,
                               mask_above_uk=20.0)
     out = tmp_path / "report"
@@ -201,19 +201,37 @@ def test_the_report_has_the_calibration(stores, tmp_path):
     assert len(list(csv.reader((out / "tables" / "calibration_reliability.csv").open()))) == 1 + 10
     for name in ("calibration_sigma_bins", "calibration_histogram"):
         assert (out / "tables" / f"{name}.csv").stat().st_size > 100
-    png = (out / "figures" / "reliability.png").read_bytes()
-    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    # the reliability figure plots the calibrated method's observed fractions at the nominal levels
+    (ax,) = drawn["reliability.png"].axes
+    lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    assert set(lines) == {"calibrated", "noisy"}
+    np.testing.assert_allclose(lines["noisy"].get_xdata(), NOMINAL_LEVELS)
+    np.testing.assert_allclose(lines["noisy"].get_ydata(), cal["reliability"]["observed"])
+    (squares,) = [line for line in ax.get_lines() if line.get_marker() == "s"]  # the 1σ and 2σ coverage
+    np.testing.assert_allclose(squares.get_ydata(), [cal["coverage"]["1sigma"], cal["coverage"]["2sigma"]])
+    assert (out / "figures" / "reliability.png").read_bytes().startswith(b"\x89PNG")
     md = (out / "report.md").read_text()
     assert "## Uncertainty calibration" in md and "figures/reliability.png" in md
     assert "target-band RMS in mask [µK] (ratio)" in md
 
 
-def test_the_reliability_figure_draws_a_panel_per_dataset(tmp_path):
+def test_the_reliability_figure_draws_a_panel_per_dataset(tmp_path, drawn):
     stats = CalibrationStats(mask_above_uk=50.0)
     g = torch.Generator().manual_seed(3)
     stats.add(torch.zeros(2, 8, 8), 5.0 * torch.randn((2, 8, 8), generator=g), torch.full((2, 8, 8), 5.0))
     results = {"cenn": {"a": {"calibration": calibration_summary(stats)}, "b": {"calibration": None}},
                "nilc": {"a": {"calibration": None}, "b": {"calibration": None}}}
-    both = figures.fig_reliability(results, ["a", "b"], tmp_path / "r.png").read_bytes()
-    one = figures.fig_reliability(results, ["a"], tmp_path / "r1.png").read_bytes()
-    assert both.startswith(b"\x89PNG") and len(one) > 5000 and both != one
+    figures.fig_reliability(results, ["a", "b"], tmp_path / "r.png")
+    figures.fig_reliability(results, ["a"], tmp_path / "r1.png")
+    both, one = drawn["r.png"], drawn["r1.png"]
+    assert [ax.get_title() for ax in both.axes] == ["a", "b"] and [ax.get_title() for ax in one.axes] == ["a"]
+    observed = results["cenn"]["a"]["calibration"]["reliability"]["observed"]
+    for fig in (both, one):
+        lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+        np.testing.assert_allclose(lines["cenn"].get_xdata(), NOMINAL_LEVELS)
+        np.testing.assert_allclose(lines["cenn"].get_ydata(), observed)
+        np.testing.assert_array_equal(lines["calibrated"].get_ydata(), [0, 1])
+        assert len(fig.axes[0].texts) == 0 and fig.axes[0].get_xlim() == fig.axes[0].get_ylim() == (0, 1)
+    # no method states a σ on b: the diagonal and the note only
+    assert [line.get_label() for line in both.axes[1].get_lines()] == ["calibrated"]
+    assert [t.get_text() for t in both.axes[1].texts] == [figures.NO_SIGMA_TEXT]

@@ -99,21 +99,6 @@ def inputs() -> dict:
     return {"results": results, "summary": summary, "examples": examples, "rms": rms}
 
 
-@pytest.fixture
-def drawn(monkeypatch) -> list[Figure]:
-    """The figures the functions draw, in order: ``_save`` still writes each PNG, and the closed
-    figure keeps its artists for the tests to read."""
-    figs: list[Figure] = []
-    save = figures._save
-
-    def keep(fig: Figure, path: Path | str) -> Path:
-        figs.append(fig)
-        return save(fig, path)
-
-    monkeypatch.setattr(figures, "_save", keep)
-    return figs
-
-
 def _assert_png(path: Path, fig: Figure) -> None:
     """The file is the PNG of ``fig``: its signature and the figure's size in pixels at 110 dpi."""
     data = Path(path).read_bytes()
@@ -160,7 +145,7 @@ def test_plot_patch_grid_draws_each_map_on_its_own_symmetric_scale(tmp_path: Pat
     maps = [np.zeros((8, 8)), np.arange(64.0).reshape(8, 8) - 20.0]
     out = figures.plot_patch_grid([("row", maps)], ["a", "b"], tmp_path / "sub" / "grid.png")
     assert out == tmp_path / "sub" / "grid.png"
-    (fig,) = drawn
+    (fig,) = drawn.values()
     _assert_png(out, fig)
     panels = _panels(fig)
     assert [ax.get_title() for ax in panels] == ["a", "b"]
@@ -178,7 +163,7 @@ def test_fig_patches(inputs: dict, tmp_path: Path, drawn) -> None:
     out = figures.fig_patches(inputs["examples"], "cenn", tmp_path / "a" / "patches.png")
     one = {DATASETS[0]: inputs["examples"][DATASETS[0]]}
     figures.fig_patches(one, "cenn", tmp_path / "patches1.png")
-    full, fewer = drawn
+    full, fewer = drawn.values()
     _assert_png(out, full)
     assert len(_panels(full)) == 8 and len(_panels(fewer)) == 4
     for row, d in enumerate(DATASETS):
@@ -261,9 +246,10 @@ def test_result_figures_plot_each_method_on_each_dataset(inputs: dict, tmp_path:
     out = fn(inputs["results"], list(DATASETS), tmp_path / "new" / f"{name}.png")
     fewer = _fewer(inputs["results"])
     fn(fewer, DATASETS[:1], tmp_path / f"{name}_fewer.png")
-    _assert_png(out, drawn[0])
-    CHECKS[name](drawn[0], inputs["results"], DATASETS, METHODS)
-    CHECKS[name](drawn[1], fewer, DATASETS[:1], ("ilc",))
+    full, one = drawn.values()
+    _assert_png(out, full)
+    CHECKS[name](full, inputs["results"], DATASETS, METHODS)
+    CHECKS[name](one, fewer, DATASETS[:1], ("ilc",))
 
 
 def test_fig_residual_vs_foregrounds(inputs: dict, tmp_path: Path, drawn) -> None:
@@ -273,7 +259,7 @@ def test_fig_residual_vs_foregrounds(inputs: dict, tmp_path: Path, drawn) -> Non
     merged = {d: {**s, "component_dl": {**s["component_dl"], "point_sources": s["component_dl"]["radio"]}}
               for d, s in summary.items()}
     figures.fig_residual_vs_foregrounds(_fewer(results), merged, DATASETS[:1], tmp_path / "p.png")
-    full, fewer = drawn
+    full, fewer = drawn.values()
     _assert_png(out, full)
     names = ("dust", "cib", "radio", "infrared_galaxies", "noise")
     for ax, d in zip(full.axes, DATASETS, strict=True):
@@ -295,7 +281,7 @@ def test_fig_contaminated_patch(inputs: dict, tmp_path: Path, drawn) -> None:
     contaminated = {m: inputs["results"][m]["inner"]["contaminated_patch"] for m in METHODS}
     out = figures.fig_contaminated_patch(maps, contaminated, tmp_path / "c" / "c.png")
     figures.fig_contaminated_patch(maps, {"ilc": contaminated["ilc"]}, tmp_path / "c1.png")
-    both, one = drawn
+    both, one = drawn.values()
     _assert_png(out, both)
     assert both._suptitle.get_text() == "Patch 7: $(l, b)$ = (120.0°, -3.0°); cenn residual 0.40 ± 12.00 µK"
     assert one._suptitle.get_text().endswith("ilc residual 0.40 ± 12.00 µK")
@@ -318,7 +304,7 @@ def test_fig_residual_rms(inputs: dict, tmp_path: Path, drawn) -> None:
     out = figures.fig_residual_rms(rms, list(DATASETS), tmp_path / "r" / "rms.png")
     fewer = {"cenn": {DATASETS[0]: rms["cenn"][DATASETS[0]]}}
     figures.fig_residual_rms(fewer, DATASETS[:1], tmp_path / "r1.png")
-    full, one = drawn
+    full, one = drawn.values()
     _assert_png(out, full)
     for ax, d in zip(full.axes, DATASETS, strict=True):
         values = np.concatenate([rms[m][d] for m in METHODS])
