@@ -15,6 +15,7 @@ from cenn.cli import main
 from cenn.data.store import DatasetStore
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.document import Document
+from cenn.evaluate.metrics import as_line
 from cenn.evaluate.run import evaluate
 from cenn.predict import Predictor
 from cenn.separators import InputInfo, Separator, TargetBandSeparator, build_separator
@@ -36,12 +37,19 @@ class Halved(Separator):
 
 
 @pytest.fixture(scope="module")
-def report(stores, tmp_path_factory):
+def drawn_report(stores, drawing, tmp_path_factory):
+    """The report folder, the metrics and the figures drawn, by file name."""
     out = tmp_path_factory.mktemp("report") / "report"
-    metrics = evaluate([(None, stores["sky"]), ("noisy", stores["noisy"])],
-                       {"target-band": TargetBandSeparator(), "halved": Halved()}, out, CONFIG,
-                       progress=False)
-    return out, metrics
+    with drawing() as drawn:
+        metrics = evaluate([(None, stores["sky"]), ("noisy", stores["noisy"])],
+                           {"target-band": TargetBandSeparator(), "halved": Halved()}, out, CONFIG,
+                           progress=False)
+    return out, metrics, drawn
+
+
+@pytest.fixture(scope="module")
+def report(drawn_report):
+    return drawn_report[:2]
 
 
 def _strict_json(path):
@@ -51,11 +59,31 @@ def _strict_json(path):
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
-def test_every_file_is_written(report):
-    out, _ = report
-    for name in FIGURES:
+def test_every_file_is_written(drawn_report):
+    out, _, drawn = drawn_report
+    assert set(FIGURES) <= set(drawn)
+    for name in FIGURES:  # each file is the PNG of the figure drawn: its size at 110 dpi
         data = (out / "figures" / name).read_bytes()
-        assert data.startswith(b"\x89PNG") and len(data) > 5000, name
+        size = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        assert data.startswith(b"\x89PNG"), name
+        assert size == tuple(round(v * 110) for v in drawn[name].get_size_inches()), name
+    # what they plot: the spectra of metrics.json, and in fig. 1 the target band's output is its input
+    results = _strict_json(out / "metrics.json")["results"]
+    top = drawn["fig3_spectra.png"].axes[:2]
+    for ax, d in zip(top, ("high", "noisy"), strict=True):
+        lines = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
+        assert set(lines) == {"CMB label", "target-band", "halved"}
+        for m in ("target-band", "halved"):
+            np.testing.assert_allclose(lines[m], as_line(results[m][d]["per_bin"]["output_dl_mean"]))
+    halved = [as_line(results["halved"][d]["per_bin"]["output_dl_mean"]) for d in ("high", "noisy")]
+    full = [as_line(results["target-band"][d]["per_bin"]["output_dl_mean"]) for d in ("high", "noisy")]
+    for h, f in zip(halved, full, strict=True):
+        np.testing.assert_allclose(h, 0.25 * f, rtol=1e-5)  # half the map: a quarter of the power
+    images = [ax.get_images()[0].get_array() for ax in drawn["fig1_patches.png"].axes if ax.get_images()]
+    assert len(images) == 8  # observed, label, output, residual for each dataset
+    np.testing.assert_array_equal(images[2], images[0])
+    np.testing.assert_allclose(images[3], images[1] - images[0])
+    assert np.abs(images[0] - images[1]).max() > 1.0  # the foregrounds are there to be left in
     for name in ("summary", "table1", "pixel_metrics", "by_dust", "noise", "spectra_high_halved",
                  "foregrounds_noisy", "per_patch_noisy_target-band"):
         assert (out / "tables" / f"{name}.csv").stat().st_size > 50, name
