@@ -261,9 +261,9 @@ def train(cfg: TrainConfig, run_dir: Path | str, overwrite: bool = False, inputs
     check_device(cfg.trainer.accelerator, "--accelerator", accelerator=True)
     inputs = run_inputs(cfg, inputs)
     writer = rank_zero_only.rank == 0  # the other processes of a distributed run only read
+    check_output(run_dir, "run", inputs, overwrite)  # first: it names a folder the lock cannot be beside
     if writer:  # the others run beside it, in the folder it holds
         check_not_running(run_dir)
-    check_output(run_dir, "run", inputs, overwrite)
     with run_lock(run_dir) if writer else contextlib.nullcontext():
         return _train_held(cfg, run_dir, overwrite, inputs, writer)
 
