@@ -1,13 +1,12 @@
 """Flat-sky power spectra: normalisation, mean removal, cross spectra, unbiasedness on Gaussian
 fields, beam and pixel-window deconvolution, NaMaster agreement (when pymaster is installed)."""
 
-import importlib
 import math
-import os
 
 import numpy as np
 import pytest
 import torch
+from namaster_support import import_pymaster
 
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.flat.spectra import (
@@ -160,12 +159,7 @@ def test_binning_schemes():
 
 
 def test_agrees_with_namaster_flat_sky():
-    # CI builds pymaster (.ci/run) and sets CENN_REQUIRE_NAMASTER=1: there a missing one fails
-    if os.environ.get("CENN_REQUIRE_NAMASTER") == "1":
-        nmt = importlib.import_module("pymaster")
-    else:
-        nmt = pytest.importorskip("pymaster", reason="the NaMaster cross-check needs pymaster, built from "
-                                  "source: see 'NaMaster cross-check' in docs/evaluation.md")
+    nmt = import_pymaster()  # skips without pymaster, except in CI (CENN_REQUIRE_NAMASTER=1)
     geometry = PatchGeometry(128, 90.0)
     binning = Binning.linear(200, 4000, 200)
     maps = _gaussian_fields(1, geometry, seed=4)[0].numpy()
