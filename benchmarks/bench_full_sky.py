@@ -1,7 +1,7 @@
 """Full-sky prediction time: three simulated HEALPix band maps in, the CMB map out.
 
     python benchmarks/bench_full_sky.py [--nside 2048] [--method cenn] [--device cpu|cuda]
-        [--mollweide cmb.png]
+        [--precision auto|32|bf16] [--mollweide cmb.png]
 
 The band maps: the shipped lensed CMB spectrum (beam of each band), a power-law Galactic-like
 foreground (C_ℓ ∝ ℓ^-2.4, brighter towards the plane, scaled by a dust-like SED) and white noise
@@ -27,6 +27,7 @@ from common import record
 from cenn.healpix.command import card_info, instrument_info, write_mollweide
 from cenn.healpix.reproject import predict_full_sky
 from cenn.pretrained import default_weights
+from cenn.runtime import DEFAULT_PRECISION, PRECISIONS
 from cenn.separators import NetworkSeparator, build_separator
 from cenn.sky.components.cmb.spectrum import lensed_tt
 from cenn.sky.flat.geometry import PatchGeometry
@@ -67,6 +68,8 @@ def main() -> None:
     p.add_argument("--method", default="cenn")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                   help="the network's, as cenn predict --precision (default auto)")
     p.add_argument("--mollweide", help="also write a Mollweide view of the CMB (PNG)")
     p.add_argument("--no-record", action="store_true")
     args = p.parse_args()
@@ -74,7 +77,8 @@ def main() -> None:
     maps = band_maps(args.nside)
     simulate_s = time.perf_counter() - start
     if args.method == "cenn":
-        separator = NetworkSeparator(default_weights(), device=args.device, batch_size=args.batch_size)
+        separator = NetworkSeparator(default_weights(), device=args.device, precision=args.precision,
+                                     batch_size=args.batch_size)
         card = separator.predictor.card
         info, geometry = card_info(card), PatchGeometry(card.npix, card.pixel_arcsec)
     else:
@@ -90,6 +94,8 @@ def main() -> None:
                "pixel_arcsec": geometry.pixel_arcsec, "simulate_maps_s": round(simulate_s, 1),
                "predict_s": round(predict_s, 1), "peak_memory_gb": round(peak_gb, 2),
                "covered_fraction": float(np.mean(weight > 0))}
+    if isinstance(separator, NetworkSeparator):
+        figures["precision"] = separator.predictor.precision
     print(figures)
     if args.mollweide:
         write_mollweide(Path(args.mollweide), cmb, f"{args.method} CMB, simulated Nside {args.nside} sky")

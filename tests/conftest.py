@@ -21,6 +21,20 @@ def cmb_only_config() -> SimulationConfig:
     return SimulationConfig(seed=3, components=comps)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cpu_without_bf16():
+    """A CPU without AVX-512 BF16 or AMX as far as cenn can tell, for the whole session: networks run
+    with the default precision ("auto") in float32 on every machine, so that tests comparing their
+    outputs with exact numbers pass on a CPU with bfloat16 units too. Tests of bf16 ask for it, or
+    set these checks themselves."""
+    from cenn.runtime import BF16_CHECKS
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in BF16_CHECKS:
+            patch.setattr(torch.cpu, name, lambda: False, raising=False)
+        yield
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Torch on one thread for a module that runs networks: two threads on a busy two-core

@@ -118,9 +118,6 @@ def test_help_names_what_the_commands_know(command, words, capsys, monkeypatch):
 def test_the_parser_choices_are_the_commands_own():
     """Choices the parser declares without importing their modules are those modules' own."""
     from cenn.cli.export_weights import DTYPE_NAMES
-    from cenn.cli.options import PRECISIONS
     from cenn.model.weights import DTYPES
-    from cenn.predict.api import PRECISIONS as PREDICTOR_PRECISIONS
 
-    assert PRECISIONS == PREDICTOR_PRECISIONS == ("32", "bf16")
     assert DTYPE_NAMES == tuple(DTYPES) == ("fp32", "fp16", "bf16")

@@ -185,7 +185,7 @@ def test_write_output_is_atomic_and_labelled(tmp_path, predictor, maps):
 
     cmb = predictor.predict(maps, **META)
     write_output(tmp_path / "cmb.npy", cmb, predictor.card, source="maps.npy")
-    write_output(tmp_path / "cmb.fits", cmb, predictor.card, source="maps.npy")
+    write_output(tmp_path / "cmb.fits", cmb, predictor.card, source="maps.npy", precision="bf16")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cmb.fits", "cmb.npy"]
     np.testing.assert_array_equal(np.load(tmp_path / "cmb.npy"), cmb)
     with fits.open(tmp_path / "cmb.fits") as hdus:
@@ -193,6 +193,7 @@ def test_write_output_is_atomic_and_labelled(tmp_path, predictor, maps):
         header = hdus[0].header
         assert (header["BUNIT"], header["FREQ"], header["PIXSIZE"]) == ("uK_CMB", 217.0, 90.0)
         assert "cenn-small" in str(header["HISTORY"])
+        assert "network precision: bf16 (32: float32; bf16: bfloat16 autocast)" in str(header["HISTORY"])
     with pytest.raises(ValueError, match=r"supported: \.npy, \.fits, \.fits\.gz"):
         write_output(tmp_path / "cmb.h5", cmb, predictor.card, source="maps.npy")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cmb.fits", "cmb.npy"]

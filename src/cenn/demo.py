@@ -20,7 +20,7 @@ from cenn.evaluate.run import evaluate
 from cenn.io.atomic import atomic_write_text
 from cenn.outputs import MARKER, Inputs, OutputError, check_output, foreign_entries, mark
 from cenn.pretrained import is_shipped, resolve_weights
-from cenn.runtime import check_device
+from cenn.runtime import DEFAULT_PRECISION, check_device
 from cenn.separation import Separator
 from cenn.separators import build_separator
 from cenn.sky.simulator import LATITUDE_BANDS, RegionConfig, SimulationConfig
@@ -36,17 +36,17 @@ def default_methods() -> tuple[str, ...]:
     return tuple(m for m in METHODS if m != "cenn-unbiased" or is_shipped("unbiased"))
 
 
-def demo_separators(methods: tuple[str, ...], weights: str | Path | None,
-                    device: str) -> dict[str, Separator]:
+def demo_separators(methods: tuple[str, ...], weights: str | Path | None, device: str,
+                    precision: str = DEFAULT_PRECISION) -> dict[str, Separator]:
     """The demo's methods: the networks (``cenn``: ``weights``, default the shipped reference model;
-    ``cenn-unbiased``: the shipped unbiased model) and the baselines."""
+    ``cenn-unbiased``: the shipped unbiased model; both in ``precision``) and the baselines."""
     separators = {}
     for name in methods:
         options: dict[str, Any] = {}
         if name == "cenn":
-            options = {"weights": resolve_weights(weights), "device": device}
+            options = {"weights": resolve_weights(weights), "device": device, "precision": precision}
         elif name == "cenn-unbiased":
-            options = {"device": device}
+            options = {"device": device, "precision": precision}
         elif name == "wiener":
             options = {"calibration_patches": WIENER_CALIBRATION, "device": device}
         separators[name] = build_separator(name, **options)
@@ -106,17 +106,21 @@ def run_demo(
     weights: str | Path | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    precision: str = DEFAULT_PRECISION,
 ) -> dict[str, Any]:
     """Run the demo into ``out`` (``data/``, ``report/``, ``demo.toml``); returns the metrics. A rerun
     with the same settings reuses the simulated data; other sizes or seeds need ``overwrite``. The
-    device and the folder are checked before any work (:func:`check_demo_out`)."""
+    networks run in ``precision`` (:data:`cenn.runtime.PRECISIONS`; the report's method settings
+    record the one chosen). The device and the folder are checked before any work
+    (:func:`check_demo_out`)."""
     if n_per_band < 1:
         raise ValueError(f"the demo needs at least one patch per region, got {n_per_band}")
     check_device(str(device), "--device")
     out = Path(out)
     inputs = [("--weights", weights)]
     check_demo_out(out, inputs)
-    separators = demo_separators(default_methods() if methods is None else tuple(methods), weights, device)
+    separators = demo_separators(default_methods() if methods is None else tuple(methods), weights, device,
+                                 precision)
     (out / "data").mkdir(parents=True, exist_ok=True)
     if not (out / MARKER).exists():
         mark(out, "demo")

@@ -1,4 +1,5 @@
-"""Process-wide settings that make the CPU code paths fast, and the check of a requested device.
+"""Process-wide settings that make the CPU code paths fast, the check of a requested device, and the
+precision networks run in on it.
 
 The simulator and the network allocate and free large float buffers (tens to hundreds of MB)
 at every batch. glibc serves allocations above its mmap threshold with fresh ``mmap`` pages,
@@ -84,3 +85,35 @@ def checked_device(device: object, option: str = "device") -> torch.device:
         raise ValueError(f"{option} must be a device name such as 'cpu' or 'cuda', got {device!r}")
     check_device(str(device), option)
     return torch.device(device)
+
+
+#: Precisions a network runs in: ``auto`` (:func:`resolve_precision`), ``32`` (float32) or ``bf16``
+#: (bfloat16 autocast; the output is float32 either way).
+PRECISIONS = ("auto", "32", "bf16")
+#: The precision of inference when none is asked for.
+DEFAULT_PRECISION = "auto"
+#: torch's checks of the CPU's bfloat16 units (AVX-512 BF16, AMX tiles), functions of ``torch.cpu``.
+BF16_CHECKS = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+
+
+def bf16_fast(device: object) -> bool:
+    """Whether bfloat16 autocast speeds up inference on ``device``: a CPU device on a CPU with
+    AVX-512 BF16 or AMX tiles (by torch's own checks, :data:`BF16_CHECKS`; a torch without them
+    counts as neither). False on every
+    other device: CUDA and MPS keep float32 unless bf16 is asked for."""
+    import torch
+
+    if torch.device(device).type != "cpu":
+        return False
+    return any(getattr(torch.cpu, name, lambda: False)() for name in BF16_CHECKS)
+
+
+def resolve_precision(precision: str, device: object) -> str:
+    """``precision`` (one of :data:`PRECISIONS`) as the one a network runs in on ``device``: ``auto``
+    is ``bf16`` where :func:`bf16_fast` says bfloat16 is fast there, else ``32``; ``32`` and ``bf16``
+    are kept. Raises ``ValueError`` for any other value."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    return "bf16" if bf16_fast(device) else "32"

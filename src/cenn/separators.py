@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from cenn.data.stokes import qu_channels
+from cenn.runtime import DEFAULT_PRECISION
 from cenn.separation import (
     SEPARATORS,
     InputInfo,
@@ -64,7 +65,7 @@ class NetworkSeparator(Separator):
 
     name = "cenn"
 
-    def __init__(self, weights: str | Path, device: str = "cpu", precision: str = "32",
+    def __init__(self, weights: str | Path, device: str = "cpu", precision: str = DEFAULT_PRECISION,
                  batch_size: int = 32, polarization_weights: str | Path | None = None):
         self.weights = Path(weights)
         self.predictor = _network(self.weights, "I", device, precision, batch_size)
@@ -150,7 +151,7 @@ class UnbiasedNetworkSeparator(NetworkSeparator):
     name = "cenn-unbiased"
 
     def __init__(self, weights: str | Path = NETWORK_METHODS["cenn-unbiased"], device: str = "cpu",
-                 precision: str = "32", batch_size: int = 32):
+                 precision: str = DEFAULT_PRECISION, batch_size: int = 32):
         from cenn.pretrained import resolve_weights
 
         super().__init__(resolve_weights(weights), device=device, precision=precision, batch_size=batch_size)

@@ -68,7 +68,8 @@ def test_trained_weights_make_a_full_sky_map(band_maps, tmp_path, tiny_weights):
                  "--nside", "32", "--mollweide", str(tmp_path / "cenn.png"), "--no-progress"]) == 0
     cmb = hp.read_map(out)
     assert hp.get_nside(cmb) == 32 and np.all(np.isfinite(cmb)) and np.all(cmb != hp.UNSEEN)
-    assert fits.getheader(out, 1)["WEIGHTS"] == "w.safetensors"
+    header = fits.getheader(out, 1)
+    assert header["WEIGHTS"] == "w.safetensors" and header["PRECISN"] == "32"  # auto, no bf16 (conftest)
     assert (tmp_path / "cenn.png").read_bytes().startswith(b"\x89PNG")
 
 

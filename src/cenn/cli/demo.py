@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cenn.cli.options import LateHelp, add_device, add_no_progress
+from cenn.cli.options import LateHelp, add_device, add_no_progress, add_precision
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", help="network weights (default: the reference model shipped with cenn)")
     p.add_argument("--seed", type=int, default=0)
     add_device(p)
+    add_precision(p)
     p.add_argument("--overwrite", action="store_true",
                    help="replace data simulated by an earlier demo with other --patches or --seed")
     add_no_progress(p)
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seed must be a whole number >= 0, got {args.seed}")
     methods = None if args.methods is None else tuple(m.strip() for m in args.methods.split(",") if m.strip())
     metrics = run_demo(args.out, args.patches, args.seed, args.device, methods, args.weights,
-                       not args.no_progress, args.overwrite)
+                       not args.no_progress, args.overwrite, args.precision)
     print(format_table(*summary_table(metrics)))
     print(f"report: {Path(args.out) / 'report' / 'report.html'}")
     return 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-#: ``--precision`` of the networks: float32, or bfloat16 autocast (:data:`cenn.predict.api.PRECISIONS`).
-PRECISIONS = ("32", "bf16")
+from cenn.runtime import DEFAULT_PRECISION, PRECISIONS
 
 
 def add_device(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
@@ -16,8 +15,9 @@ def add_device(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
 
 def add_precision(parser: argparse.ArgumentParser) -> None:
     """``--precision`` of the network methods."""
-    parser.add_argument("--precision", choices=PRECISIONS, default="32",
-                        help="32 (float32) or bf16 (bfloat16 autocast); the output is float32 either way")
+    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                        help="auto (default: bf16 on a CPU with AVX-512 BF16 or AMX, else 32), 32 (float32) "
+                             "or bf16 (bfloat16 autocast); the output is float32 either way")
 
 
 def add_no_progress(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -34,7 +34,7 @@ from cenn.outputs import check_file_outputs, write_file
 from cenn.predict.units import check_channel_order
 from cenn.predict.values import check_finite_output
 from cenn.pretrained import resolve_weights, shipped_weights
-from cenn.runtime import check_device
+from cenn.runtime import DEFAULT_PRECISION, check_device
 from cenn.separation import InputInfo, Separator
 from cenn.separators import NETWORK_METHODS, NetworkSeparator, build_separator
 from cenn.sky.flat.geometry import PatchGeometry
@@ -124,7 +124,7 @@ def check_method_options(args: argparse.Namespace, separator: Separator) -> None
     its weights card, for a network method (a ``--npix`` or ``--pixel-arcsec`` equal to the card's
     is accepted)."""
     if not isinstance(separator, NetworkSeparator):
-        given = given_options(args, {"weights": None, "precision": "32", "device": "cpu"})
+        given = given_options(args, {"weights": None, "precision": DEFAULT_PRECISION, "device": "cpu"})
         if given:
             are, them = ("are", "them") if len(given) > 1 else ("is", "it")
             raise ValueError(f"{', '.join(given)} {are} for the network methods "
@@ -357,7 +357,8 @@ def run_full_sky(args: argparse.Namespace) -> int:
         header.append(("COORDSYS", maps[0].coordsys, "coordinate system of the input maps"))
     if isinstance(separator, NetworkSeparator):
         weights = separator.polarization_weights if stokes == "QU" else separator.weights
-        header.append(("WEIGHTS", Path(str(weights)).name[:68]))
+        header += [("WEIGHTS", Path(str(weights)).name[:68]),
+                   ("PRECISN", separator.predictor.precision, "32: float32; bf16: bfloat16 autocast")]
     write_full_sky(out, cmb, weight, header, args.overwrite, sigma=result.sigma)
     if mask is not None:
         kept = write_mask(mask, result.sigma, args.mask_above, header, args.overwrite)

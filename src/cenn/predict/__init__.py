@@ -8,11 +8,12 @@ band. Inputs are checked against the weights' card before anything runs, and eve
 what is wrong and how to fix it.
 """
 
-from cenn.predict.api import PRECISIONS, Predictor
+from cenn.predict.api import Predictor
 from cenn.predict.command import run_predict
 from cenn.predict.files import SUPPORTED_FILES, read_input, write_output
 from cenn.predict.units import check_channel_order, patch_spreads
 from cenn.predict.values import fill_nonfinite_pixels
+from cenn.runtime import PRECISIONS
 
 __all__ = [
     "PRECISIONS",

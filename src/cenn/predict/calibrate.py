@@ -29,8 +29,9 @@ CURVE_BINS = 8
 def stated_sigma(weights: str | Path, store: str | Path,
                  batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """|residual| and the stated σ (µK, float64, flattened) of every pixel of the store's patches: the
-    network's CMB against the stored target, with the stored noise σ as input."""
-    predictor = Predictor(weights, batch_size=batch_size)
+    network's CMB against the stored target, with the stored noise σ as input; in float32 whatever the
+    CPU, so that the curve written on the weights does not depend on the machine that fitted it."""
+    predictor = Predictor(weights, precision="32", batch_size=batch_size)
     if not predictor.gives_sigma:
         raise ValueError(f"{weights} have no σ output: there is no σ to calibrate")
     data = open_finished(store, "the calibration store", checksums=True)

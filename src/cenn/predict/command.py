@@ -72,12 +72,13 @@ def run_predict(args: argparse.Namespace) -> int:
     result = predictor.predict(maps, **meta, fill_nonfinite=args.fill_nonfinite, noise_sigma=noise,
                                return_sigma=bool(args.uncertainty))
     cmb, sigma = result if args.uncertainty else (result, None)
-    write_output(args.output, cmb, predictor.card, source=args.input)
+    write_output(args.output, cmb, predictor.card, source=args.input, precision=predictor.precision)
     n_patches = 1 if cmb.ndim == 3 else cmb.shape[0]
     what = "CMB" if stokes == "I" else "CMB Q and U"
     print(f"{args.output}: {what} of {n_patches} patches of {cmb.shape[-2]}×{cmb.shape[-1]} pixels "
           f"(µK_CMB, {predictor.card.target_frequency_ghz:g} GHz beam) from {args.input}")
     if sigma is not None:
-        write_output(args.uncertainty, sigma, predictor.card, source=args.input)
+        write_output(args.uncertainty, sigma, predictor.card, source=args.input,
+                     precision=predictor.precision)
         print(f"{args.uncertainty}: the standard deviation of that CMB's residual per pixel (µK_CMB)")
     return 0

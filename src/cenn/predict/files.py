@@ -171,13 +171,14 @@ def _read_fits(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     return maps, found
 
 
-def write_output(path: str | Path, maps: np.ndarray, card: WeightsCard, source: str | Path) -> None:
+def write_output(path: str | Path, maps: np.ndarray, card: WeightsCard, source: str | Path,
+                 precision: str | None = None) -> None:
     """Write the CMB ``maps (N, 1, H, W)`` (µK_CMB; its Q and U ``(N, 2, H, W)`` for weights of
-    ``stokes = "QU"``) predicted from ``source`` with the weights of ``card`` to ``path`` (``.npy``,
-    ``.fits`` or ``.fits.gz``), atomically (:func:`cenn.outputs.write_file`: an OS error is one line
-    naming ``path``).
-    FITS files carry BUNIT, FREQ (GHz), PIXSIZE (arcsec) and HISTORY cards naming the weights. Maps
-    holding NaN or infinite values are refused (:func:`check_finite_output`)."""
+    ``stokes = "QU"``) predicted from ``source`` with the weights of ``card`` (run in ``precision``,
+    "32" or "bf16", when given) to ``path`` (``.npy``, ``.fits`` or ``.fits.gz``), atomically
+    (:func:`cenn.outputs.write_file`: an OS error is one line naming ``path``).
+    FITS files carry BUNIT, FREQ (GHz), PIXSIZE (arcsec) and HISTORY cards naming the weights and the
+    precision. Maps holding NaN or infinite values are refused (:func:`check_finite_output`)."""
     path = Path(path)
     kind = file_kind(path, "output")
     maps = np.asarray(maps, dtype=np.float32)
@@ -186,14 +187,14 @@ def write_output(path: str | Path, maps: np.ndarray, card: WeightsCard, source: 
         if kind == "npy":
             np.save(tmp, maps)
         else:
-            _fits_hdu(maps, card, source).writeto(tmp)
+            _fits_hdu(maps, card, source, precision).writeto(tmp)
 
 
 def _ascii(text: Any) -> str:
     return str(text).encode("ascii", "replace").decode()
 
 
-def _fits_hdu(maps: np.ndarray, card: WeightsCard, source: str | Path):
+def _fits_hdu(maps: np.ndarray, card: WeightsCard, source: str | Path, precision: str | None):
     from astropy.io import fits
 
     hdu = fits.PrimaryHDU(maps)
@@ -207,4 +208,6 @@ def _fits_hdu(maps: np.ndarray, card: WeightsCard, source: str | Path):
     header["HISTORY"] = _ascii(f"weights: {card.architecture} on {fmt_list(card.frequencies_ghz)} GHz, "
                                f"{card.normalization} normalization, created {card.created}, "
                                f"cenn {card.cenn_version}")
+    if precision is not None:
+        header["HISTORY"] = f"network precision: {precision} (32: float32; bf16: bfloat16 autocast)"
     return hdu
