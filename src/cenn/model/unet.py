@@ -109,11 +109,18 @@ class ResUNet(nn.Module):
             raise ValueError(f"ResUNet needs H and W divisible by {self.multiple}; got {tuple(x.shape)}: "
                              f"crop or pad the patches to a multiple of {self.multiple} pixels")
 
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The first convolution, in float32 even under bfloat16 autocast: its output is the
+        full-resolution path that the residual blocks and the skip to the head carry on in float32;
+        rounded to bfloat16 it grew the shipped model's residual by 1.3 % at 5–30° (0.16 % kept)."""
+        with torch.autocast(x.device.type, enabled=False):
+            return self.stem(x.float())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_channels [× 2 with noise_input], H, W)`` → ``(B, out_channels [+ 1 with
         sigma_output], H, W)`` in network units."""
         self._check_input(x)
-        h = self.down_blocks[0](self.stem(x))
+        h = self.down_blocks[0](self._stem(x))
         skips = [h]
         for down, block in zip(self.downsample, self.down_blocks[1:], strict=True):
             h = block(down(h))
