@@ -11,23 +11,16 @@ import pytest
 
 import cenn.train.run as run_module
 import cenn.train.task as task_module
-from cenn.data.simulate import simulate
 from cenn.data.store import DatasetStore
 from cenn.model import WeightsCard, build_model, save_weights
-from cenn.sky.simulator import GeometryConfig, SimulationConfig
 from cenn.train import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-GEOMETRY = GeometryConfig(npix=64, pixel_arcsec=90.0, margin=16)
-
-
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stores")
-    for name, n, seed in (("train", 16, 1), ("val", 8, 2)):
-        simulate(root / f"{name}.zarr", n, SimulationConfig(seed=seed, geometry=GEOMETRY), chunk_size=8,
-                 progress=False)
+def stores(stores):
+    """The shared stores and initial weights beside them."""
+    root = stores
     card = WeightsCard(architecture="cenn-small", architecture_params={}, in_channels=3,
                        frequencies_ghz=[143.0, 217.0, 353.0], beams_arcmin=[7.22, 4.90, 4.92],
                        target_frequency_ghz=217.0, npix=64, pixel_arcsec=90.0, normalization="minmax",

@@ -23,18 +23,9 @@ from cenn.train import TrainConfig, train
 from cenn.train.run import _check_exportable
 from cenn.train.task import CENNTask, TrainingDiverged
 
-GEOMETRY = GeometryConfig(npix=64, pixel_arcsec=90.0, margin=16)
+GEOMETRY = GeometryConfig(npix=64, pixel_arcsec=90.0, margin=16)  # the shared stores' (conftest)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stores")
-    for name, n, seed in (("train", 16, 1), ("val", 8, 2)):
-        simulate(root / f"{name}.zarr", n, SimulationConfig(seed=seed, geometry=GEOMETRY), chunk_size=8,
-                 progress=False)
-    return root
 
 
 def _config(stores, optim=None, **trainer) -> TrainConfig:
