@@ -66,11 +66,39 @@ def test_a_drawn_sed_parameter_is_the_one_the_component_uses():
 def test_every_randomisable_parameter_drawn_at_one_value_equals_that_value_configured(component, parameter):
     value = getattr(COMPONENTS[component](), parameter)
     value = value * 1.1 if value else 0.1  # not the default, so a draw that is ignored shows
-    fixed = _only(component)
+    stokes = "IQU" if COMPONENTS[component].polarized else "I"
+    fixed = _only(component, stokes=stokes)
     fixed.components[component][parameter] = value
-    drawn = _only(component, randomise={component: {parameter: [value, value]}})
-    assert torch.equal(PatchSimulator(fixed).simulate(range(2)).inputs,
-                       PatchSimulator(drawn).simulate(range(2)).inputs)
+    drawn = _only(component, stokes=stokes, randomise={component: {parameter: [value, value]}})
+    fixed_batch, drawn_batch = (PatchSimulator(c).simulate(range(2)) for c in (fixed, drawn))
+    assert torch.equal(fixed_batch.inputs, drawn_batch.inputs)
+    if stokes == "IQU":
+        assert torch.equal(fixed_batch.polarization, drawn_batch.polarization)
+
+
+def test_a_drawn_dust_polarization_fraction_scales_its_q_and_u():
+    sims = {p: PatchSimulator(_only("dust", stokes="IQU",
+                                    randomise={"dust": {"pol_fraction_median": [p, p]}}))
+            for p in (0.005, 0.015)}
+    qu = {p: sim.simulate(range(4)).polarization for p, sim in sims.items()}
+    # p = p_med e^{σ g} capped at 22 %: far below the cap, Q and U scale with the median exactly
+    assert torch.allclose(qu[0.015], 3.0 * qu[0.005], rtol=1e-4, atol=1e-4)  # µK
+
+
+def test_a_drawn_noise_amplitude_scales_sigma_and_the_noise_it_describes():
+    off = {n: {"enabled": False} for n in COMPONENTS}
+    config = SimulationConfig(seed=4, geometry=GEOMETRY, components=off,
+                              randomise={"noise": {"amplitude": [0.5, 2.0]}})
+    nominal = PatchSimulator(SimulationConfig(seed=4, geometry=GEOMETRY, components=off))
+    batch, base = PatchSimulator(config).simulate(range(64)), nominal.simulate(range(64))
+    amplitude = batch.parameters["noise.amplitude"]
+    assert amplitude.min() >= 0.5 and amplitude.max() <= 2.0 and amplitude.std() > 0.2
+    assert torch.allclose(batch.noise_sigma, base.noise_sigma * amplitude.float()[:, None, None, None],
+                          rtol=1e-6)
+    z = (batch.inputs / batch.noise_sigma).numpy()  # noise only: unit variance whatever the draw
+    assert z.std() == pytest.approx(1.0, abs=0.01)
+    # the same unit draws, scaled: the realised noise is the nominal sky's times the drawn factor
+    assert torch.allclose(batch.inputs, base.inputs * amplitude.float()[:, None, None, None], rtol=1e-5)
 
 
 def test_a_drawn_dust_lognormal_width_sets_the_small_scale_contrast():
@@ -87,6 +115,7 @@ def test_a_drawn_dust_lognormal_width_sets_the_small_scale_contrast():
 
 @pytest.mark.parametrize(("table", "message"), [
     ({"ghost": {"amplitude": [1, 2]}}, "unknown component"),
+    ({"noise": {"beta": [1, 2]}}, "cannot draw 'beta'"),
     ({"dust": {"slope_faint": [-3, -2]}}, "cannot draw 'slope_faint'"),
     ({"dust": {"beta": [1.8, 1.3]}}, "low <= high"),
     ({"dust": {"beta": [1.3]}}, r"\[low, high\]"),

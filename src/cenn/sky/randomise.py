@@ -5,6 +5,10 @@ draws each listed parameter independently: ``amplitude`` (a factor on the compon
 its ``scale``) log-uniformly, any other parameter (one of the component's ``randomisable`` ones)
 uniformly. Each (component, parameter) pair has its own random stream, ``randomise.<component>.<name>``,
 so adding a range never changes the other draws, and a patch stays a pure function of (seed, index).
+
+``[randomise.noise]`` is not a component: its one parameter, ``amplitude``, is a per-patch factor on every
+band's noise σ (temperature and, through it, Q and U), drawn log-uniformly like the components'
+amplitudes; the patch's ``noise_sigma`` includes it, so a network that takes σ as input sees it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from cenn.sky.rng import SampleRandom
 AMPLITUDE = "amplitude"
 """The parameter every component accepts: a per-patch factor on its maps (drawn log-uniformly)."""
 
+NOISE = "noise"
+"""The randomised table that is not a component: ``amplitude``, a per-patch factor on the noise σ."""
+
 Ranges = dict[str, dict[str, tuple[float, float]]]
 
 
@@ -32,11 +39,12 @@ def check_ranges(table: Mapping[str, Any]) -> Ranges:
         raise ValueError(f"randomise must be a table of components, got {table!r}")
     ranges: Ranges = {}
     for component, params in table.items():
-        if component not in COMPONENTS:
-            raise ValueError(f"randomise.{component}: unknown component; known: {sorted(COMPONENTS)}")
+        if component not in COMPONENTS and component != NOISE:
+            raise ValueError(f"randomise.{component}: unknown component; known: {sorted(COMPONENTS)} "
+                             f"and {NOISE!r} (its amplitude)")
         if not isinstance(params, Mapping):
             raise ValueError(f"randomise.{component} must be a table of parameter = [low, high]")
-        allowed = (AMPLITUDE, *COMPONENTS[component].randomisable)
+        allowed = (AMPLITUDE, *(COMPONENTS[component].randomisable if component != NOISE else ()))
         ranges[component] = {}
         for name, bounds in params.items():
             where = f"randomise.{component}.{name}"

@@ -35,7 +35,7 @@ from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.flat.projection import draw_centres
 from cenn.sky.instrument import FWHM_TO_SIGMA, load_instrument
 from cenn.sky.noise import NoiseConfig, NoiseModel
-from cenn.sky.randomise import check_ranges, draw_parameters
+from cenn.sky.randomise import NOISE, check_ranges, draw_parameters
 from cenn.sky.rng import SampleRandom, region_key
 from cenn.sky.sky_split import SkySplit
 
@@ -451,7 +451,7 @@ class PatchSimulator:
                 per_component[comp.name] = shown.expand(-1, n_bands, -1, -1)
         for applied, m in real_sums.items():
             _accumulate(fourier_sums, applied, torch.fft.rfft2(m))
-        sigma = self.noise.sigma(lon, lat)
+        sigma = _times(self.noise.sigma(lon, lat), draws.get(NOISE, {}).get("amplitude"))
         noise = self.noise.draw(random, sigma)
         inputs = noise
         for applied, f in fourier_sums.items():
