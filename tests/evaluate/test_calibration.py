@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import torch
@@ -201,15 +202,19 @@ def test_the_report_has_the_calibration(stores, tmp_path, drawn):
     assert len(list(csv.reader((out / "tables" / "calibration_reliability.csv").open()))) == 1 + 10
     for name in ("calibration_sigma_bins", "calibration_histogram"):
         assert (out / "tables" / f"{name}.csv").stat().st_size > 100
-    # the reliability figure plots the calibrated method's observed fractions at the nominal levels
-    (ax,) = drawn["reliability.png"].axes
+    # the reliability figure plots the calibrated method's observed fractions at the nominal levels,
+    # on the diagonal for the σ it states is the noise's; the PNG is that figure at 110 dpi
+    figure = drawn["reliability.png"]
+    (ax,) = figure.axes
     lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
     assert set(lines) == {"calibrated", "noisy"}
     np.testing.assert_allclose(lines["noisy"].get_xdata(), NOMINAL_LEVELS)
     np.testing.assert_allclose(lines["noisy"].get_ydata(), cal["reliability"]["observed"])
+    np.testing.assert_allclose(lines["noisy"].get_ydata(), NOMINAL_LEVELS, atol=0.02)
     (squares,) = [line for line in ax.get_lines() if line.get_marker() == "s"]  # the 1σ and 2σ coverage
     np.testing.assert_allclose(squares.get_ydata(), [cal["coverage"]["1sigma"], cal["coverage"]["2sigma"]])
-    assert (out / "figures" / "reliability.png").read_bytes().startswith(b"\x89PNG")
+    height, width = mpimg.imread(out / "figures" / "reliability.png").shape[:2]
+    assert (width, height) == tuple(round(v * 110) for v in figure.get_size_inches())
     md = (out / "report.md").read_text()
     assert "## Uncertainty calibration" in md and "figures/reliability.png" in md
     assert "target-band RMS in mask [µK] (ratio)" in md
