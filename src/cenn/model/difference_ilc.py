@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from cenn.model.linear import MIRROR_PAD_PX, to_maps
+from cenn.model.linear import MIRROR_PAD_PX, common_beam_windows, to_maps
 from cenn.model.needlets import (
     ELL_PEAKS,
     band_grid,
@@ -120,16 +120,11 @@ class DifferenceILC:
     def _make_windows(self, npix: int, device: torch.device) -> tuple[torch.Tensor, list[_Window]]:
         ell = PatchGeometry(npix, self.pixel_arcsec).ell(device)
         b_ref = gaussian_beam_window(ell, self.beams[self.reference])
-        to_ref, beam_factors, g_band, g_ref = [], [], [], []
-        for j in self.others:
-            common = gaussian_beam_window(ell, max(self.beams[j], self.beams[self.reference]))
-            gain = (b_ref / common).clamp(max=self.max_gain)
-            to_ref.append(gain)
-            beam_factors.append(common / b_ref)
-            g_band.append(gain * common / gaussian_beam_window(ell, self.beams[j]))
-            g_ref.append(gain * common / b_ref)
-        to_ref, beam_factors = torch.stack(to_ref), torch.stack(beam_factors)  # (C − 1, n, n//2+1)
-        g_band, g_ref = torch.stack(g_band), torch.stack(g_ref)
+        b_band = torch.stack([gaussian_beam_window(ell, self.beams[j]) for j in self.others])
+        common = common_beam_windows(ell, self.beams, self.reference)  # (C − 1, n, n//2+1)
+        to_ref = (b_ref / common).clamp(max=self.max_gain)
+        beam_factors = common / b_ref
+        g_band, g_ref = to_ref * common / b_band, to_ref * common / b_ref
         twice = torch.full_like(ell, 2.0)
         twice[:, 0] = twice[:, -1] = 1.0  # the rfft half-plane counted as the full plane
         out = []

@@ -97,11 +97,21 @@ def harmonic_ilc(fourier: torch.Tensor, bins: torch.Tensor, pooled: bool = False
     return out.reshape(fourier.shape[0], *fourier.shape[-2:])
 
 
+def common_beam_windows(ell: torch.Tensor, beams_arcmin: Sequence[float], reference: int) -> torch.Tensor:
+    """B_common(ℓ), dimensionless, of each band ``j ≠ reference`` paired with the reference band:
+    the Gaussian window of the wider of their two beams (FWHM in arcmin), to which both are smoothed
+    to remove the CMB from their difference. ``(C − 1, *ell.shape)``, bands in input order without
+    the reference."""
+    ref_beam = beams_arcmin[reference]
+    return torch.stack([gaussian_beam_window(ell, max(fwhm, ref_beam))
+                        for j, fwhm in enumerate(beams_arcmin) if j != reference])
+
+
 def cmb_free_differences(inputs: torch.Tensor, ell: torch.Tensor, beams_arcmin: Sequence[float],
                          reference: int) -> torch.Tensor:
     """Differences ``x_j − x_ref`` of every band ``j ≠ reference`` with the reference band, both
-    smoothed to the wider of their two beams (no deconvolution, so no noise is amplified):
-    ``(N, C − 1, n, n)`` µK_CMB, bands in input order without the reference.
+    smoothed to the wider of their two beams (:func:`common_beam_windows`; no deconvolution, so no
+    noise is amplified): ``(N, C − 1, n, n)`` µK_CMB, bands in input order without the reference.
 
     A map that is the same in every band in K_CMB, convolved with each band's beam, cancels exactly
     (to rounding) when the beams were applied as periodic convolutions on the patch. For patches
@@ -109,18 +119,12 @@ def cmb_free_differences(inputs: torch.Tensor, ell: torch.Tensor, beams_arcmin: 
     round the patch, so the cancellation is exact only beyond :func:`smoothing_reach_px` of the
     border; :func:`mirror_border` makes the whole map CMB-free.
     """
-    n = inputs.shape[-1]
     fourier = torch.fft.rfft2(inputs.to(torch.float64))
-    windows = [gaussian_beam_window(ell, fwhm) for fwhm in beams_arcmin]
-    ref_beam = beams_arcmin[reference]
-    out = []
-    for j, fwhm in enumerate(beams_arcmin):
-        if j == reference:
-            continue
-        common = gaussian_beam_window(ell, max(fwhm, ref_beam))
-        ref_part = fourier[:, reference] * (common / windows[reference])
-        out.append(fourier[:, j] * (common / windows[j]) - ref_part)
-    return to_maps(torch.stack(out, dim=1), n)
+    windows = torch.stack([gaussian_beam_window(ell, fwhm) for fwhm in beams_arcmin])
+    others = [j for j in range(len(beams_arcmin)) if j != reference]
+    common = common_beam_windows(ell, beams_arcmin, reference)
+    ref_part = fourier[:, reference, None] * (common / windows[reference])
+    return to_maps(fourier[:, others] * (common / windows[others]) - ref_part, inputs.shape[-1])
 
 
 def pair_reach_px(beams_arcmin: Sequence[float], reference: int, pixel_arcsec: float) -> list[int]:
