@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cenn import simulate
+from cenn.data.store import open_finished
 from cenn.model import build_model, load_weights
 from cenn.model.sigma_curve import ONE_SIGMA, SigmaCurve
 from cenn.predict import Predictor
@@ -83,7 +84,7 @@ def test_calibrated_weights_cover_68_percent_of_the_calibration_patches(tmp_path
     _, calibrated = load_weights(tmp_path / "cal.safetensors")
     assert len(calibrated.architecture_params["sigma_curve"]["log_factor"]) <= 4
     assert calibrated.training["sigma_calibration"]["seed"] == 12
-    abs_residual, sigma = stated_sigma(tmp_path / "cal.safetensors", store)
+    abs_residual, sigma = stated_sigma(tmp_path / "cal.safetensors", open_finished(store))
     # an untrained network's σ is anti-correlated with its residual here, so the order constraint
     # pools bins and the coverage is near, not exactly at, 68.3 %
     assert coverage(abs_residual, sigma)[0] == pytest.approx(ONE_SIGMA, abs=0.03)
@@ -92,5 +93,5 @@ def test_calibrated_weights_cover_68_percent_of_the_calibration_patches(tmp_path
         calibrate_weights(tmp_path / "cal.safetensors", store, tmp_path / "twice.safetensors")
     plain = tiny_sigma_weights(tmp_path / "plain.safetensors", sigma_output=False)
     with pytest.raises(ValueError, match="no σ output"):
-        stated_sigma(plain, store)
+        stated_sigma(plain, open_finished(store))
     assert Predictor(tmp_path / "cal.safetensors").gives_sigma

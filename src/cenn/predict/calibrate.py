@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cenn.data.store import open_finished
+from cenn.data.store import DatasetStore, open_finished
 from cenn.model.sigma_curve import SigmaCurve
 from cenn.model.weights import load_weights, save_weights
 from cenn.predict.api import Predictor
@@ -26,23 +26,23 @@ from cenn.predict.api import Predictor
 CURVE_BINS = 8
 
 
-def stated_sigma(weights: str | Path, store: str | Path,
+def stated_sigma(weights: str | Path, store: DatasetStore,
                  batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """|residual| and the stated σ (µK, float64, flattened) of every pixel of the store's patches: the
-    network's CMB against the stored target, with the stored noise σ as input; in float32 whatever the
-    CPU, so that the curve written on the weights does not depend on the machine that fitted it."""
+    """|residual| and the stated σ (µK, float64, flattened) of every pixel of ``store``'s patches (an
+    opened store, e.g. :func:`open_finished`'s): the network's CMB against the stored target, with the
+    stored noise σ as input; in float32 whatever the CPU, so that the curve written on the weights
+    does not depend on the machine that fitted it."""
     predictor = Predictor(weights, precision="32", batch_size=batch_size)
     if not predictor.gives_sigma:
         raise ValueError(f"{weights} have no σ output: there is no σ to calibrate")
-    data = open_finished(store, "the calibration store", checksums=True)
-    meta = data.meta
+    meta = store.meta
     residuals, sigmas = [], []
-    for start in range(0, data.n_patches, batch_size):
-        rows = slice(start, min(start + batch_size, data.n_patches))
-        cmb, sigma = predictor.predict(data.read("inputs", rows), meta["frequencies_ghz"],
+    for start in range(0, store.n_patches, batch_size):
+        rows = slice(start, min(start + batch_size, store.n_patches))
+        cmb, sigma = predictor.predict(store.read("inputs", rows), meta["frequencies_ghz"],
                                        meta["geometry"]["pixel_arcsec"], meta["units"],
-                                       noise_sigma=data.noise_sigma(rows), return_sigma=True)
-        residuals.append(np.abs(cmb - data.read("target", rows)).ravel().astype(np.float64))
+                                       noise_sigma=store.noise_sigma(rows), return_sigma=True)
+        residuals.append(np.abs(cmb - store.read("target", rows)).ravel().astype(np.float64))
         sigmas.append(sigma.ravel().astype(np.float64))
     return np.concatenate(residuals), np.concatenate(sigmas)
 
@@ -54,21 +54,22 @@ def coverage(abs_residual: np.ndarray, sigma: np.ndarray) -> list[float]:
 
 def calibrate_weights(weights: str | Path, store: str | Path, out: str | Path,
                       bins: int = CURVE_BINS) -> dict[str, Any]:
-    """Write ``weights`` to ``out`` with the σ curve :meth:`SigmaCurve.fit` finds on ``store`` (in
-    ``bins`` bins of stated σ) as the network's ``sigma_curve``, the measurement recorded on the card
-    under ``training.sigma_calibration``; returns that record. Weights that already have a curve
-    are refused: calibrate the weights the run wrote before calibration."""
+    """Write ``weights`` to ``out`` with the σ curve :meth:`SigmaCurve.fit` finds on the store at
+    ``store`` (every chunk verified; in ``bins`` bins of stated σ) as the network's ``sigma_curve``,
+    the measurement recorded on the card under ``training.sigma_calibration``; returns that record.
+    Weights that already have a curve are refused: calibrate the weights the run wrote before
+    calibration."""
     model, card = load_weights(weights)
     if card.architecture_params.get("sigma_curve") is not None:
         raise ValueError(f"{weights} are already calibrated (their card holds a sigma_curve): calibrate "
                          "the weights the training run wrote before calibration")
-    abs_residual, sigma = stated_sigma(weights, store)
+    data = open_finished(store, "the calibration store", checksums=True)
+    abs_residual, sigma = stated_sigma(weights, data)
     curve = SigmaCurve.fit(abs_residual, sigma, bins)
     calibrated = curve(torch.from_numpy(sigma)).numpy()
-    meta = open_finished(store).meta
     record = {"bins": bins, "pixels": int(sigma.size), "coverage_before": coverage(abs_residual, sigma),
-              "coverage_after": coverage(abs_residual, calibrated), "store": Path(store).name,
-              "seed": meta["seed"], "n_patches": meta["n_patches"]}
+              "coverage_after": coverage(abs_residual, calibrated), "store": data.path.name,
+              "seed": data.meta["seed"], "n_patches": data.meta["n_patches"]}
     card.architecture_params = {**card.architecture_params, "sigma_curve": curve.to_params()}
     card.training = {**card.training, "sigma_calibration": record}
     model.sigma_curve = curve
