@@ -113,9 +113,11 @@ class GalacticComponent(Component):
     # ------------------------------------------------------------------ parameters
 
     def _check_parameters(self, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
-                          ordered: tuple[tuple[str, ...], ...] = ()) -> None:
+                          ordered: tuple[tuple[str, ...], ...] = (), at_most_one: tuple[str, ...] = (),
+                          slopes: tuple[str, ...] = ()) -> None:
         """Make every field a float (``coarse_npix`` an int) and refuse invalid layout values and
-        ``positive`` / ``non_negative`` / ``ordered`` extra fields, with clear messages."""
+        ``positive`` / ``non_negative`` / ``ordered`` / ``at_most_one`` / ``slopes`` extra fields
+        (:func:`~cenn.sky.components._lognormal.check_parameters`), with clear messages."""
         check_parameters(
             self,
             positive=(
@@ -127,8 +129,8 @@ class GalacticComponent(Component):
                 "disk_anticentre_fraction", "patch_scatter_ln", "sigma_g_ref", "sigma_g_min", "sigma_g_max",
                 *non_negative,
             ),
-            at_most_one=("disk_anticentre_fraction",),
-            slopes=("slope",),
+            at_most_one=("disk_anticentre_fraction", *at_most_one),
+            slopes=("slope", *slopes),
             ordered=(("sigma_g_min", "sigma_g_max"), *ordered),
             not_all_zero=("csc_amplitude", "thick_amplitude", "disk_amplitude"),
         )

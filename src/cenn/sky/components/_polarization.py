@@ -1,14 +1,16 @@
 """Polarization built on an intensity map: a polarization fraction and an angle per pixel.
 
-Dust (:meth:`cenn.sky.components.dust.Dust.polarization`): ``Q + iU = p I e^{2iψ}`` with
+Dust and synchrotron (:func:`structured`; :meth:`cenn.sky.components.dust.Dust.polarization`,
+:meth:`cenn.sky.components.synchrotron.Synchrotron.polarization`): ``Q + iU = p I e^{2iψ}`` with
 
 * ψ = ψ_s + δψ. The structure angle ψ_s = ½ arg S, S the pure-E spin-2 field (:mod:`cenn.sky.flat.spin2`)
   of a unit-variance scalar ``s = ρ g_I + √(1 − ρ²) g`` smoothed by a Gaussian beam: g_I the
   intensity's own log-structure and g an independent Gaussian field. Polarization then lies along
   or across the structures, as dust polarization does along filaments (Planck Int. XXXII,
-  XXXVIII), which makes EE > BB and TE > 0; ρ sets TE, and a turbulent Gaussian angle field δψ of
-  RMS σ_ψ lowers EE/BB towards 1.
-* p = p_med exp(σ_ln g_p), a smooth lognormal field, at most p_max.
+  XXXVIII) and synchrotron polarization along its loops and filaments (Vidal et al. 2015), which
+  makes EE > BB and TE > 0; ρ sets TE, and a turbulent Gaussian angle field δψ of RMS σ_ψ lowers
+  EE/BB towards 1.
+* p = p_med exp(σ_ln g_p), a smooth lognormal field, at most p_max; p_med per patch.
 
 Sources (:func:`random_angles`): each pixel a fraction and an angle of its own, so every source,
 painted in a single pixel, has its own.
@@ -22,6 +24,7 @@ import torch
 
 from cenn.sky import fields
 from cenn.sky.components._lognormal import power_law_amplitude
+from cenn.sky.components.base import Component, SkyContext
 from cenn.sky.flat import spin2
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import FWHM_TO_SIGMA
@@ -58,6 +61,33 @@ def rotate(cos2: torch.Tensor, sin2: torch.Tensor, angle: torch.Tensor) -> tuple
     """(cos 2(ψ + angle), sin 2(ψ + angle)) from (cos 2ψ, sin 2ψ); ``angle`` in radians."""
     c, s = torch.cos(2.0 * angle), torch.sin(2.0 * angle)
     return cos2 * c - sin2 * s, sin2 * c + cos2 * s
+
+
+def structured(component: Component, ctx: SkyContext, intensity: torch.Tensor,
+               median: torch.Tensor) -> torch.Tensor:
+    """Q and U ``(batch, 2, n_bands, n, n)`` float32, in the units of ``intensity (batch, n_bands, n, n)``
+    (the maps ``component`` drew for ``ctx``): p I e^{2iψ} in every band (module docstring), p of
+    median ``median (batch,)`` per patch.
+
+    The component's fields ``pol_structure_correlation`` (ρ) and ``pol_angle_sigma_deg`` (σ_ψ, read
+    per patch: :meth:`Component.per_patch`), ``pol_structure_slope``, ``pol_structure_smoothing_arcmin``
+    (FWHM), ``pol_angle_slope``, ``pol_fraction_slope``, ``pol_fraction_sigma_ln`` and
+    ``pol_fraction_max`` set the fields; they are drawn from its streams ``<name>_pol_structure``,
+    ``<name>_pol_angle`` and ``<name>_pol_fraction``."""
+    geometry, name = ctx.geometry, component.name
+    rho = component.per_patch(ctx, "pol_structure_correlation")
+    weights = torch.stack([rho, torch.sqrt(1.0 - rho * rho)]).to(torch.float32)[:, :, None, None]
+    own = standardised(torch.log(intensity.clamp_min(1e-30)).mean(dim=1))
+    other = unit_field(ctx.random, f"{name}_pol_structure", geometry, component.pol_structure_slope)
+    cos2, sin2 = structure_angle(weights[0] * own + weights[1] * other, geometry,
+                                 component.pol_structure_smoothing_arcmin)
+    turbulence = unit_field(ctx.random, f"{name}_pol_angle", geometry, component.pol_angle_slope)
+    angle_rms = torch.deg2rad(component.per_patch(ctx, "pol_angle_sigma_deg")).to(torch.float32)
+    cos2, sin2 = rotate(cos2, sin2, angle_rms[:, None, None] * turbulence)
+    log_p = unit_field(ctx.random, f"{name}_pol_fraction", geometry, component.pol_fraction_slope)
+    p = (median.to(torch.float32)[:, None, None] * torch.exp(component.pol_fraction_sigma_ln * log_p)
+         ).clamp_max(component.pol_fraction_max)
+    return torch.stack([p * cos2, p * sin2], dim=1)[:, :, None] * intensity[:, None]
 
 
 def random_angles(random: SampleRandom, stream: str, shape: tuple[int, ...], median: float,

@@ -296,18 +296,4 @@ class Dust(Component):
     def polarization(self, ctx: SkyContext, intensity: torch.Tensor) -> torch.Tensor:
         """Q and U in µK_CMB before the beam, ``(batch, 2, n_bands, n, n)``, for the intensity maps
         ``intensity (batch, n_bands, n, n)`` drawn for ``ctx`` (module docstring)."""
-        geometry = ctx.geometry
-        rho = self.per_patch(ctx, "pol_structure_correlation")
-        weights = torch.stack([rho, torch.sqrt(1.0 - rho * rho)]).to(torch.float32)[:, :, None, None]
-        own = pol.standardised(torch.log(intensity.clamp_min(1e-30)).mean(dim=1))
-        other = pol.unit_field(ctx.random, "dust_pol_structure", geometry, self.pol_structure_slope)
-        cos2, sin2 = pol.structure_angle(weights[0] * own + weights[1] * other, geometry,
-                                         self.pol_structure_smoothing_arcmin)
-        turbulence = pol.unit_field(ctx.random, "dust_pol_angle", geometry, self.pol_angle_slope)
-        angle_rms = torch.deg2rad(self.per_patch(ctx, "pol_angle_sigma_deg")).to(torch.float32)
-        cos2, sin2 = pol.rotate(cos2, sin2, angle_rms[:, None, None] * turbulence)
-        log_p = pol.unit_field(ctx.random, "dust_pol_fraction", geometry, self.pol_fraction_slope)
-        median = self.per_patch(ctx, "pol_fraction_median").to(torch.float32)[:, None, None]
-        p = (median * torch.exp(self.pol_fraction_sigma_ln * log_p)).clamp_max(
-            self.pol_fraction_max)
-        return torch.stack([p * cos2, p * sin2], dim=1)[:, :, None] * intensity[:, None]
+        return pol.structured(self, ctx, intensity, self.per_patch(ctx, "pol_fraction_median"))
