@@ -27,10 +27,17 @@ from cenn.io.healpix_maps import (
     read_map,
     read_polarization,
 )
-from cenn.io.noise_maps import check_sigma_matches, has_noise_column, read_noise_sigma
+from cenn.io.noise_maps import (
+    POLARIZATION_NOISE_COLUMNS,
+    NoiseSigma,
+    check_sigma_matches,
+    has_noise_column,
+    read_noise_sigma,
+)
 from cenn.io.units import UNITS
 from cenn.model.weights import WeightsCard, fmt_list
 from cenn.outputs import check_file_outputs, write_file
+from cenn.predict import Predictor
 from cenn.predict.units import check_channel_order
 from cenn.predict.values import check_finite_output
 from cenn.pretrained import resolve_weights, shipped_weights
@@ -39,6 +46,7 @@ from cenn.separation import InputInfo, Separator
 from cenn.separators import NETWORK_METHODS, NetworkSeparator, build_separator
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import Instrument, load_instrument
+from cenn.sky.noise import POLARIZATION_NOISE_FACTOR
 
 
 def card_info(card: WeightsCard) -> InputInfo:
@@ -105,7 +113,7 @@ def network_card(separator: NetworkSeparator, stokes: str) -> WeightsCard:
 _PATCH_ONLY = {
     "input": "INPUT and OUTPUT name patch files; the full-sky CMB goes to --out",
     "uncertainty": "the full sky's σ is the SIGMA column of --out",
-    "noise_sigma": "the full sky takes each band's noise σ from its map file's II_COV column",
+    "noise_sigma": "the full sky takes each band's noise σ from its map file's II_COV (Q/U: QQ_COV, UU_COV)",
     "fill_nonfinite": "on the full sky NaN and UNSEEN pixels are kept out of the patches' weights",
 }
 
@@ -262,29 +270,73 @@ def read_polarized_bands(args: argparse.Namespace) -> tuple[list[HealpixMap], np
     return [q for q, _ in pairs], np.stack([[q.values for q, _ in pairs], [u.values for _, u in pairs]])
 
 
+def noise_network(separator: Separator, stokes: str) -> Predictor | None:
+    """The network that separates ``stokes`` maps (``"I"`` or ``"QU"``) if it takes the noise σ of its
+    inputs, else None (a classical method, or weights without a noise input)."""
+    if not isinstance(separator, NetworkSeparator):
+        return None
+    predictor = separator.polarization if stokes == "QU" else separator.predictor
+    return predictor if predictor is not None and predictor.takes_noise else None
+
+
+def patch_pixel_sigma(sigma: NoiseSigma, band_map: HealpixMap, geometry: PatchGeometry) -> np.ndarray:
+    """A band's σ (checked against its map, :func:`~cenn.io.noise_maps.check_sigma_matches`) in µK_CMB
+    per patch pixel, ``(npix,)``: converted from the HEALPix pixel by the ratio of their areas (white
+    noise keeps σ² Ω), pixels with no σ at the band's median."""
+    check_sigma_matches(sigma, band_map)
+    seen = sigma.values != hp.UNSEEN
+    per_patch_pixel = np.sqrt(hp.nside2pixarea(band_map.nside) / geometry.pixel_area_sr)
+    return np.where(seen, sigma.values, np.median(sigma.values[seen])) * per_patch_pixel
+
+
 def read_noise(args: argparse.Namespace, separator: Separator, maps: list[HealpixMap],
                geometry: PatchGeometry) -> np.ndarray | None:
     """Each band's per-pixel noise σ for a network that takes it, ``(C, npix)`` in µK_CMB per patch
     pixel; None for a method that does not. A band's σ comes from its file's ``II_COV`` column, used
-    without being asked, converted from the HEALPix pixel to the patch pixel by the ratio of their
-    areas (white noise keeps σ² Ω); a file without it gets the network's nominal level, said in a
-    warning. Pixels with no σ take the band's median."""
-    if not (isinstance(separator, NetworkSeparator) and separator.predictor.takes_noise):
+    without being asked (:func:`patch_pixel_sigma`); a file without it gets the network's nominal
+    level, said in a warning."""
+    network = noise_network(separator, "I")
+    if network is None:
         return None
-    nominal = separator.predictor.nominal_noise()
     out = np.empty((len(maps), maps[0].values.size))
-    for band, (path, hmap, level) in enumerate(zip(args.maps, maps, nominal, strict=True)):
+    for band, (path, hmap, level) in enumerate(zip(args.maps, maps, network.nominal_noise(), strict=True)):
         if has_noise_column(path) == "II_COV":
-            sigma = read_noise_sigma(path)
-            check_sigma_matches(sigma, hmap)
-            seen = sigma.values != hp.UNSEEN
-            per_patch_pixel = np.sqrt(hp.nside2pixarea(hmap.nside) / geometry.pixel_area_sr)
-            out[band] = np.where(seen, sigma.values, np.median(sigma.values[seen])) * per_patch_pixel
+            out[band] = patch_pixel_sigma(read_noise_sigma(path), hmap, geometry)
         else:
             warnings.warn(f"{path} has no II_COV column: the network gets its nominal noise σ, "
                           f"{level:.3g} µK_CMB per {geometry.pixel_arcsec:g}″ pixel, everywhere in this band",
                           stacklevel=2)
             out[band] = level
+    return out
+
+
+def read_polarization_noise(args: argparse.Namespace, separator: Separator, maps: list[HealpixMap],
+                            geometry: PatchGeometry) -> np.ndarray | None:
+    """Each band's per-pixel noise σ of Q and of U for a Q/U network that takes it, ``(2, C, npix)``
+    (axis 0: Q, U; the layout of the maps) in µK_CMB per patch pixel; None for a method that does not.
+    A band's σ comes from its file's ``QQ_COV`` and ``UU_COV`` columns as the temperature's from
+    ``II_COV`` (:func:`patch_pixel_sigma`; ``maps`` are the bands' Q maps, whose UNSEEN pixels are
+    those of U too); a file with neither gets √2 × the network's nominal temperature level, the level
+    it gets without σ maps, said in a warning; a file with only one is refused."""
+    network = noise_network(separator, "QU")
+    if network is None:
+        return None
+    out = np.empty((2, len(maps), maps[0].values.size))
+    for band, (path, hmap, level) in enumerate(zip(args.maps, maps, network.nominal_noise(), strict=True)):
+        found = [has_noise_column(path, stokes) for stokes in POLARIZATION_NOISE_COLUMNS]
+        if all(found):
+            out[:, band] = [patch_pixel_sigma(read_noise_sigma(path, stokes=stokes), hmap, geometry)
+                            for stokes in POLARIZATION_NOISE_COLUMNS]
+        elif any(found):
+            have = next(column for column in found if column)
+            lack = next(column for column in POLARIZATION_NOISE_COLUMNS.values() if column not in found)
+            raise ValueError(f"{path} has {have} but no {lack} column: the noise σ of Q and U needs both "
+                             "(Planck frequency maps have both); add it, or drop both")
+        else:
+            warnings.warn(f"{path} has no QQ_COV and UU_COV columns: the network gets its nominal Q/U noise "
+                          f"σ, √2 × {level:.3g} = {POLARIZATION_NOISE_FACTOR * level:.3g} µK_CMB per "
+                          f"{geometry.pixel_arcsec:g}″ pixel, everywhere in this band", stacklevel=2)
+            out[:, band] = POLARIZATION_NOISE_FACTOR * level
     return out
 
 
@@ -343,7 +395,8 @@ def run_full_sky(args: argparse.Namespace) -> int:
                            apodisation_width=args.apodisation, batch_size=args.batch_size,
                            interpolation=args.interpolation, progress=not args.no_progress,
                            reprojection=args.reprojection, with_sigma=with_sigma, stokes=stokes,
-                           noise_sigma=read_noise(args, separator, maps, geometry) if stokes == "I" else None)
+                           noise_sigma=(read_noise if stokes == "I" else read_polarization_noise)(
+                               args, separator, maps, geometry))
     cmb, weight = result.cmb, result.weight
     header = [("METHOD", args.method), ("CENNVER", __version__),
               ("BEAMFWHM", info.target_beam_fwhm_arcmin, "target beam FWHM [arcmin]"),

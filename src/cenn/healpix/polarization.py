@@ -7,6 +7,7 @@ Q/U are measured along the patch's (rows, cols) = (north, west) axes (:mod:`cenn
 The two frames coincide only on the patch's centre column; elsewhere they differ by the angle
 :func:`frame_angle`, one function for both directions: :func:`to_patch_frame` when cutting,
 :func:`to_healpix_frame` when putting patches back (:class:`cenn.healpix.reproject.FullSkyAccumulator`).
+The noise σ of Q and U turns with them (:func:`cut_qu_sigma`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from __future__ import annotations
 import healpy as hp
 import numpy as np
 
-from cenn.sky.flat.cutouts import PatchCut, interpolation_weights
+from cenn.sky.flat.cutouts import PatchCut, cut_patches, interpolation_weights
 from cenn.sky.flat.geometry import PatchGeometry
-from cenn.sky.flat.projection import local_axes, pixel_directions
+from cenn.sky.flat.projection import local_axes, pixel_directions, unit_vectors
 
 
 def frame_angle(vectors: np.ndarray, lon0_deg: np.ndarray | float,
@@ -120,3 +121,32 @@ def cut_qu_patches(qu_maps: np.ndarray, nside: int, lon_deg: np.ndarray, lat_deg
     patches = np.moveaxis(out.reshape(2, bands.shape[1], *lon.shape), 2, 0)  # (N, 2, C, n, n)
     patches = patches[:, :, 0] if maps.ndim == 2 else patches
     return PatchCut(np.ascontiguousarray(patches), unseen.reshape(lon.shape))
+
+
+def cut_qu_sigma(sigma_maps: np.ndarray, nside: int, lon_deg: np.ndarray, lat_deg: np.ndarray,
+                 geometry: PatchGeometry, interpolation: str = "bilinear",
+                 projection: str = "gnomonic") -> np.ndarray:
+    """The per-pixel noise σ of Q and U in the frames of the patches centred on (lon, lat) (degrees,
+    shape (N,)), ``(N, 2, C, n, n)`` float32, from their σ in the HEALPix basis ``sigma_maps``
+    ``(2, C, npix)`` RING (axis 0: Q, U; any units; ``healpy.UNSEEN`` where none).
+
+    Each variance map is cut as a scalar (:func:`cenn.sky.flat.cutouts.cut_patches`), then the turn
+    of the frame by ψ at each patch pixel (:func:`frame_angle`, Q' + iU' = e^{−2iψ} (Q + iU)) mixes
+    them, the noise of Q and U taken as uncorrelated (Planck's ``QU_COV`` is not read)::
+
+        σ_Q'² = cos²2ψ σ_Q² + sin²2ψ σ_U²,   σ_U'² = sin²2ψ σ_Q² + cos²2ψ σ_U²
+
+    NaN where a weighted map pixel has no σ."""
+    sigma = np.asarray(sigma_maps, dtype=np.float64)
+    if sigma.ndim != 3 or sigma.shape[0] != 2:
+        raise ValueError(f"Q/U noise σ maps of shape {sigma.shape}: pass (2, C, npix) RING arrays, axis 0 "
+                         "holding σ of Q then of U")
+    variance = np.where(sigma == hp.UNSEEN, hp.UNSEEN, sigma**2).reshape(-1, sigma.shape[-1])
+    cut = cut_patches(variance, nside, lon_deg, lat_deg, geometry, interpolation, projection).values
+    var_q, var_u = np.moveaxis(cut.reshape(len(cut), 2, sigma.shape[1], *cut.shape[-2:]), 1, 0)
+    lon, lat = pixel_directions(lon_deg, lat_deg, geometry, projection)
+    psi = frame_angle(unit_vectors(lon, lat), np.asarray(lon_deg)[:, None, None],
+                      np.asarray(lat_deg)[:, None, None])[:, None]  # (N, 1, n, n): every band
+    cos2 = np.cos(2.0 * psi) ** 2
+    mixed = [cos2 * var_q + (1.0 - cos2) * var_u, (1.0 - cos2) * var_q + cos2 * var_u]
+    return np.sqrt(np.stack(mixed, axis=1)).astype(np.float32)

@@ -20,7 +20,7 @@ from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
 from cenn.data.stokes import check_stokes, maps_per_band
-from cenn.healpix.polarization import cut_qu_patches, frame_angle, to_healpix_frame
+from cenn.healpix.polarization import cut_qu_patches, cut_qu_sigma, frame_angle, to_healpix_frame
 from cenn.healpix.resolution import check_map_resolution
 from cenn.healpix.tiling import tile_centres
 from cenn.io.units import UNITS
@@ -213,8 +213,9 @@ def full_sky_maps(maps: np.ndarray, nside_in: int, separator: Separator, info: I
     with the spin-2 rotation into each patch's frame (:func:`cenn.healpix.polarization.cut_qu_patches`),
     separated by :meth:`~cenn.separation.Separator.separate_polarization` (a method that separates Q and
     U, :func:`check_separates_qu`) and put
-    back with the inverse rotation; the CMB comes back ``(2, npix)``, Q and U (COSMO). Noise σ maps and
-    ``with_sigma`` are for temperature only.
+    back with the inverse rotation; the CMB comes back ``(2, npix)``, Q and U (COSMO). ``noise_sigma``
+    ``(2, C, npix)`` is then the σ of the bands' Q and U, turned into each patch's frame with them
+    (:func:`cenn.healpix.polarization.cut_qu_sigma`); ``with_sigma`` is for temperature only.
 
     The sphere is tiled (:func:`tile_centres`), patches are cut (``interpolation``, bilinear by
     default) and separated ``batch_size`` at a time and accumulated on Nside ``nside_out``
@@ -225,7 +226,7 @@ def full_sky_maps(maps: np.ndarray, nside_in: int, separator: Separator, info: I
     network's patch pixels are refused before any work, as by ``cenn predict --maps``
     (:func:`cenn.healpix.resolution.check_map_resolution`).
     """
-    _check_full_sky_inputs(maps, separator, info, geometry, stokes, noise_sigma is not None or with_sigma)
+    _check_full_sky_inputs(maps, separator, info, geometry, stokes, noise_sigma, with_sigma)
     if isinstance(separator, NetworkSeparator):  # its pixels are fixed by its training
         check_map_resolution(nside_in, geometry, network=True)
     lon, lat = tile_centres(geometry, overlap, projection)
@@ -237,18 +238,21 @@ def full_sky_maps(maps: np.ndarray, nside_in: int, separator: Separator, info: I
         batch = slice(start, start + batch_size)
         if stokes == "QU":
             cut = cut_qu_patches(maps, nside_in, lon[batch], lat[batch], geometry, interpolation, projection)
+            sigma = None
+            if noise_sigma is not None:
+                sigma = _seen_sigma(cut_qu_sigma(noise_sigma, nside_in, lon[batch], lat[batch], geometry,
+                                                 interpolation, projection), cut.unseen[:, None, None])
             with torch.no_grad():
                 cmb = separator.separate_polarization(torch.from_numpy(np.nan_to_num(cut.values, nan=0.0)),
-                                                      info).cpu().numpy()
+                                                      info, sigma).cpu().numpy()
             cmb = np.where(cut.unseen[:, None], 0.0, cmb)  # NaN · 0 weight would spoil the map
         else:
             cut = cut_patches(maps, nside_in, lon[batch], lat[batch], geometry, interpolation, projection)
             inputs = torch.from_numpy(np.nan_to_num(cut.values, nan=0.0))
             sigma = None
             if noise_sigma is not None:
-                cut_sigma = cut_patches(noise_sigma, nside_in, lon[batch], lat[batch], geometry,
-                                        interpolation, projection).values
-                sigma = torch.from_numpy(np.where(cut.unseen[:, None], 1.0, cut_sigma).astype(np.float32))
+                sigma = _seen_sigma(cut_patches(noise_sigma, nside_in, lon[batch], lat[batch], geometry,
+                                                interpolation, projection).values, cut.unseen[:, None])
             with torch.no_grad():
                 cmb, residual_sigma = (separator.separate_with_sigma(inputs, info, sigma) if with_sigma
                                        else (separator.separate(inputs, info, sigma), None))
@@ -267,23 +271,31 @@ def full_sky_maps(maps: np.ndarray, nside_in: int, separator: Separator, info: I
     return FullSkyMaps(cmb, weight, sigma)
 
 
+def _seen_sigma(cut_sigma: np.ndarray, unseen: np.ndarray) -> torch.Tensor:
+    """The cut noise σ for the separator, float32: 1 where ``unseen`` (broadcasting with ``cut_sigma``:
+    patch pixels the maps do not see, which get no weight)."""
+    return torch.from_numpy(np.where(unseen, 1.0, cut_sigma).astype(np.float32))
+
+
 def _check_full_sky_inputs(maps: np.ndarray, separator: Separator, info: InputInfo, geometry: PatchGeometry,
-                           stokes: str, with_noise: bool) -> None:
+                           stokes: str, noise_sigma: np.ndarray | None, with_sigma: bool) -> None:
     """Refuse, before any work, maps that do not match the separator's bands (``(C, npix)``, or
-    ``(2, C, npix)`` for Q/U), other units or patch pixels than its, and Q/U with a method that does
-    not separate them or with noise σ maps."""
+    ``(2, C, npix)`` for Q/U), noise σ maps not of their shape, other units or patch pixels than its,
+    and Q/U with a method that does not separate them or with the σ of the CMB."""
     bands = len(info.band_names)
     if check_stokes(stokes, "stokes") == "QU":
         if maps.ndim != 3 or maps.shape[:2] != (2, bands):
             raise ValueError(f"Q/U maps of shape {maps.shape} do not match the {bands} bands "
                              f"{info.band_names}; pass (2, C, npix): Q then U, each in the bands' order")
-        if with_noise:
-            raise ValueError("noise σ maps and the σ of the CMB are for temperature maps; drop noise_sigma "
-                             "and with_sigma for Q and U (the network gets its nominal Q/U noise levels)")
+        if with_sigma:
+            raise ValueError("the σ of the CMB is for temperature maps; drop with_sigma for Q and U")
         check_separates_qu(separator)
     elif maps.ndim != 2 or maps.shape[0] != bands:
         raise ValueError(f"maps of shape {maps.shape} do not match the {bands} bands "
                          f"{info.band_names}; pass (C, npix) in the bands' order")
+    if noise_sigma is not None and noise_sigma.shape != maps.shape:
+        raise ValueError(f"noise σ maps of shape {noise_sigma.shape} do not match the maps' {maps.shape}: "
+                         "pass one σ map per map, in the same layout")
     if info.units != UNITS:
         raise ValueError(f"the separator's inputs are in {info.units!r}; maps here are in {UNITS}: "
                          "describe them with InputInfo(units='uK_CMB')")
