@@ -4,11 +4,13 @@
         --minutes 86 [--preview]
     python scripts/ship_weights.py REPORT_DIR        # the shipped model, evaluated anew
     python scripts/ship_weights.py REPORT_DIR --model unbiased --run RUN_DIR ...   # the unbiased model
+    python scripts/ship_weights.py REPORT_DIR --model polarization --run RUN_DIR ...   # the Q/U model
 
 
 Copies ``RUN_DIR/weights.safetensors`` to ``src/cenn/pretrained/`` under the shipped model's name
-(``--model``: ``reference``, the default, or ``unbiased``; :data:`cenn.pretrained.SHIPPED`) and
-writes its card (``MODEL_CARD.md``, ``MODEL_CARD-unbiased.md``) from the run's
+(``--model``: ``reference``, the default, ``unbiased`` or ``polarization``;
+:data:`cenn.pretrained.SHIPPED`) and writes its card (``MODEL_CARD.md``, ``MODEL_CARD-unbiased.md``,
+``MODEL_CARD-polarization.md``; a Q/U model's evaluation is the report's polarization section) from the run's
 configuration, its validation metrics, the runs it continued (``--init-weights``, followed back to
 the first) and the evaluation report's summary (``REPORT_DIR/metrics.json``, from cenn evaluate).
 ``--minutes`` is the wall time of all those runs together. Without ``--run`` only the card's
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from cenn.evaluate.calibration import calibrated
 from cenn.evaluate.cross_sky import cross_sky_table
+from cenn.evaluate.polarization_report import polarization_table
 from cenn.evaluate.report import format_table, headline_table, summary_table
 from cenn.evaluate.summary import HEADLINE_ELL_RANGE, headline_figures
 from cenn.model import load_weights, save_weights
@@ -51,7 +54,10 @@ ARCHITECTURES = {
                     "(the CMB passes with exactly unit response); it also gives the σ of its residual",
 }
 #: Each shipped model's card, beside its weights.
-CARDS = {"reference": "MODEL_CARD.md", "unbiased": "MODEL_CARD-unbiased.md"}
+CARDS = {"reference": "MODEL_CARD.md", "unbiased": "MODEL_CARD-unbiased.md",
+         "polarization": "MODEL_CARD-polarization.md"}
+#: Methods that are not a separation (left out of "the best classical method").
+NOT_CLASSICAL = ("cenn", "target-band")
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "cenn" / "pretrained"
 MAX_BYTES = 25_000_000
@@ -210,11 +216,61 @@ the largest distance of the reliability diagram from the diagonal, and the confi
 """
 
 
-def reevaluated(card: str, metrics: dict) -> str:
+def best_classical_ratios(polarization: dict) -> dict[str, tuple[str, float]]:
+    """Per dataset of a report's ``polarization``: the classical method with the lowest mean residual
+    D_ℓ^EE and cenn's residual EE over it."""
+    results = polarization["results"]
+    ratios = {}
+    for d in polarization["datasets"]:
+        ee = {m: per[d]["residual_ee_dl"]["mean"] for m, per in results.items()}
+        best = min((m for m in ee if m not in NOT_CLASSICAL), key=ee.__getitem__)
+        ratios[d] = (best, ee["cenn"] / ee[best])
+    return ratios
+
+
+def polarization_evaluation_section(metrics: dict) -> str:
+    """A Q/U model card's evaluation section (to its end) from a report's ``metrics.json``."""
+    pol = metrics["polarization"]
+    header, rows = polarization_table(pol)
+    r = pol["ell_ranges"]
+    sets = "; ".join(f"{d}: {i['n_patches']} patches, seed {i['seed']}"
+                     for d, i in metrics["datasets"].items())
+    ratios = [[d, best, f"{ratio:.2f}"] for d, (best, ratio) in best_classical_ratios(pol).items()]
+    return f"""## Evaluation
+
+`cenn evaluate` on stores with Q and U simulated with other seeds than training ({sets}), beside the
+classical methods run on the bands' Q and U. Q/U RMS: the mean over patches of the residual RMS; Table 1
+RMS: RMS of the mean residual patch; residual EE and BB: mean D_ℓ over {r['residual'][0]:g} ≤ ℓ <
+{r['residual'][1]:g} ± the standard deviation over patches (µK²); EE out / in over {r['ee_recovery'][0]:g} ≤ ℓ
+< {r['ee_recovery'][1]:g} at |b| > {pol['high_latitude_deg']:g}°; residual BB over the lensing BB over
+{r['lensing_bb'][0]:g} ≤ ℓ < {r['lensing_bb'][1]:g} (docs/evaluation.md, Polarization).
+
+```
+{format_table(header, rows)}
+```
+
+The network's residual EE over the best classical method's, per set (issue 28's target: ≤ 0.5):
+
+```
+{format_table(["dataset", "best classical", "cenn / best"], ratios)}
+```
+
+Reading it: like the temperature reference model it minimises the squared error, so it suppresses
+what it cannot tell from noise (EE out / in below 1 where the noise dominates); it is not an unbiased
+E-mode map.
+"""
+
+
+def card_evaluation(metrics: dict, stokes: str) -> str:
+    """The evaluation section for a model of ``stokes`` (``"I"`` or ``"QU"``)."""
+    return polarization_evaluation_section(metrics) if stokes == "QU" else evaluation_section(metrics)
+
+
+def reevaluated(card: str, metrics: dict, stokes: str = "I") -> str:
     """The model card ``card`` with its evaluation section replaced from ``metrics``."""
     if EVALUATION not in card:
         raise ValueError(f"the model card has no {EVALUATION.strip()!r} section to replace")
-    return card[:card.index(EVALUATION)] + evaluation_section(metrics)
+    return card[:card.index(EVALUATION)] + card_evaluation(metrics, stokes)
 
 
 def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: bool,
@@ -225,6 +281,11 @@ def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: 
     stages, samples = training_stages(card, name)
     n_parameters = sum(p.numel() for p in model.parameters())
     m = card.metrics
+    polarized = card.stokes == "QU"
+    n_bands = len(card.frequencies_ghz)
+    maps = (f"Q and U of {n_bands} bands ({2 * n_bands} maps, the bands' Q then their U, in the patch "
+            "frame of cenn.sky.flat.spin2)" if polarized else f"{n_bands}")
+    stokes = "'s Q and U" if polarized else ""
     status = (f"**Preview.** Trained on a CPU for {minutes:g} minutes ({samples:,} samples), far from the "
               "paper's 3 × 10⁷; a GPU-trained model will replace it. Its evaluation is below."
               if preview else "Reference model.")
@@ -236,9 +297,9 @@ def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: 
 
 - Architecture: `{card.architecture}` ({ARCHITECTURES.get(card.architecture, "see cenn.model")},
   {n_parameters:,} parameters); parameters {json.dumps(card.architecture_params)}.
-- Input: {len(card.frequencies_ghz)} patches of {card.npix}×{card.npix} pixels of {card.pixel_arcsec:g}″ at
+- Input: {maps} patches of {card.npix}×{card.npix} pixels of {card.pixel_arcsec:g}″ at
   {_join(card.frequencies_ghz)} GHz (beams {_join(card.beams_arcmin)}′),
-  in {card.units}. Output: the CMB at the {card.target_frequency_ghz:g} GHz beam, in {card.units}.
+  in {card.units}. Output: the CMB{stokes} at the {card.target_frequency_ghz:g} GHz beam, in {card.units}.
 - Normalisation: `{card.normalization}` {json.dumps(card.normalization_params)} (output mapped back to
   µK exactly).
 
@@ -254,7 +315,7 @@ and Planck noise, in {len(stages)} run(s), each starting from the previous one's
   itself: {m.get("loss_input", float("nan")):.5f}); residual RMS {m.get("rms_uk", float("nan")):.1f} µK
   (input: {m.get("rms_input_uk", float("nan")):.1f} µK).
 
-{evaluation_section(metrics)}"""
+{card_evaluation(metrics, card.stokes)}"""
 
 
 def main() -> None:
@@ -271,7 +332,8 @@ def main() -> None:
     target = PRETRAINED / SHIPPED[args.model]
     if args.run is None:
         metrics = json.loads((args.report / "metrics.json").read_text())
-        card_path.write_text(reevaluated(card_path.read_text(), metrics))
+        stokes = load_weights(target)[1].stokes
+        card_path.write_text(reevaluated(card_path.read_text(), metrics, stokes))
         print(f"rewrote the evaluation section of {card_path} from {args.report}")
         return
     if args.hardware is None or args.minutes is None:

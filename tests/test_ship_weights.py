@@ -66,3 +66,30 @@ def test_the_shipped_card_names_no_folder_of_the_training_machine(ship_weights):
     assert config["data"] == {"val": "val.zarr", "simulation": "src/cenn/configs/a.toml"}
     assert made.training["stages"] == ["weights.safetensors"] and made.training["seed"] == 3
     assert '"/' not in card.to_json()  # no absolute path anywhere in the shipped card
+
+
+def _qu_entry(ee: float) -> dict:
+    """One method's Q/U figures on one set, as metrics.json's polarization holds them."""
+    return {"pixel": {"q": {"residual_rms_mean_uk": 2.0}, "u": {"residual_rms_mean_uk": 2.1}},
+            "mean_residual_patch": {"q": {"rms_uk": 0.5}, "u": {"rms_uk": 0.6}},
+            "residual_ee_dl": {"mean": ee, "std": 0.1 * ee}, "residual_bb_dl": {"mean": 1.0, "std": 0.2},
+            "ee_recovery": {"ratio": 0.9}, "residual_bb_over_lensing": 3.0, "te": {"amplitude": 0.95}}
+
+
+def test_a_polarization_card_compares_the_network_with_the_best_classical_method(ship_weights):
+    polarization = {
+        "ell_ranges": {"residual": [50.0, 1500.0], "ee_recovery": [100.0, 1500.0],
+                       "lensing_bb": [100.0, 1000.0]},
+        "high_latitude_deg": 30.0, "datasets": {"high": {}, "inner": {}},
+        "results": {"cenn": {"high": _qu_entry(3.0), "inner": _qu_entry(9.0)},
+                    "ilc": {"high": _qu_entry(20.0), "inner": _qu_entry(12.0)},
+                    "nilc": {"high": _qu_entry(10.0), "inner": _qu_entry(15.0)},
+                    "target-band": {"high": _qu_entry(1.0), "inner": _qu_entry(1.0)}}}
+    # the 217 GHz map itself is no separation: never "the best classical method"
+    assert ship_weights.best_classical_ratios(polarization) == {"high": ("nilc", 0.3), "inner": ("ilc", 0.75)}
+    metrics = {"polarization": polarization, "datasets": {"high": {"n_patches": 96, "seed": 9454},
+                                                          "inner": {"n_patches": 96, "seed": 9452}}}
+    card = ship_weights.reevaluated("# card\n\n## Evaluation\n\nold\n", metrics, "QU")
+    assert "high: 96 patches, seed 9454" in card and "old" not in card
+    assert [line.split()[-2:] for line in card.splitlines() if line.split()[-1:] in (["0.30"], ["0.75"])] == [
+        ["nilc", "0.30"], ["ilc", "0.75"]]
