@@ -155,13 +155,20 @@ def test_predict_round_trip_on_a_store_and_a_file(tmp_path, iqu_store, capsys):
         assert hdus[0].header["STOKES"] == "QU"
 
 
-def test_predict_refuses_mismatched_stokes_and_the_unshipped_polarization_model(tmp_path, iqu_store, capsys):
+def test_predict_refuses_mismatched_stokes(tmp_path, iqu_store, capsys):
     weights = _weights(tmp_path / "t.safetensors", "I")
     code = main(["predict", str(iqu_store.path), str(tmp_path / "o.npy"), "--weights", str(weights),
                  "--stokes", "QU"])
     assert code != 0
     assert "--stokes QU asks for Q and U but the weights" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="no polarization model has been trained for shipping yet"):
-        resolve_weights("polarization")
-    with pytest.raises(FileNotFoundError, match=r"polarization-train\.toml"):
-        resolve_weights(None, "QU")
+
+
+def test_q_and_u_without_weights_run_the_shipped_polarization_model(tmp_path, iqu_store):
+    shipped = resolve_weights("polarization")
+    assert resolve_weights(None, "QU") == shipped and load_weights(shipped)[1].stokes == "QU"
+    assert main(["predict", str(iqu_store.path), str(tmp_path / "o.npy"), "--stokes", "QU"]) == 0
+    out, target = np.load(tmp_path / "o.npy"), iqu_store.read("target_polarization")
+    raw = iqu_store.read("polarization")[:, :, 1]  # the 217 GHz Q and U: the CMB, dust and noise
+    residual, raw_residual = (np.sqrt(np.mean((x - target) ** 2)) for x in (out, raw))
+    # measured 2.5 µK per pixel on 96 patches at |b| > 30° (the 217 GHz maps: 43 µK, NILC: 39 µK)
+    assert residual < 5.0 and residual < 0.2 * raw_residual

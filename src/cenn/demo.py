@@ -1,9 +1,10 @@
 """`cenn demo`: the first experience, on built-in defaults.
 
 Simulates small validation sets in the paper's four regions (all sky and the three latitude
-bands, component maps stored), separates them with the reference network shipped in the package
-and with the classical baselines, writes the evaluation report (the paper's Sect. 4 tables and
-figures, its published numbers beside ours) and returns the metrics for the terminal summary.
+bands, component maps stored; with Q and U where the package ships a polarization model), separates
+them with the networks shipped in the package and with the classical baselines, writes the
+evaluation report (the paper's Sect. 4 tables and figures, its published numbers beside ours, and
+its polarization section) and returns the metrics for the terminal summary.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cenn.evaluate.report import check_report_out
 from cenn.evaluate.run import evaluate
 from cenn.io.atomic import atomic_write_text
 from cenn.outputs import MARKER, Inputs, OutputError, check_output, foreign_entries, mark
-from cenn.pretrained import is_shipped, resolve_weights
+from cenn.pretrained import is_shipped, resolve_weights, shipped_weights
 from cenn.runtime import DEFAULT_PRECISION, check_device
 from cenn.separation import Separator
 from cenn.separators import build_separator
@@ -38,13 +39,16 @@ def default_methods() -> tuple[str, ...]:
 
 def demo_separators(methods: tuple[str, ...], weights: str | Path | None, device: str,
                     precision: str = DEFAULT_PRECISION) -> dict[str, Separator]:
-    """The demo's methods: the networks (``cenn``: ``weights``, default the shipped reference model;
-    ``cenn-unbiased``: the shipped unbiased model; both in ``precision``) and the baselines."""
+    """The demo's methods: the networks (``cenn``: ``weights``, default the shipped reference model,
+    and the shipped polarization model for Q and U where there is one; ``cenn-unbiased``: the shipped
+    unbiased model; all in ``precision``) and the baselines."""
     separators = {}
     for name in methods:
         options: dict[str, Any] = {}
         if name == "cenn":
             options = {"weights": resolve_weights(weights), "device": device, "precision": precision}
+            if is_shipped("polarization"):
+                options["polarization_weights"] = shipped_weights("polarization")
         elif name == "cenn-unbiased":
             options = {"device": device, "precision": precision}
         elif name == "wiener":
@@ -124,9 +128,11 @@ def run_demo(
     (out / "data").mkdir(parents=True, exist_ok=True)
     if not (out / MARKER).exists():
         mark(out, "demo")
+    stokes = "IQU" if getattr(separators.get("cenn"), "polarization", None) is not None else "I"
     data = []
     for k, region in enumerate(REGIONS):
-        config = SimulationConfig(seed=seed + 101 + k, region=RegionConfig(*LATITUDE_BANDS[region]))
+        config = SimulationConfig(seed=seed + 101 + k, region=RegionConfig(*LATITUDE_BANDS[region]),
+                                  stokes=stokes)
         store = simulate(out / "data" / f"{region}.zarr", n_per_band, config, device=device,
                          chunk_size=min(64, n_per_band), with_components=True, progress=progress,
                          overwrite=overwrite, inputs=inputs)

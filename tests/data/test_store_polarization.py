@@ -90,12 +90,13 @@ def test_cli_stokes_option_and_its_refusals(tmp_path, capsys):
     base = ["simulate", str(out), "-n", "2", "--npix", "32", "--no-progress", *off]
     assert main([*base, "--stokes", "IQU", "--splits", "2"]) == 2
     assert "splits) are not simulated for Q and U yet" in capsys.readouterr().err
-    assert main([*base, "--stokes", "IQU", "--components"]) == 2
-    assert "drop --components, or simulate with --stokes I" in capsys.readouterr().err
     assert main(["simulate", "--describe", "--stokes", "IQU"]) == 2
     assert "--stokes would be ignored" in capsys.readouterr().err
     assert not out.exists()
-    assert main([*base, "--stokes", "IQU"]) == 0
+    assert main([*base, "--stokes", "IQU", "--components"]) == 0
     store = DatasetStore.open(out)
     assert store.stokes == "IQU" and store.read("polarization").shape == (2, 2, 3, 32, 32)
+    # the component maps are the temperature's: they sum to the inputs, noise included
+    total = sum(store.read(f"components/{name}") for name in ("cmb", "dust", "noise"))
+    np.testing.assert_allclose(total, store.read("inputs"), rtol=1e-5, atol=1e-3)
     assert 'stokes = "IQU"' in (out / ".cenn" / "simulation.toml").read_text()

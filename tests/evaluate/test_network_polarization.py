@@ -91,10 +91,25 @@ def test_q_u_weights_on_a_temperature_store_are_refused_before_any_work(qu_netwo
     cases = [
         (["--methods", "ilc", "--polarization-weights", qu_weights], "add cenn to --methods"),
         (["--methods", "cenn", "--weights", t_weights, "--polarization-weights", "polarization"],
-         "train one with cenn train .* --polarization-weights RUN/weights.safetensors"),
+         "would not be used.*hold temperature only"),
         (["--methods", "cenn", "--weights", qu_weights], "as the polarization weights"),
     ]
     for options, message in cases:
         assert main(["evaluate", str(store), "--out", str(tmp_path / "cli"), *options]) == 2
         assert re.search(message, capsys.readouterr().err), message
         assert not (tmp_path / "cli").exists()
+
+
+def test_without_q_u_weights_cenn_runs_the_shipped_polarization_model(temperature_weights, iqu_store,
+                                                                      tmp_path):
+    store, out = iqu_store(tmp_path, "q", 6, 4), tmp_path / "r"
+    assert main(["evaluate", f"high={store}", "--methods", "cenn,target-band", "--weights",
+                 str(temperature_weights), "--out", str(out), "--noise-factors", "none", "--no-half-split",
+                 "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["methods"]["cenn"]["polarization_weights"].endswith("cenn-polarization-cpu.safetensors")
+    assert metrics["polarization"]["skipped"] == {}
+    # the shipped model on 4 patches at |b| > 30°: far below the 217 GHz Q/U maps' residual (their noise)
+    network, band = (metrics["polarization"]["results"][m]["high"]["pixel"]["q"]["residual_rms_mean_uk"]
+                     for m in ("cenn", "target-band"))
+    assert network < 0.2 * band

@@ -35,8 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--polarization-weights", metavar="WEIGHTS",
                    help="Q/U weights for the 'cenn' method on stores with Q and U (cenn simulate --stokes "
                         "IQU): a file from cenn train with data.stokes = \"QU\", or 'polarization', the "
-                        "shipped model once one ships; --weights stays the temperature network (default: "
-                        "none, so cenn is listed as skipped for Q and U)")
+                        "shipped model; --weights stays the temperature network (default: the shipped "
+                        "polarization model)")
     p.add_argument("--config", help="TOML with [evaluation] settings and [methods.<name>] options")
     add_device(p)
     add_precision(p)

@@ -358,10 +358,6 @@ def simulate(
         raise ValueError(f"n_patches must be a whole number of patches, got {n_patches!r}")
     if n_patches < 1:
         raise ValueError(f"a dataset needs at least one patch, got {n_patches}")
-    if with_components and config.stokes != "I":
-        raise ValueError("component maps (--components) are stored for the temperature only; Q and U "
-                         "of each component are not simulated yet: drop --components, or simulate "
-                         "with --stokes I")
     n_patches = int(n_patches)
     path = Path(out)
     check_store_output(path, overwrite, [*inputs, *map_inputs(config)])

@@ -17,7 +17,7 @@ from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.cross_sky import alternative_name
 from cenn.evaluate.report import check_report_out, format_table, summary_table, write_report
 from cenn.outputs import Inputs
-from cenn.pretrained import resolve_weights
+from cenn.pretrained import is_shipped, resolve_weights
 from cenn.runtime import check_device
 from cenn.separation import Separator
 from cenn.separators import NETWORK_METHODS, build_separator
@@ -130,6 +130,16 @@ def check_polarization_method(names: Sequence[str], weights: str | None) -> None
                           "cenn to --methods, or drop --polarization-weights")
 
 
+def default_polarization_weights(names: Sequence[str], stores: Sequence[tuple[str | None, str | Path]],
+                                 given: str | None) -> str | None:
+    """``--polarization-weights`` as given; without it, the shipped polarization model (``polarization``)
+    where ``cenn`` is evaluated on a store with Q and U and this installation ships one; else None."""
+    if given is not None or "cenn" not in names or not is_shipped("polarization"):
+        return given
+    polarized = any(Path(path).is_dir() and DatasetStore.open(path).stokes == "IQU" for _, path in stores)
+    return "polarization" if polarized else None
+
+
 def resolve_polarization_weights(weights: str | Path) -> Path:
     """:func:`cenn.pretrained.resolve_weights` for ``--polarization-weights`` (a file, or a shipped
     model's name: ``polarization``), its refusal naming that option."""
@@ -143,8 +153,9 @@ def build_separators(names: Sequence[str], options: Mapping[str, Mapping[str, An
                      args: argparse.Namespace) -> dict[str, Separator]:
     """The named separators, with the command line's --weights (for ``cenn``, or ``cenn-unbiased``
     when only it is evaluated; default: the shipped models) and --polarization-weights (``cenn``'s Q/U
-    weights; default none), --precision and --network-batch-size applied to the networks and --device
-    to the networks and the Wiener filter's calibration."""
+    weights; :func:`default_polarization_weights` fills in the shipped one for stores with Q and U),
+    --precision and --network-batch-size applied to the networks and --device to the networks and the
+    Wiener filter's calibration."""
     separators = {}
     given = weights_method(names, args.weights)
     check_polarization_method(names, args.polarization_weights)
@@ -187,6 +198,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     inputs = [("--config", args.config), ("--weights", args.weights),
               ("--polarization-weights", args.polarization_weights)]
     check_report_out(Path(args.out), args.overwrite, [*inputs, *_read_inputs([*stores, *alternative], {})])
+    args.polarization_weights = default_polarization_weights(names, [*stores, *alternative],
+                                                             args.polarization_weights)
     separators = build_separators(names, method_options(args.config), args)
     metrics = evaluate(stores, separators, args.out, config, device=args.device,
                        progress=not args.no_progress, overwrite=args.overwrite, inputs=inputs,

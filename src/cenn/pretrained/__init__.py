@@ -1,10 +1,8 @@
 """Weights shipped inside the package, used by ``cenn predict``, ``cenn evaluate`` and ``cenn demo``
-when no ``--weights`` is given, or by name (``--weights unbiased``). Their model cards are
-``MODEL_CARD.md`` (the reference model) and ``MODEL_CARD-unbiased.md`` beside them.
-
-``polarization`` (Q/U in, the CMB's Q/U out) is reserved: no such model is trained yet, so none
-ships (:data:`NOT_SHIPPED_YET` says how to make one). Once it ships it is the model ``cenn predict
---stokes QU`` uses when no ``--weights`` is given."""
+when no ``--weights`` is given, or by name (``--weights unbiased``, ``--weights polarization``). Their
+model cards are ``MODEL_CARD.md`` (the reference model), ``MODEL_CARD-unbiased.md`` and
+``MODEL_CARD-polarization.md`` (Q/U in, the CMB's Q/U out: the model ``cenn predict --stokes QU``, Q/U
+input and ``cenn evaluate`` on stores with Q and U use when no weights are given) beside them."""
 
 from __future__ import annotations
 
@@ -17,12 +15,6 @@ from cenn.checksums import file_sha256
 #: polarization (Q/U) map.
 SHIPPED = {"reference": "cenn-unet-cpu.safetensors", "unbiased": "cenn-unbiased-cpu.safetensors",
            "polarization": "cenn-polarization-cpu.safetensors"}
-#: Names reserved for models that no cenn ships yet, and how to get weights meanwhile.
-NOT_SHIPPED_YET = {
-    "polarization": "no polarization model has been trained for shipping yet: train one with cenn train "
-                    "RUN --config src/cenn/configs/polarization-train.toml (of the cenn source) and pass "
-                    "--weights RUN/weights.safetensors",
-}
 #: The shipped model for each Stokes choice of ``cenn predict --stokes`` (:mod:`cenn.data.stokes`).
 BY_STOKES = {"I": "reference", "QU": "polarization"}
 #: The reference model's file name.
@@ -53,8 +45,6 @@ def shipped_weights(name: str) -> Path:
     ``FileNotFoundError`` if this installation lacks it."""
     path = Path(str(resources.files("cenn.pretrained").joinpath(SHIPPED[name])))
     if not path.is_file():
-        if name in NOT_SHIPPED_YET:
-            raise FileNotFoundError(f"--weights {name}: {NOT_SHIPPED_YET[name]}")
         raise FileNotFoundError(f"this cenn installation ships no {name} weights ({SHIPPED[name]}): pass "
                                 "--weights FILE.safetensors (from cenn train)")
     check_shipped(path)
