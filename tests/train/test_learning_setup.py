@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Timer
 
 from cenn.config import ConfigError
 from cenn.data.simulate import simulate
@@ -15,6 +16,7 @@ from cenn.sky.rng import SampleRandom
 from cenn.sky.simulator import GeometryConfig, RegionConfig, SimulationConfig
 from cenn.train import TrainConfig, train
 from cenn.train.losses import build_loss, mse, patch_log_mse
+from cenn.train.run import _timer
 from cenn.train.task import CENNTask
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -127,3 +129,16 @@ def test_init_weights_continues_a_model_and_max_minutes_stops_cleanly(val_store,
     clash = TrainConfig.from_dict({**base, "model": {"name": "cenn-small", "init_weights": str(first)}})
     with pytest.raises(ConfigError, match="hold a 'unet-small' model"):
         train(clash, tmp_path / "c")
+
+
+def test_max_minutes_counts_from_each_invocation_so_a_resumed_run_trains_on():
+    """A checkpoint stopped by the clock holds the minutes it spent; resuming from it restores that
+    (Lightning's own Timer would stop at once, with nothing left) but the limit is per invocation."""
+    timer, = _timer(40.0)
+    spent = {"time_elapsed": {"train": 45 * 60.0, "validate": 0.0}}
+    timer.load_state_dict(spent)
+    assert timer.time_elapsed("train") == 0.0 and timer.time_remaining("train") == pytest.approx(40 * 60.0)
+    plain = Timer(duration={"minutes": 40.0})
+    plain.load_state_dict(spent)
+    assert plain.time_remaining("train") == pytest.approx(-5 * 60.0)  # what the override prevents
+    assert _timer(0.0) == []

@@ -66,7 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
     p.add_argument("--max-time", type=float, metavar="MINUTES",
-                   help="stop cleanly after this many minutes (checkpoint, weights and metrics written)")
+                   help="stop cleanly after this many minutes of this invocation (checkpoint, weights and "
+                        "metrics written; a resumed run gets its own minutes)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--accelerator", help="cpu, gpu or auto")
     p.add_argument("--devices", type=_devices, help="devices per node (a count or auto)")

@@ -35,7 +35,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
@@ -355,10 +355,9 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[ModelCheckpoint]) 
     try:
         return L.Trainer(
             max_epochs=t.epochs, max_steps=t.max_steps,
-            max_time={"minutes": t.max_minutes} if t.max_minutes else None,
             accelerator=t.accelerator, devices=t.devices,
             num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
-            callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+            callbacks=[*callbacks, *_timer(t.max_minutes)], plugins=[AtomicCheckpointIO()],
             logger=[CSVLogger(run_dir / "logs", name="csv"),
                     TensorBoardLogger(run_dir / "logs", name="tensorboard", default_hp_metric=False)],
             use_distributed_sampler=False, enable_progress_bar=t.progress,
@@ -367,6 +366,19 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[ModelCheckpoint]) 
         )
     except MisconfigurationException as err:
         raise ConfigError(f"trainer: {err}") from err
+
+
+class _InvocationTimer(Timer):
+    """Lightning's time limit counted from this invocation's start: a resumed run gets its own
+    minutes, where Lightning's would restore the time already spent and stop at once."""
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Keep the offset at zero whatever the checkpoint says."""
+
+
+def _timer(max_minutes: float) -> list[Timer]:
+    """The clean stop after max_minutes of this invocation (none for 0)."""
+    return [_InvocationTimer(duration={"minutes": max_minutes}, interval="step")] if max_minutes else []
 
 
 def _check_exportable(task: CENNTask, checkpoint: str) -> None:
