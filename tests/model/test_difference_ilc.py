@@ -81,13 +81,15 @@ def test_a_bright_gradient_continues_into_the_strip_where_a_mirror_folds_it():
     assert torch.equal(filled[0, 0, 6:-6, 6:-6], differences[0, 0, 6:-6, 6:-6])  # the interior is kept
 
 
-def test_unbiased_network_moves_by_exactly_the_added_cmb_on_patches_cut_from_a_larger_sky(plane_batch):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_unbiased_network_moves_by_exactly_the_added_cmb_on_patches_cut_from_a_larger_sky(plane_batch, bf16):
+    """Also under bfloat16 autocast (--precision auto on a CPU with AMX), where the backbone stays float32."""
     batch, beams = plane_batch
     torch.manual_seed(0)
     net = build_model("sp-nilc-unet", 3, beams_arcmin=beams, pixel_arcsec=90.0, reference=1,
                       seds=SEDS.tolist(), backbone="unet-small", backbone_params={"zero_head": False}).eval()
     cmb, sigma = batch.components["cmb"], batch.noise_sigma
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         with_cmb = net(torch.cat([batch.inputs, sigma], 1))
         without = net(torch.cat([batch.inputs - cmb, sigma], 1))
     change = (with_cmb[:, :1] - without[:, :1]).double()

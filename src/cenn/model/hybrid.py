@@ -155,6 +155,15 @@ class SignalPreservingNet(_LinearPlusNetwork):
             raise ValueError(f"weight_scale must be a positive number, got {weight_scale!r}")
         self.weight_scale = float(weight_scale)
 
+    def _backbone(self, features: torch.Tensor) -> torch.Tensor:
+        """The backbone in float32 even under bfloat16 autocast (``--precision bf16`` or ``auto``): its
+        weight maps multiply differences of up to 10⁵ µK, and bfloat16 turns the float32 rounding
+        differences of inputs that carry different CMBs (0.008 µK at 10⁵ µK) into jumps of its own
+        rounding (0.4 %), which bent the trained model's response to an injected CMB by 10⁻³ in the
+        plane (float32: 5 × 10⁻⁷)."""
+        with torch.autocast(features.device.type, enabled=False):
+            return super()._backbone(features.to(torch.float32))
+
     def correction(self, out: torch.Tensor, differences: torch.Tensor) -> torch.Tensor:
         """The learnt foregrounds ``Σ_j weight_scale A_j ⊙ D_j + scale_uk R`` ``(N, 1, n, n)`` µK from the
         network's maps ``out (N, C, n, n)`` (A_j, then R) and the ``differences (N, C − 1, n, n)``."""
