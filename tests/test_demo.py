@@ -55,16 +55,25 @@ def test_demo_command_prints_the_summary(tmp_path, capsys):
 
 
 def test_reference_weights_are_shipped_and_load():
-    assert available_weights() == ["cenn-polarization-cpu.safetensors", "cenn-unet-cpu.safetensors"]
+    assert available_weights() == ["cenn-polarization-cpu.safetensors", "cenn-unbiased-cpu.safetensors",
+                                   "cenn-unet-cpu.safetensors"]
     from cenn.model import load_weights
 
     model, card = load_weights(default_weights())
     assert card.architecture == "unet" and card.frequencies_ghz == [143.0, 217.0, 353.0]
     assert card.normalization == "asinh" and card.normalization_params == {"scale_uk": 100.0}
     params = card.architecture_params
-    assert params["noise_input"] and params["sigma_output"] and 0.5 < params["sigma_scale"] < 1.5
+    assert params["noise_input"] and params["sigma_output"]
+    # σ calibrated by a curve in stated σ: 8 bins, factors within a factor 2 of 1, σ increasing
+    factors = torch.tensor(params["sigma_curve"]["log_factor"]).exp()
+    assert len(factors) == 8 and ((factors > 0.5) & (factors < 2.0)).all()
+    assert torch.tensor(params["sigma_curve"]["log_sigma_uk"]).diff().gt(0).all()
     assert card.training["noise_uk_per_pixel"] == pytest.approx([22.0, 31.2, 102.4], rel=2e-3)
     assert sum(p.numel() for p in model.parameters()) == 2_823_170
+    unbiased, card = load_weights(shipped_weights("unbiased"))
+    assert card.architecture == "sp-nilc-unet" and card.normalization == "identity"
+    assert card.architecture_params["beams_arcmin"] == pytest.approx([7.22, 4.90, 4.92])
+    assert sum(p.numel() for p in unbiased.parameters()) == 2_823_188
 
 
 @pytest.mark.parametrize(("band", "bound_uk"), [("high", HIGH_BOUND_UK), ("inner", INNER_BOUND_UK)])
