@@ -33,7 +33,7 @@ MIRROR_PAD_PX = 32
 #: of the CMB's RMS, 2 × 10⁻⁴ in RMS over a 64² plane patch, 1 × 10⁻⁴ over 256²; refilling 2: 1.5 ×
 #: 10⁻³ and 1 × 10⁻⁴), which the CMB-free needlet ILC's weight on that difference (~0.1) brings to
 #: 2-4 × 10⁻⁵ of the CMB in its output. Every pixel refilled in the plane costs accuracy: that ILC's
-#: mean residual RMS on 24 plane patches (seeds 9401) fell from 260 to 237 µK from 2 pixels to 1.
+#: mean residual RMS on 24 plane patches (seed 9401) fell from 260 to 237 µK from 2 pixels to 1.
 MIN_STRIP_PX = 1
 #: Gaussian width (pixels) of the interior neighbourhood whose fit refills a wide strip
 #: (:func:`_local_least_squares_fit`): in the plane, 4 pixels left 216 µK of the CMB-free needlet
