@@ -15,7 +15,8 @@ CO(1-0) intensity in K_RJ km/s):
   patch factor ``exp(σ_p z - σ_p²/2)``.
 * Clumps: ``W(x) = W̄(x) exp(σ_g u(x) - σ_g² v/2)``, ``u`` a Gaussian field with ``C_ℓ ∝ ℓ^slope``
   of unit variance over ``ℓ >= sigma_g_lmin`` (``v`` its variance on the grid), as for dust but
-  wider (σ_g = 1.2) and harder.
+  wider (σ_g = 1.2) and harder; the slope is taken to the nearest 0.01 (a randomised sky draws it
+  per patch).
 * High-latitude clouds: with probability ``p`` a patch also holds a cloud complex
   ``W_c max(ũ - t, 0) / m(t)``, ``ũ = u/√v``, ``t = Φ⁻¹(1 - f_cover)`` so that it covers about
   ``f_cover`` of the patch, ``m(t) = E[ũ - t | ũ > t]`` so that the mean over the covered area is
@@ -97,7 +98,8 @@ class CO(Component):
     """
 
     name = "co"
-    randomisable = ("ratio_21", "ratio_32", "disk_latitude_scale_deg", "sigma_g", "cloud_probability")
+    randomisable = ("ratio_21", "ratio_32", "disk_latitude_scale_deg", "sigma_g", "cloud_probability",
+                    "slope")
     disk_amplitude_kkms: float = _D["disk_amplitude_kkms"]
     disk_latitude_scale_deg: float = _D["disk_latitude_scale_deg"]
     disk_outer_latitude_scale_deg: float = _D["disk_outer_latitude_scale_deg"]
@@ -210,14 +212,27 @@ class CO(Component):
         device = torch.device(device)
         self._key = (geometry, instrument, device)
         self._conversion = self.conversion_table(instrument).to(device)  # (n_bands, 3)
-        # u: unit variance over ℓ >= sigma_g_lmin; _u_var is its pixel variance on this grid.
-        self._u_amp, self._u_var = unit_variance_field(geometry, self.slope, self.sigma_g_lmin, device)
+        # u for each slope met (to 0.01): amplitude, unit variance over ℓ >= sigma_g_lmin, and
+        # its pixel variance on this grid (_unit_field).
+        self._u_fields: dict[int, tuple[torch.Tensor, float]] = {}
         # Cloud threshold t and m(t) = E[z - t | z > t] = φ(t)/(1 - Φ(t)) - t for z ~ N(0, 1).
         unit = NormalDist()
         t = unit.inv_cdf(1.0 - self.cloud_cover_fraction)
         self._cloud_t = t
         self._cloud_m = unit.pdf(t) / self.cloud_cover_fraction - t
         self._grid = CoarseGrid(geometry, self.coarse_npix, device)
+
+    def _unit_field(self, slope: float, geometry: PatchGeometry, device: torch.device
+                    ) -> tuple[torch.Tensor, float]:
+        """u's float32 amplitude on the rfft2 grid and its pixel variance for ``slope`` taken to the
+        nearest 0.01, computed on first use."""
+        key = round(slope * 100)
+        if key not in self._u_fields:
+            if not key < -200:
+                raise ValueError(f"co: slope must stay < -2 (a finite variance at large ℓ), got "
+                                 f"{slope:.3f}; narrow its randomised range")
+            self._u_fields[key] = unit_variance_field(geometry, key / 100, self.sigma_g_lmin, device)
+        return self._u_fields[key]
 
     def line_ratios(self, ctx: SkyContext, z: torch.Tensor) -> torch.Tensor:
         """Per-patch W(line)/W(1-0) of the lines of :data:`LINES_GHZ`, ``(batch, 3)`` float64, from
@@ -242,20 +257,25 @@ class CO(Component):
         fine = self._grid.upsample(log_mean.clamp_min(-80.0))[:, None]  # (B, 1, n, n); e^-80 ~ 0 in float32
         # Clumps: W = W̄ exp(σ_g (u - σ_g v / 2)); u is reused, in place, after the clouds.
         white = fields.white_fourier(ctx.random, "co", geometry)
-        white.mul_(self._u_amp)
+        unit = [self._unit_field(slope, geometry, device) for slope in self.per_patch(ctx, "slope").tolist()]
+        var = [v for _, v in unit]
         # One inverse transform per patch: the batched one vectorises across patches and rounds
         # differently with the batch size, so a patch's bytes would depend on its batch.
-        u = torch.cat([fields.to_real(w, geometry) for w in white.split(1)])  # (B, 1, n, n), variance v
+        u = torch.cat([fields.to_real(w.mul_(amp), geometry)
+                       for w, (amp, _) in zip(white.split(1), unit, strict=True)])  # (B, 1, n, n)
         # High-latitude cloud complexes in a random subset of patches, from the same field u.
         p = self.per_patch(ctx, "cloud_probability").clamp(0.0, 1.0)
         idx = torch.nonzero(ctx.random.uniform("co_cloud", ()) < p).flatten()
         if len(idx):
             sc = self.cloud_scatter_ln
             w_c = self.cloud_mean_kkms * torch.exp(sc * z[idx, 3] - 0.5 * sc * sc) / self._cloud_m
-            cloud = (u[idx] * (1.0 / math.sqrt(self._u_var)) - self._cloud_t).clamp_min_(0.0)
+            inv_sd = torch.tensor([1.0 / math.sqrt(var[i]) for i in idx.tolist()], dtype=torch.float32,
+                                  device=device)[:, None, None, None]
+            cloud = (u[idx] * inv_sd - self._cloud_t).clamp_min_(0.0)
             cloud.mul_(w_c.to(torch.float32)[:, None, None, None])
         sig = self.per_patch(ctx, "sigma_g").clamp_min(0.0).to(torch.float32)[:, None, None, None]
-        w_map = u.sub_(0.5 * self._u_var * sig).mul_(sig).add_(fine).exp_()
+        half_var = torch.tensor([0.5 * v for v in var], dtype=torch.float32, device=device)[:, None, None, None]
+        w_map = u.sub_(half_var * sig).mul_(sig).add_(fine).exp_()
         if len(idx):
             w_map.index_add_(0, idx, cloud)
         # Saturation W_s tanh(W / W_s), then lines into bands: T_b = Σ_line R_line F(b, line) W.

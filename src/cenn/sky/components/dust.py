@@ -16,7 +16,8 @@ Planck 353 GHz map value in MJy sr⁻¹):
   with ``C_ℓ ∝ ℓ^α`` normalised to unit variance over ``ℓ >= sigma_g_lmin`` (``v`` its variance
   on the grid), so the fluctuations scale with the local brightness (``D_ℓ ∝ Ī²``). The
   lognormal width ``σ_g = σ_ref (Ī/I_ref)^γ`` (clipped) and the slope ``α`` (from -2.6 for faint
-  to -2.9 for bright patches, interpolated in log Ī) grow with brightness.
+  to -2.9 for bright patches, interpolated in log Ī, plus ``slope_shift``, 0 unless a randomised
+  sky draws it per patch) grow with brightness.
 * SED: ``I_ν = I_353 (ν/ν₀)^β B_ν(T)/B_ν₀(T) · CC_ν/CC_ν₀`` with (β, T) drawn per patch and as
   smooth anticorrelated fields within it; ``T_ν = I_ν / U_ν`` with ``U_ν`` the band's MJy sr⁻¹
   per K_CMB (:attr:`cenn.sky.instrument.Band.mjysr_per_kcmb`).
@@ -75,7 +76,7 @@ class Dust(Component):
     polarized = True
     randomisable = ("beta", "temperature_k", "sigma_g_ref", "beta_field_sigma",
                     "temperature_field_sigma_k", "pol_fraction_median", "pol_structure_correlation",
-                    "pol_angle_sigma_deg")
+                    "pol_angle_sigma_deg", "slope_shift", "disk_scale_height_deg")
     reference_ghz: float = _D["reference_ghz"]
     csc_amplitude_mjysr: float = _D["csc_amplitude_mjysr"]
     csc_softening_deg: float = _D["csc_softening_deg"]
@@ -99,6 +100,7 @@ class Dust(Component):
     slope_bright: float = _D["slope_bright"]
     slope_faint_mjysr: float = _D["slope_faint_mjysr"]
     slope_bright_mjysr: float = _D["slope_bright_mjysr"]
+    slope_shift: float = _D["slope_shift"]
     beta: float = _D["beta"]
     temperature_k: float = _D["temperature_k"]
     beta_patch_sigma: float = _D["beta_patch_sigma"]
@@ -167,8 +169,12 @@ class Dust(Component):
 
     # ------------------------------------------------------------------ model pieces
 
-    def mean_brightness(self, lon_deg: torch.Tensor, lat_deg: torch.Tensor) -> torch.Tensor:
-        """Ī(l, b): mean 353 GHz brightness in MJy sr⁻¹ (no patch scatter), broadcasting."""
+    def mean_brightness(self, lon_deg: torch.Tensor, lat_deg: torch.Tensor,
+                        disk_scale_height_deg: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Ī(l, b): mean 353 GHz brightness in MJy sr⁻¹ (no patch scatter), broadcasting; the disk's
+        scale height ``h`` in degrees is ``disk_scale_height_deg`` unless given (a number or a tensor
+        broadcasting against ``lat_deg``)."""
+        h = self.disk_scale_height_deg if disk_scale_height_deg is None else disk_scale_height_deg
         lon = wrap_lon(torch.as_tensor(lon_deg, dtype=torch.float64))
         lat = torch.as_tensor(lat_deg, dtype=torch.float64, device=lon.device)
         sin_b = torch.sin(torch.deg2rad(lat))
@@ -180,7 +186,7 @@ class Dust(Component):
         f_ac = self.disk_anticentre_fraction
         lon_profile = f_ac + (1.0 - f_ac) * torch.exp(-lon.abs() / self.disk_longitude_scale_deg)
         disk = self.disk_amplitude_mjysr * lon_profile * torch.exp(
-            -lat.abs() / self.disk_scale_height_deg
+            -lat.abs() / h
         )
         thick = self.thick_amplitude_mjysr * torch.exp(-lat.abs() / self.thick_scale_height_deg)
         return csc + disk + thick
@@ -194,7 +200,8 @@ class Dust(Component):
                                self.sigma_g_min, self.sigma_g_max)
 
     def slope(self, brightness: torch.Tensor) -> torch.Tensor:
-        """Log-slope α of C_ℓ of the small-scale field for a patch's mean brightness."""
+        """Log-slope α of C_ℓ of the small-scale field for a patch's mean brightness, before the
+        ``slope_shift``."""
         lo, hi = math.log(self.slope_faint_mjysr), math.log(self.slope_bright_mjysr)
         t = ((torch.log(brightness.clamp_min(1e-30)) - lo) / (hi - lo)).clamp(0.0, 1.0)
         return self.slope_faint + (self.slope_bright - self.slope_faint) * t
@@ -219,23 +226,42 @@ class Dust(Component):
     def setup(self, instrument: Instrument, geometry: PatchGeometry, device: torch.device) -> None:
         device = torch.device(device)
         self._key = (geometry, instrument, device)
-        # Amplitudes of the small-scale field u for a table of slopes between slope_faint and
-        # slope_bright (steps <= 0.01; each patch takes the nearest), each of unit variance over
-        # ℓ >= sigma_g_lmin; _u_var is u's pixel variance on this grid. (The normalisation
-        # multiplies the unit amplitude here, where the other components put it in the exponent.)
+        # Amplitudes of the small-scale field u for a table of slopes α_j between slope_faint (j = 0)
+        # and slope_bright (j = k - 1), steps <= 0.01; each patch takes the nearest. A slope shifted
+        # beyond the ends takes an entry α_j = slope_faint + j·step added on first use (_table_entry).
+        # Each entry is u's amplitude (unit variance over ℓ >= sigma_g_lmin) and its pixel variance.
+        # (The normalisation multiplies the unit amplitude here, where the other components put it
+        # in the exponent.)
         span = self.slope_bright - self.slope_faint
         k = 1 if span == 0 else min(128, math.ceil(abs(span) / 0.01) + 1)
         slopes = torch.linspace(self.slope_faint, self.slope_bright, k, dtype=torch.float64)
-        slopes = slopes.to(device)[:, None, None]
-        amp, var = power_law_amplitude(geometry, slopes, device)
-        c0 = torch.exp(log_unit_variance_norm(slopes, self.sigma_g_lmin, geometry.pixel_area_sr))
-        self._u_amp = (amp * torch.sqrt(c0)).to(torch.float32)  # (k, n, n // 2 + 1)
-        self._u_var = (var * c0[:, 0, 0]).to(torch.float32)  # (k,)
+        self._slope_step = span / (k - 1) if k > 1 else -0.01
+        self._u_table = {j: self._unit_field(geometry, slope, device) for j, slope in enumerate(slopes)}
         self._n_slopes = k
         self._grid = CoarseGrid(geometry, self.coarse_npix, device)
         amp, var = power_law_amplitude(self._grid.geometry, self.sed_field_slope, device)
         self._sed_amp = (amp / torch.sqrt(var)).to(torch.float32)  # unit-variance β/T fields
         self._log_uk = math.log(1e6)
+
+    def _unit_field(self, geometry: PatchGeometry, slope: torch.Tensor, device: torch.device
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """u's float32 amplitude on the rfft2 grid ``(n, n // 2 + 1)`` and its pixel variance (a
+        0-d float32 tensor) for the log-slope ``slope`` (a 0-d float64 tensor)."""
+        slope = slope.to(device)
+        amp, var = power_law_amplitude(geometry, slope, device)
+        c0 = torch.exp(log_unit_variance_norm(slope, self.sigma_g_lmin, geometry.pixel_area_sr))
+        return (amp * torch.sqrt(c0)).to(torch.float32), (var * c0).to(torch.float32)
+
+    def _table_entry(self, j: int, geometry: PatchGeometry, device: torch.device
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Entry ``j`` of the slope table, computed and kept on first use beyond its ends."""
+        if j not in self._u_table:
+            slope = torch.tensor(self.slope_faint + j * self._slope_step, dtype=torch.float64)
+            if not slope < -2:
+                raise ValueError(f"dust: a shifted slope must stay < -2 (a finite variance at large ℓ), "
+                                 f"got {float(slope):.3f}; narrow the slope_shift range")
+            self._u_table[j] = self._unit_field(geometry, slope, device)
+        return self._u_table[j]
 
     def _coarse_fields(self, ctx: SkyContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """On the coarse grid: log of µK_CMB per band of Ī (with patch scatter), σ_g, and the
@@ -244,7 +270,8 @@ class Dust(Component):
         lon, lat = pixel_coordinates(ctx.lon_deg.to(device), ctx.lat_deg.to(device), self._grid.geometry)
         z = ctx.random.normal("dust_patch", (3,), dtype=torch.float64)
         s = self.patch_scatter_ln
-        mean = self.mean_brightness(lon, lat) * torch.exp(s * z[:, 0] - 0.5 * s * s)[:, None, None]
+        height = self.per_patch(ctx, "disk_scale_height_deg").clamp_min(1e-3)[:, None, None]
+        mean = self.mean_brightness(lon, lat, height) * torch.exp(s * z[:, 0] - 0.5 * s * s)[:, None, None]
         # β and T: per-patch offsets plus smooth in-patch fields, anticorrelated.
         rho = self.beta_temperature_correlation
         rho_c = math.sqrt(max(0.0, 1.0 - rho * rho))
@@ -277,15 +304,18 @@ class Dust(Component):
         # Smooth fields upsampled bilinearly: log µK_CMB of Ī per band, and σ_g.
         fine = self._grid.upsample(log_uk)
         sig_f = self._grid.upsample(sig)
-        # Small-scale field u, C_ℓ ∝ ℓ^α with α from the patch's mean brightness.
+        # Small-scale field u, C_ℓ ∝ ℓ^α with α from the patch's mean brightness and its shift.
+        shift = self.per_patch(ctx, "slope_shift")
         if self._n_slopes == 1:
-            idx = torch.zeros(len(patch_mean), dtype=torch.long, device=ctx.device)
+            steps = shift / self._slope_step
         else:
-            t = (self.slope(patch_mean) - self.slope_faint) / (self.slope_bright - self.slope_faint)
-            idx = torch.round(t * (self._n_slopes - 1)).long()
-        var = self._u_var[idx][:, None, None, None]
+            t = (self.slope(patch_mean) + shift - self.slope_faint) / (self.slope_bright - self.slope_faint)
+            steps = t * (self._n_slopes - 1)
+        idx = torch.round(steps).long().tolist()
+        entries = [self._table_entry(j, geometry, ctx.device) for j in idx]
+        var = torch.stack([v for _, v in entries])[:, None, None, None]
         white = fields.white_fourier(ctx.random, "dust", geometry)
-        u = fields.to_real(white.mul_(self._u_amp[idx][:, None]), geometry)
+        u = fields.to_real(white.mul_(torch.stack([a for a, _ in entries])[:, None]), geometry)
         # exponent σ_g u - σ_g² v / 2 = σ_g (u - σ_g v / 2), then I = exp(log Ī_ν + exponent)
         expo = u.addcmul_(sig_f, -0.5 * var).mul_(sig_f)
         out = fine.add_(expo).exp_()
