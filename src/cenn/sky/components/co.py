@@ -274,7 +274,8 @@ class CO(Component):
             cloud = (u[idx] * inv_sd - self._cloud_t).clamp_min_(0.0)
             cloud.mul_(w_c.to(torch.float32)[:, None, None, None])
         sig = self.per_patch(ctx, "sigma_g").clamp_min(0.0).to(torch.float32)[:, None, None, None]
-        half_var = torch.tensor([0.5 * v for v in var], dtype=torch.float32, device=device)[:, None, None, None]
+        half_var = torch.tensor([0.5 * v for v in var], dtype=torch.float32, device=device)
+        half_var = half_var[:, None, None, None]
         w_map = u.sub_(half_var * sig).mul_(sig).add_(fine).exp_()
         if len(idx):
             w_map.index_add_(0, idx, cloud)
