@@ -77,7 +77,8 @@ def test_config_overrides_and_refuses_unknown_parameters():
     assert resolved["beta"] == load_defaults()["beta"]
     with pytest.raises(ConfigError, match="unknown parameters"):
         SimulationConfig.from_dict({"components": {"dust": {"amplitude": 1.0}}}).resolved_components()
-    for bad in ({"patch_scatter_ln": -0.1}, {"beta": "1.5"}, {"slope_faint": -1.5}):
+    for bad in ({"patch_scatter_ln": -0.1}, {"beta": "1.5"}, {"slope_faint": -1.5},
+                {"slope_shift": 0.7}):
         with pytest.raises(ConfigError):
             SimulationConfig.from_dict({"components": {"dust": bad}}).resolved_components()
 
@@ -165,6 +166,9 @@ def test_sigma_g_and_slope_grow_with_brightness():
         # every patch counts as bright: the slope is picked from the patch brightness
         (-3.0, {"slope_faint": -2.5, "slope_bright": -3.0, "slope_faint_mjysr": 1e-4,
                 "slope_bright_mjysr": 2e-4}),
+        # a shift beyond either end of the slope table (faint patches: -2.6 + 0.3; one slope - 0.4)
+        (-2.3, {"slope_shift": 0.3}),
+        (-3.0, {"slope_faint": -2.6, "slope_bright": -2.6, "slope_shift": -0.4}),
     ],
 )
 def test_spectrum_slope_matches_configuration(slope, params):
@@ -189,6 +193,13 @@ def test_spectrum_slope_matches_configuration(slope, params):
     fit_expected = np.polyfit(np.log(ell), np.log(expected), 1)[0]
     assert fit == pytest.approx(fit_expected, abs=0.08)
     assert fit_expected == pytest.approx(slope, abs=0.15)
+
+
+def test_a_randomised_slope_shift_past_minus_two_is_refused_when_drawn():
+    d = Dust(slope_faint=-2.3, slope_bright=-2.3)
+    lon, lat = torch.zeros(1), torch.full((1,), 60.0)
+    with pytest.raises(ValueError, match="slope_shift range"):
+        d.sky(_ctx(lon, lat, draws={"dust": {"slope_shift": torch.tensor([0.4])}}))
 
 
 def test_fluctuation_power_scales_with_brightness_squared():

@@ -154,6 +154,9 @@ class Dust(Component):
                      ("temperature_min_k", "temperature_k", "temperature_max_k")),
             not_all_zero=("csc_amplitude_mjysr", "disk_amplitude_mjysr", "thick_amplitude_mjysr"),
         )
+        if not max(self.slope_faint, self.slope_bright) + self.slope_shift < -2:
+            raise ValueError(f"dust: slope_faint and slope_bright plus slope_shift must stay < -2, got "
+                             f"{self.slope_faint}, {self.slope_bright} and {self.slope_shift}")
         if not self.slope_faint_mjysr < self.slope_bright_mjysr:
             raise ValueError("dust: slope_faint_mjysr must be < slope_bright_mjysr")
         if not -1 <= self.beta_temperature_correlation <= 1:
