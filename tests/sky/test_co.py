@@ -5,6 +5,7 @@ latitude, line ratios, randomised parameters, RNG and configuration. Small grids
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -221,7 +222,7 @@ def test_drawn_clump_slope_is_the_log_map_spectrum_slope(slope):
     ell = 2 * math.pi * np.hypot(*np.meshgrid(k, k, indexing="ij")) / math.radians(GEOM.pixel_deg)
     edges = np.geomspace(600, 3000, 7)
     centres, binned = [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         sel = (ell >= lo) & (ell < hi)
         centres.append(ell[sel].mean())
         binned.append(power[sel].mean())
