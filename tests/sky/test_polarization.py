@@ -149,6 +149,28 @@ def test_dust_polarization_fraction_distribution():
     assert p.max() <= dust.pol_fraction_max * (1 + 1e-5)
 
 
+def test_dust_polarization_fraction_falls_with_column_density_as_planck_2018_xii():
+    """Median p = |P| / I, by numpy, in 32 small patches in the inner plane (Ī above the 2e22 cm⁻²
+    end of the law) and 32 at b = 50°: the plane's is the high-latitude median times the fall of
+    N_H^-0.236 between their mean brightnesses, a factor ~3 (Planck 2018 XII: 3-4 over 1e20-2e22)."""
+    dust = Dust()
+    geometry = PatchGeometry(32, 90.0)
+    instrument = simulator(only("dust")).instrument
+    medians = {}
+    for name, (lon, lat) in {"plane": (20.0, 0.0), "high": (40.0, 50.0)}.items():
+        ctx = SkyContext(geometry, instrument, torch.full((32,), lon, dtype=torch.float64),
+                         torch.full((32,), lat, dtype=torch.float64), SampleRandom(7, range(32)))
+        intensity = dust.sky(ctx)
+        qu = dust.polarization(ctx, intensity)
+        p = np.hypot(as_numpy(qu[:, 0, 2]), as_numpy(qu[:, 1, 2])) / as_numpy(intensity[:, 2])
+        medians[name] = np.median(p)
+    high_brightness = float(dust.mean_brightness(torch.tensor(40.0), torch.tensor(50.0)))
+    expected_high = 0.04 * (high_brightness / 0.1) ** -0.236
+    assert medians["high"] == pytest.approx(expected_high, rel=0.25)
+    assert medians["plane"] == pytest.approx(0.04 * (7.6 / 0.1) ** -0.236, rel=0.25)  # 1.44 %
+    assert 2.5 < medians["high"] / medians["plane"] < 4.0
+
+
 def test_radio_sources_are_polarized_at_a_few_per_cent_with_random_angles():
     sim = simulator(only("radio"), npix=96)
     random = SampleRandom(3, range(16))

@@ -67,7 +67,7 @@ def structured(component: Component, ctx: SkyContext, intensity: torch.Tensor,
                median: torch.Tensor) -> torch.Tensor:
     """Q and U ``(batch, 2, n_bands, n, n)`` float32, in the units of ``intensity (batch, n_bands, n, n)``
     (the maps ``component`` drew for ``ctx``): p I e^{2iψ} in every band (module docstring), p of
-    median ``median (batch,)`` per patch.
+    median ``median``, per patch ``(batch,)`` or per pixel ``(batch, n, n)``.
 
     The component's fields ``pol_structure_correlation`` (ρ) and ``pol_angle_sigma_deg`` (σ_ψ, read
     per patch: :meth:`Component.per_patch`), ``pol_structure_slope``, ``pol_structure_smoothing_arcmin``
@@ -85,7 +85,9 @@ def structured(component: Component, ctx: SkyContext, intensity: torch.Tensor,
     angle_rms = torch.deg2rad(component.per_patch(ctx, "pol_angle_sigma_deg")).to(torch.float32)
     cos2, sin2 = rotate(cos2, sin2, angle_rms[:, None, None] * turbulence)
     log_p = unit_field(ctx.random, f"{name}_pol_fraction", geometry, component.pol_fraction_slope)
-    p = (median.to(torch.float32)[:, None, None] * torch.exp(component.pol_fraction_sigma_ln * log_p)
+    median = median.to(torch.float32)
+    median = median[:, None, None] if median.ndim == 1 else median
+    p = (median * torch.exp(component.pol_fraction_sigma_ln * log_p)
          ).clamp_max(component.pol_fraction_max)
     return torch.stack([p * cos2, p * sin2], dim=1)[:, :, None] * intensity[:, None]
 

@@ -23,8 +23,9 @@ Planck 353 GHz map value in MJy sr⁻¹):
   per K_CMB (:attr:`cenn.sky.instrument.Band.mjysr_per_kcmb`).
 
 * Polarization (:meth:`Dust.polarization`): ``Q + iU = p I e^{2iψ}`` in every band (the same SED
-  as the intensity), p a smooth lognormal fraction and ψ the orientation of the structures plus a
-  turbulent angle (:mod:`cenn.sky.components._polarization`).
+  as the intensity), p a smooth lognormal fraction whose median falls with the column density as
+  ``(Ī/I_ref)^-γ`` (Ī clamped to the range where that was measured) and ψ the orientation of the
+  structures plus a turbulent angle (:mod:`cenn.sky.components._polarization`).
 
 Random streams: ``dust`` (small-scale field), ``dust_patch`` (per-patch scalars), ``dust_sed``
 (β/T fields); for Q and U ``dust_pol_structure``, ``dust_pol_angle`` and ``dust_pol_fraction``.
@@ -114,6 +115,10 @@ class Dust(Component):
     temperature_min_k: float = _D["temperature_min_k"]
     temperature_max_k: float = _D["temperature_max_k"]
     pol_fraction_median: float = _D["pol_fraction_median"]
+    pol_fraction_reference_mjysr: float = _D["pol_fraction_reference_mjysr"]
+    pol_fraction_nh_index: float = _D["pol_fraction_nh_index"]
+    pol_fraction_nh_min_mjysr: float = _D["pol_fraction_nh_min_mjysr"]
+    pol_fraction_nh_max_mjysr: float = _D["pol_fraction_nh_max_mjysr"]
     pol_fraction_sigma_ln: float = _D["pol_fraction_sigma_ln"]
     pol_fraction_max: float = _D["pol_fraction_max"]
     pol_fraction_slope: float = _D["pol_fraction_slope"]
@@ -140,17 +145,18 @@ class Dust(Component):
                 "reference_ghz", "csc_softening_deg", "csc_inner_width_deg", "disk_scale_height_deg",
                 "disk_longitude_scale_deg", "thick_scale_height_deg", "sigma_g_ref_mjysr",
                 "sigma_g_lmin", "slope_faint_mjysr", "slope_bright_mjysr", "beta_min",
-                "temperature_min_k",
+                "temperature_min_k", "pol_fraction_reference_mjysr", "pol_fraction_nh_min_mjysr",
             ),
             non_negative=(
                 "csc_amplitude_mjysr", "csc_inner_boost", "disk_amplitude_mjysr",
                 "disk_anticentre_fraction", "thick_amplitude_mjysr", "patch_scatter_ln", "sigma_g_ref",
                 "sigma_g_min", "sigma_g_max", "beta_patch_sigma", "beta_field_sigma",
-                "temperature_patch_sigma_k", "temperature_field_sigma_k",
+                "temperature_patch_sigma_k", "temperature_field_sigma_k", "pol_fraction_nh_index",
             ),
             at_most_one=("disk_anticentre_fraction",),
             slopes=("slope_faint", "slope_bright"),
             ordered=(("sigma_g_min", "sigma_g_max"), ("beta_min", "beta", "beta_max"),
+                     ("pol_fraction_nh_min_mjysr", "pol_fraction_nh_max_mjysr"),
                      ("temperature_min_k", "temperature_k", "temperature_max_k")),
             not_all_zero=("csc_amplitude_mjysr", "disk_amplitude_mjysr", "thick_amplitude_mjysr"),
         )
@@ -266,15 +272,29 @@ class Dust(Component):
             self._u_table[j] = self._unit_field(geometry, slope, device)
         return self._u_table[j]
 
+    def _coarse_mean(self, ctx: SkyContext) -> torch.Tensor:
+        """Ī (MJy sr⁻¹ at 353 GHz, no patch scatter) on the coarse grid, ``(batch, nc, nc)`` float64."""
+        device = ctx.device
+        lon, lat = pixel_coordinates(ctx.lon_deg.to(device), ctx.lat_deg.to(device), self._grid.geometry)
+        height = self.per_patch(ctx, "disk_scale_height_deg").clamp_min(1e-3)[:, None, None]
+        return self.mean_brightness(lon, lat, height)
+
+    def pol_fraction_medians(self, ctx: SkyContext) -> torch.Tensor:
+        """The median polarization fraction at every pixel, ``(batch, n, n)`` float32:
+        ``pol_fraction_median (Ī/I_ref)^-γ``, Ī the mean 353 GHz brightness (a column density, without
+        the patch scatter) clamped to the range where p's fall with N_H was measured."""
+        brightness = self._coarse_mean(ctx).clamp(self.pol_fraction_nh_min_mjysr,
+                                                  self.pol_fraction_nh_max_mjysr)
+        factor = torch.log(brightness / self.pol_fraction_reference_mjysr) * -self.pol_fraction_nh_index
+        median = self.per_patch(ctx, "pol_fraction_median")[:, None, None]
+        return torch.exp(self._grid.upsample(factor)) * median.to(torch.float32)
+
     def _coarse_fields(self, ctx: SkyContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """On the coarse grid: log of µK_CMB per band of Ī (with patch scatter), σ_g, and the
         patch-mean brightness. Shapes (B, n_bands, nc, nc), (B, 1, nc, nc), (B,)."""
-        device = ctx.device
-        lon, lat = pixel_coordinates(ctx.lon_deg.to(device), ctx.lat_deg.to(device), self._grid.geometry)
         z = ctx.random.normal("dust_patch", (3,), dtype=torch.float64)
         s = self.patch_scatter_ln
-        height = self.per_patch(ctx, "disk_scale_height_deg").clamp_min(1e-3)[:, None, None]
-        mean = self.mean_brightness(lon, lat, height) * torch.exp(s * z[:, 0] - 0.5 * s * s)[:, None, None]
+        mean = self._coarse_mean(ctx) * torch.exp(s * z[:, 0] - 0.5 * s * s)[:, None, None]
         # β and T: per-patch offsets plus smooth in-patch fields, anticorrelated.
         rho = self.beta_temperature_correlation
         rho_c = math.sqrt(max(0.0, 1.0 - rho * rho))
@@ -329,4 +349,4 @@ class Dust(Component):
     def polarization(self, ctx: SkyContext, intensity: torch.Tensor) -> torch.Tensor:
         """Q and U in µK_CMB before the beam, ``(batch, 2, n_bands, n, n)``, for the intensity maps
         ``intensity (batch, n_bands, n, n)`` drawn for ``ctx`` (module docstring)."""
-        return pol.structured(self, ctx, intensity, self.per_patch(ctx, "pol_fraction_median"))
+        return pol.structured(self, ctx, intensity, self.pol_fraction_medians(ctx))
