@@ -218,6 +218,21 @@ def test_a_second_writer_of_the_same_chunks_is_refused(tmp_path, reference, caps
     _assert_same(path, reference)
 
 
+def test_a_creation_lock_left_by_a_kill_after_the_rename_goes_with_the_next_run(tmp_path, reference):
+    """A creation killed between putting its store in place and removing its lock file leaves
+    ``.NAME.cenn-create.lock``: the rerun that resumes the store removes it; only reading leaves it."""
+    path = tmp_path / "store.zarr"
+    assert _cli(path) == 0
+    lock = tmp_path / ".store.zarr.cenn-create.lock"
+    lock.touch()
+    DatasetStore.open(path, mode="r")
+    assert lock.exists()
+    assert _cli(path) == 0
+    assert not lock.exists()
+    _assert_same(path, reference)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.zarr"]
+
+
 def test_kills_around_creation_resume_identically(tmp_path, reference):
     """SIGKILL `cenn simulate` just after it starts, while it builds the store and once the store is in
     place (before its first chunk); a rerun of each matches an uninterrupted run."""

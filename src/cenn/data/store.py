@@ -120,11 +120,17 @@ def _lock_shard(lock: Path) -> tuple[int, int]:
     return int(i), int(n)
 
 
+def _creation_lock_file(path: Path) -> Path:
+    """``.NAME.cenn-create.lock`` beside the store ``path``."""
+    return path.with_name(f".{path.name}.cenn-create.lock")
+
+
 @contextmanager
 def _creation_lock(path: Path) -> Iterator[None]:
     """Hold (waiting for it) an exclusive lock on ``.NAME.cenn-create.lock`` beside ``path``; the lock
-    file goes once ``path`` exists, as no process creates an existing store."""
-    lock = path.with_name(f".{path.name}.cenn-create.lock")
+    file goes once ``path`` exists, as no process creates an existing store (a creation killed between
+    the two leaves it for the next writer, :meth:`DatasetStore.open` in ``r+``, to remove)."""
+    lock = _creation_lock_file(path)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -200,7 +206,8 @@ class DatasetStore:
 
     @classmethod
     def open(cls, path: Path | str, mode: str = "r") -> DatasetStore:
-        """Open an existing store (``mode`` "r" or "r+"), checking it is a whole cenn store."""
+        """Open an existing store (``mode`` "r" or "r+"), checking it is a whole cenn store; in "r+",
+        remove the creation lock file a creation killed after putting the store in place left."""
         path = Path(path)
         if not (path / "zarr.json").exists():
             raise StoreError(f"{path} is not a dataset store (no zarr.json): check the path")
@@ -229,6 +236,8 @@ class DatasetStore:
             raise StoreError(f"{path}: its 'cenn' attrs (zarr.json) were edited after cenn wrote them "
                              f"({', '.join(edited)} no longer match the SHA-256 recorded then), so they may "
                              f"not describe its patches: restore them as cenn wrote them, or {_RECREATE}")
+        if mode == "r+":
+            _creation_lock_file(path).unlink(missing_ok=True)  # left by a creation killed after its rename
         return cls(path, group)
 
     def _open_array(self, name: str) -> zarr.Array:
