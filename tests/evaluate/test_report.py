@@ -331,5 +331,11 @@ def test_cross_sky_pairs_each_store_with_its_alternative_and_gives_the_ratios(st
         assert entry["residual_rms_uk_ratio"] == pytest.approx(ratio)
         assert ratio > 1.05  # the foregrounds are left in the target band map
         assert "residual_rms_uk_vs_nilc" not in entry  # NILC was not evaluated
+        assert entry["paired"] is False  # seeds 5 and 9: other positions, CMB and noise
+        for name, figures in (("high", default), ("alt-high", other)):  # each patch's share of them
+            per_patch = metrics["results"][m][name]["per_patch"]
+            assert len(per_patch["residual_rms_uk"]) == metrics["datasets"][name]["n_patches"]
+            for key in ("residual_rms_uk", "residual_dl_uk2"):
+                assert np.mean(per_patch[key]) == pytest.approx(figures[key], rel=1e-9)
     report = (tmp_path / "r" / "report.md").read_text()
     assert "Cross-model test" in report and "alt-high" in report

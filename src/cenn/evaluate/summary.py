@@ -164,6 +164,7 @@ def method_summary(ev: DatasetEvaluation, method: str, config: EvaluationConfig)
                     "response_transfer": range_summary(ev.ell, table["response_transfer"], None,
                                                        config.ell_ranges)},
         "per_bin": table,
+        "per_patch": per_patch_figures(ev.ell, stats),
         "by_dust": _dust_bins(ev, stats, config),
         "noise": _noise(ev, method, config),
         "contaminated_patch": _contaminated(ev, method, config),
@@ -197,11 +198,21 @@ HEADLINE_ELL_RANGE = (300.0, 2500.0)
 HEADLINE_TRANSFER_ELLS = (500, 1500, 2500)
 
 
+def per_patch_figures(ell: np.ndarray, stats: ResidualStats) -> dict[str, np.ndarray]:
+    """Each patch's share of the headline figures, ``(N,)`` per key: its residual RMS (µK) and its
+    residual D_ℓ averaged over the bins in :data:`HEADLINE_ELL_RANGE` (µK²); their means over the
+    patches are :func:`headline_figures`' ``residual_rms_uk`` and ``residual_dl_uk2``."""
+    keep = in_range(np.asarray(ell, dtype=float), *HEADLINE_ELL_RANGE)
+    return {"residual_rms_uk": stats.pixel["rms"],
+            "residual_dl_uk2": np.nanmean(stats.residual[:, keep], axis=1)}
+
+
 def headline_figures(result: dict[str, Any]) -> dict[str, float]:
     """The figures a comparison of methods reads first, from one ``results.<method>.<dataset>``
     entry of ``metrics.json``: the mean per-patch residual RMS (µK), the residual D_ℓ and ΔD_ℓ =
-    D_ℓ(CMB) − D_ℓ(output) averaged over the bins in :data:`HEADLINE_ELL_RANGE` (µK²), and the
-    transfer function t_ℓ in the bins nearest :data:`HEADLINE_TRANSFER_ELLS` (keys ``t_500``, ...)."""
+    D_ℓ(CMB) − D_ℓ(output) averaged over the bins in :data:`HEADLINE_ELL_RANGE` that hold modes
+    (µK²), and the transfer function t_ℓ in the bins nearest :data:`HEADLINE_TRANSFER_ELLS` (keys
+    ``t_500``, ...)."""
     bins = result["per_bin"]
     ell = np.asarray(bins["ell"], dtype=float)
     keep = in_range(ell, *HEADLINE_ELL_RANGE)
@@ -209,8 +220,8 @@ def headline_figures(result: dict[str, Any]) -> dict[str, float]:
     def line(key: str) -> np.ndarray:
         return as_line(bins[key])
     out = {"residual_rms_uk": float(result["pixel"]["residual_rms_mean_uk"]),
-           "residual_dl_uk2": float(np.mean(line("residual_dl_mean")[keep])),
-           "delta_dl_uk2": float(np.mean(line("delta_dl_mean")[keep]))}
+           "residual_dl_uk2": float(np.nanmean(line("residual_dl_mean")[keep])),
+           "delta_dl_uk2": float(np.nanmean(line("delta_dl_mean")[keep]))}
     transfer = line("transfer")
     for target in HEADLINE_TRANSFER_ELLS:
         out[f"t_{target}"] = float(transfer[np.argmin(np.abs(ell - target))])
