@@ -210,7 +210,9 @@ def _cross_sky_section(metrics: dict) -> str:
 ### On a sky it was not trained for
 
 The same methods on the alternative sky (`src/cenn/configs/sky-alternative.toml`, datasets alt-*), the
-ratio alternative / default, and that ratio over NILC's:
+ratio alternative / default, and that ratio over NILC's with its 68 % bootstrap interval over patches
+where the report has one (paired: the alternative store has its default store's seed, so the two hold
+the same patches and only the sky model differs):
 
 ```
 {format_table(header, rows)}
