@@ -16,6 +16,8 @@ from cenn.predict import Predictor
 from cenn.predict.calibrate import calibrate_weights, coverage, stated_sigma
 from cenn.sky.components import COMPONENTS
 from cenn.sky.simulator import GeometryConfig, SimulationConfig
+from cenn.train.config import ModelConfig, TrainConfig
+from cenn.train.run import resolve_model_params
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -95,3 +97,8 @@ def test_calibrated_weights_cover_68_percent_of_the_calibration_patches(tmp_path
     with pytest.raises(ValueError, match="no σ output"):
         stated_sigma(plain, open_finished(store))
     assert Predictor(tmp_path / "cal.safetensors").gives_sigma
+    # training on from calibrated weights drops their curve: it was fitted on their residuals
+    cfg = TrainConfig(model=ModelConfig(init_weights=str(tmp_path / "cal.safetensors")))
+    resumed = resolve_model_params(cfg, open_finished(store).meta, calibrated)
+    assert "sigma_curve" not in resumed.model.params
+    assert resumed.model.params["sigma_output"] and resumed.model.params["noise_input"]

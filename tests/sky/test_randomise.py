@@ -34,6 +34,25 @@ def test_draws_stay_in_their_ranges_and_amplitudes_are_log_uniform():
     assert np.mean(amplitude < 1.0) == pytest.approx(0.5, abs=0.03)
 
 
+def test_extremes_draw_that_fraction_of_patches_in_the_outer_quarters_of_every_range():
+    table = {"dust": {"beta": [1.3, 1.8], "amplitude": [0.5, 2.0]}, "cib": {"amplitude": [0.5, 1.5]}}
+    plain = draw_parameters(SampleRandom(5, range(4000)), check_ranges(table))
+    draws = draw_parameters(SampleRandom(5, range(4000)), check_ranges(table), extremes=0.4)
+    u = {"beta": (draws["dust"]["beta"].numpy() - 1.3) / 0.5,  # each range's position in [0, 1]
+         "dust": np.log(draws["dust"]["amplitude"].numpy() / 0.5) / math.log(4.0),
+         "cib": np.log(draws["cib"]["amplitude"].numpy() / 0.5) / math.log(3.0)}
+    outer = {name: (v < 0.25) | (v >= 0.75) for name, v in u.items()}
+    all_outer = outer["beta"] & outer["dust"] & outer["cib"]
+    # a patch at the edges has every parameter outside the middle half; the others are uniform, so
+    # all three land there by chance in 1/8 of them: 0.4 + 0.6 / 8 of the patches
+    assert np.mean(all_outer) == pytest.approx(0.4 + 0.6 / 8, abs=0.025)
+    assert all(v.min() >= 0.0 and v.max() <= 1.0 for v in u.values())
+    moved = draws["dust"]["beta"] != plain["dust"]["beta"]
+    assert np.mean(moved.numpy()) == pytest.approx(0.4, abs=0.025)  # the others keep their draws
+    none = draw_parameters(SampleRandom(5, range(8)), check_ranges(table), extremes=0.0)
+    assert torch.equal(none["cib"]["amplitude"], plain["cib"]["amplitude"][:8])
+
+
 def test_each_parameter_has_its_own_stream():
     one = draw_parameters(SampleRandom(5, range(8)), check_ranges({"dust": {"beta": [1.3, 1.8]}}))
     two = draw_parameters(SampleRandom(5, range(8)),
@@ -122,6 +141,8 @@ def test_a_drawn_dust_lognormal_width_sets_the_small_scale_contrast():
     ({"dust": {"beta": "wide"}}, r"\[low, high\]"),
     ({"cib": {"amplitude": [0.0, 2.0]}}, "positive"),
     ({"dust": [1, 2]}, "table of parameter"),
+    ({"extremes": 1.5}, "fraction of the patches"),
+    ({"extremes": "half"}, "fraction of the patches"),
 ])
 def test_bad_ranges_are_refused_before_any_simulation(table, message):
     with pytest.raises(ConfigError, match=message):

@@ -35,7 +35,7 @@ from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.flat.projection import draw_centres
 from cenn.sky.instrument import FWHM_TO_SIGMA, load_instrument
 from cenn.sky.noise import NoiseConfig, NoiseModel
-from cenn.sky.randomise import NOISE, check_ranges, draw_parameters
+from cenn.sky.randomise import NOISE, check_ranges, draw_parameters, extremes_fraction
 from cenn.sky.rng import SampleRandom, region_key
 from cenn.sky.sky_split import SkySplit
 
@@ -158,7 +158,8 @@ class SimulationConfig(ConfigBase):
 
     ``components`` maps a component name to its parameters; ``enabled = false`` switches one off.
     Components not listed run with their defaults. ``noise``: how the per-pixel noise σ varies over
-    the sky. ``randomise``: ``{component: {parameter: [low, high]}}`` drawn per patch
+    the sky. ``randomise``: ``{component: {parameter: [low, high]}}`` drawn per patch, and
+    optionally ``extremes``, the fraction of patches drawn at the edges of every range
     (:mod:`cenn.sky.randomise`); empty for the nominal sky. ``splits``: 2 to store with every patch
     two half-mission maps, the same sky with independent noise of σ √2 averaging to the full map's
     (:meth:`PatchSimulator.simulate` ``with_splits``); 0 (or 1): none. It is left out of
@@ -173,7 +174,7 @@ class SimulationConfig(ConfigBase):
     region: RegionConfig = field(default_factory=RegionConfig)
     components: dict[str, dict[str, Any]] = field(default_factory=_default_components)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
-    randomise: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    randomise: dict[str, Any] = field(default_factory=dict)
     splits: int = 0
     stokes: str = "I"
 
@@ -359,6 +360,7 @@ class PatchSimulator:
                 self.components.append(comp)
         self.noise = NoiseModel(self.config.noise, self.instrument, self.geometry, self.device)
         self._ranges = check_ranges(self.config.randomise)
+        self._extremes = extremes_fraction(self.config.randomise)
         self._ell = self.grid.ell(self.device)
         self._region_key = self.config.region.random_key()
         self._windows: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -416,7 +418,7 @@ class PatchSimulator:
         region = self.config.region
         lon, lat = draw_centres(random, region.lat_min, region.lat_max, region.sky_split, self.geometry,
                                 strata=region.latitude_strata() if region.strata else None)
-        draws = draw_parameters(random, self._ranges)
+        draws = draw_parameters(random, self._ranges, self._extremes)
         ctx = SkyContext(self.grid, self.instrument, lon, lat, random, draws)
         n_bands = self.instrument.n_bands
         real_sums: dict[float, torch.Tensor] = {}  # by the beam already in the maps

@@ -190,8 +190,8 @@ def resolve_model_params(cfg: TrainConfig, meta: dict[str, Any],
 
 
 def _with_initial_architecture(cfg: TrainConfig, card: WeightsCard) -> TrainConfig:
-    """``cfg`` whose model is that of its ``init_weights`` (whose card is ``card``); refuses a
-    contradicting name or parameter."""
+    """``cfg`` whose model is that of its ``init_weights`` (whose card is ``card``) without their σ
+    calibration curve; refuses a contradicting name or parameter."""
     m = cfg.model
     if card.stokes != cfg.data.stokes:
         raise ConfigError(f"model.init_weights {m.init_weights} separate Stokes {card.stokes} but the run "
@@ -202,7 +202,9 @@ def _with_initial_architecture(cfg: TrainConfig, card: WeightsCard) -> TrainConf
         raise ConfigError(f"model.init_weights {m.init_weights} hold a {card.architecture!r} model with "
                           f"{card.architecture_params}, but the run asks for {m.name!r} with {m.params}: "
                           "drop --model/model.params or use matching weights")
-    model = dataclasses.replace(m, name=card.architecture, params={**card.architecture_params, **m.params})
+    # a σ curve was fitted on the initial weights' residuals, which training changes: calibrate anew
+    initial = {k: v for k, v in card.architecture_params.items() if k != "sigma_curve"}
+    model = dataclasses.replace(m, name=card.architecture, params={**initial, **m.params})
     return dataclasses.replace(cfg, model=model)
 
 
