@@ -79,7 +79,7 @@ def check_ranges(table: Mapping[str, Any]) -> Ranges:
 def extremes_fraction(table: Mapping[str, Any]) -> float:
     """``[randomise] extremes`` of a simulation configuration (0 when absent), refused unless a number
     in [0, 1]."""
-    value = table.get(EXTREMES, 0.0) if isinstance(table, Mapping) else 0.0
+    value = table.get(EXTREMES, 0.0)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
         raise ValueError(f"randomise.{EXTREMES} must be a fraction of the patches between 0 and 1, got "
                          f"{value!r}")
