@@ -5,12 +5,13 @@
     python scripts/ship_weights.py REPORT_DIR        # the shipped model, evaluated anew
     python scripts/ship_weights.py REPORT_DIR --model unbiased --run RUN_DIR ...   # the unbiased model
     python scripts/ship_weights.py REPORT_DIR --model polarization --run RUN_DIR ...   # the Q/U model
+    python scripts/ship_weights.py REPORT_DIR --model unbiased-polarization --run RUN_DIR ...
 
 
 Copies ``RUN_DIR/weights.safetensors`` to ``src/cenn/pretrained/`` under the shipped model's name
-(``--model``: ``reference``, the default, ``unbiased`` or ``polarization``;
-:data:`cenn.pretrained.SHIPPED`) and writes its card (``MODEL_CARD.md``, ``MODEL_CARD-unbiased.md``,
-``MODEL_CARD-polarization.md``; a Q/U model's evaluation is the report's polarization section) from the run's
+(``--model``: ``reference``, the default, ``unbiased``, ``polarization`` or ``unbiased-polarization``;
+:data:`cenn.pretrained.SHIPPED`) and writes its card (:data:`CARDS`; a Q/U model's evaluation is the
+report's polarization section, for the method that runs it, :data:`METHODS`) from the run's
 configuration, its validation metrics, the runs it continued (``--init-weights``, followed back to
 the first) and the evaluation report's summary (``REPORT_DIR/metrics.json``, from cenn evaluate).
 ``--minutes`` is the wall time of all those runs together. Without ``--run`` only the card's
@@ -57,9 +58,13 @@ ARCHITECTURES = {
 }
 #: Each shipped model's card, beside its weights.
 CARDS = {"reference": "MODEL_CARD.md", "unbiased": "MODEL_CARD-unbiased.md",
-         "polarization": "MODEL_CARD-polarization.md"}
-#: Methods that are not a separation (left out of "the best classical method").
-NOT_CLASSICAL = ("cenn", "target-band")
+         "polarization": "MODEL_CARD-polarization.md",
+         "unbiased-polarization": "MODEL_CARD-unbiased-polarization.md"}
+#: The ``cenn evaluate`` method that runs each shipped model.
+METHODS = {"reference": "cenn", "polarization": "cenn", "unbiased": "cenn-unbiased",
+           "unbiased-polarization": "cenn-unbiased"}
+#: Methods that are not a classical separation (left out of "the best classical method").
+NOT_CLASSICAL = ("cenn", "cenn-unbiased", "target-band")
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "cenn" / "pretrained"
 MAX_BYTES = 25_000_000
@@ -243,61 +248,77 @@ the largest distance of the reliability diagram from the diagonal, and the confi
 """
 
 
-def best_classical_ratios(polarization: dict) -> dict[str, tuple[str, float]]:
+def best_classical_ratios(polarization: dict, method: str = "cenn") -> dict[str, tuple[str, float]]:
     """Per dataset of a report's ``polarization``: the classical method with the lowest mean residual
-    D_ℓ^EE and cenn's residual EE over it."""
+    D_ℓ^EE and ``method``'s residual EE over it."""
     results = polarization["results"]
     ratios = {}
     for d in polarization["datasets"]:
         ee = {m: per[d]["residual_ee_dl"]["mean"] for m, per in results.items()}
         best = min((m for m in ee if m not in NOT_CLASSICAL), key=ee.__getitem__)
-        ratios[d] = (best, ee["cenn"] / ee[best])
+        ratios[d] = (best, ee[method] / ee[best])
     return ratios
 
 
-def polarization_evaluation_section(metrics: dict) -> str:
-    """A Q/U model card's evaluation section (to its end) from a report's ``metrics.json``."""
+#: How to read a Q/U card's evaluation, per method.
+POLARIZATION_READING = {
+    "cenn": """Reading it: like the temperature reference model it minimises the squared error, so it
+suppresses what it cannot tell from noise (EE out / in below 1 where the noise dominates); it is not
+an unbiased E-mode map: for E-mode spectra use the unbiased polarization model (`--weights unbiased`
+with Q/U input, MODEL_CARD-unbiased-polarization.md), whose half-split EE is the input's.""",
+    "cenn-unbiased": """Reading it: the map passes the CMB's Q and U with exactly unit response (the
+CMB-free needlet ILC on Q and on U, plus a correction computed from CMB-free band differences only),
+so the cross-spectrum of its maps from the two half-mission maps (half-split EE / in) is the input's
+EE plus what foregrounds it leaves, free of noise bias: use it for E-mode spectra and
+cross-correlations. Its residual is the unbiased map's: larger than the minimum-MSE polarization
+model's (MODEL_CARD-polarization.md), which suppresses the noise-dominated scales.""",
+}
+
+
+def polarization_evaluation_section(metrics: dict, method: str = "cenn") -> str:
+    """A Q/U model card's evaluation section (to its end) from a report's ``metrics.json``, for the
+    model that ``method`` runs."""
     pol = metrics["polarization"]
     header, rows = polarization_table(pol)
     r = pol["ell_ranges"]
     sets = "; ".join(f"{d}: {i['n_patches']} patches, seed {i['seed']}"
                      for d, i in metrics["datasets"].items())
-    ratios = [[d, best, f"{ratio:.2f}"] for d, (best, ratio) in best_classical_ratios(pol).items()]
+    ratios = [[d, best, f"{ratio:.2f}"] for d, (best, ratio) in best_classical_ratios(pol, method).items()]
     return f"""## Evaluation
 
 `cenn evaluate` on stores with Q and U simulated with other seeds than training ({sets}), beside the
 classical methods run on the bands' Q and U. Q/U RMS: the mean over patches of the residual RMS; Table 1
 RMS: RMS of the mean residual patch; residual EE and BB: mean D_ℓ over {r['residual'][0]:g} ≤ ℓ <
 {r['residual'][1]:g} ± the standard deviation over patches (µK²); EE out / in over {r['ee_recovery'][0]:g} ≤ ℓ
-< {r['ee_recovery'][1]:g} at |b| > {pol['high_latitude_deg']:g}°; residual BB over the lensing BB over
+< {r['ee_recovery'][1]:g} at |b| > {pol['high_latitude_deg']:g}° (half-split: from the cross-spectrum of the
+outputs on the two half-mission maps, without noise bias); residual BB over the lensing BB over
 {r['lensing_bb'][0]:g} ≤ ℓ < {r['lensing_bb'][1]:g} (docs/evaluation.md, Polarization).
 
 ```
 {format_table(header, rows)}
 ```
 
-The network's residual EE over the best classical method's, per set (issue 28's target: ≤ 0.5):
+`{method}`'s residual EE over the best classical method's, per set (issue 28's target for the
+minimum-MSE model: ≤ 0.5):
 
 ```
-{format_table(["dataset", "best classical", "cenn / best"], ratios)}
+{format_table(["dataset", "best classical", f"{method} / best"], ratios)}
 ```
 
-Reading it: like the temperature reference model it minimises the squared error, so it suppresses
-what it cannot tell from noise (EE out / in below 1 where the noise dominates); it is not an unbiased
-E-mode map.
+{POLARIZATION_READING[method]}
 """
 
 
-def card_evaluation(metrics: dict, stokes: str) -> str:
-    """The evaluation section for a model of ``stokes`` (``"I"`` or ``"QU"``)."""
-    return polarization_evaluation_section(metrics) if stokes == "QU" else evaluation_section(metrics)
+def card_evaluation(metrics: dict, stokes: str, method: str = "cenn") -> str:
+    """The evaluation section for a model of ``stokes`` (``"I"`` or ``"QU"``) that ``method`` runs."""
+    return polarization_evaluation_section(metrics, method) if stokes == "QU" else evaluation_section(metrics)
 
 
-def reevaluated(card: str, metrics: dict, stokes: str = "I") -> str:
+def reevaluated(card: str, metrics: dict, stokes: str = "I", method: str = "cenn") -> str:
     """The model card ``card`` with its evaluation section replaced from ``metrics``."""
     if EVALUATION not in card:
         raise ValueError(f"the model card has no {EVALUATION.strip()!r} section to replace")
-    return card[:card.index(EVALUATION)] + card_evaluation(metrics, stokes)
+    return card[:card.index(EVALUATION)] + card_evaluation(metrics, stokes, method)
 
 
 def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: bool,
@@ -342,7 +363,7 @@ and Planck noise, in {len(stages)} run(s), each starting from the previous one's
   itself: {m.get("loss_input", float("nan")):.5f}); residual RMS {m.get("rms_uk", float("nan")):.1f} µK
   (input: {m.get("rms_input_uk", float("nan")):.1f} µK).
 
-{card_evaluation(metrics, card.stokes)}"""
+{card_evaluation(metrics, card.stokes, METHODS[name])}"""
 
 
 def main() -> None:
@@ -360,7 +381,7 @@ def main() -> None:
     if args.run is None:
         metrics = json.loads((args.report / "metrics.json").read_text())
         stokes = load_weights(target)[1].stokes
-        card_path.write_text(reevaluated(card_path.read_text(), metrics, stokes))
+        card_path.write_text(reevaluated(card_path.read_text(), metrics, stokes, METHODS[args.model]))
         print(f"rewrote the evaluation section of {card_path} from {args.report}")
         return
     if args.hardware is None or args.minutes is None:

@@ -31,7 +31,8 @@ __all__ = ["NETWORK_METHODS", "InputInfo", "NetworkSeparator", "Separator", "Tar
 
 
 #: The network methods: the minimum-MSE reference model and the unbiased one, each by default the
-#: shipped weights of that name (:data:`cenn.pretrained.SHIPPED`).
+#: shipped weights of that name (:data:`cenn.pretrained.SHIPPED`; their Q/U counterparts:
+#: :data:`cenn.pretrained.POLARIZATION_MODELS`).
 NETWORK_METHODS = {"cenn": "reference", "cenn-unbiased": "unbiased"}
 
 
@@ -95,7 +96,8 @@ class NetworkSeparator(Separator):
         if self.polarization is not None:
             return None
         return ("no Q/U weights given (only temperature weights): pass weights trained with data.stokes = "
-                "\"QU\" as --polarization-weights (polarization_weights under [methods.cenn])")
+                f"\"QU\" as polarization_weights under [methods.{self.name}]"
+                + (" or --polarization-weights" if self.name == "cenn" else ""))
 
     @staticmethod
     def _run(predictor: Predictor, inputs: torch.Tensor, info: InputInfo, noise_sigma: torch.Tensor | None,
@@ -146,15 +148,15 @@ def _network(weights: Path, stokes: str, device: str, precision: str, batch_size
 @register_separator("cenn-unbiased")
 class UnbiasedNetworkSeparator(NetworkSeparator):
     """The unbiased network (unit response to the CMB) as a separator: by default the shipped
-    ``unbiased`` weights."""
+    ``unbiased`` weights; with ``polarization_weights`` (e.g. ``unbiased-polarization``) also Q and U."""
 
     name = "cenn-unbiased"
 
     def __init__(self, weights: str | Path = NETWORK_METHODS["cenn-unbiased"], device: str = "cpu",
-                 precision: str = DEFAULT_PRECISION, batch_size: int = 32):
+                 precision: str = DEFAULT_PRECISION, batch_size: int = 32,
+                 polarization_weights: str | Path | None = None):
         from cenn.pretrained import resolve_weights
 
-        super().__init__(resolve_weights(weights), device=device, precision=precision, batch_size=batch_size)
-
-    def polarization_refusal(self) -> str | None:
-        return "the unbiased network separates the temperature only"
+        super().__init__(resolve_weights(weights), device=device, precision=precision, batch_size=batch_size,
+                         polarization_weights=None if polarization_weights is None else
+                         resolve_weights(polarization_weights, "QU"))

@@ -51,7 +51,7 @@ def test_q_and_u_noise_is_root_two_times_the_temperature_noise(polarization):
     assert sep.sigma.shape == (6, 3, 32, 32) and torch.equal(sep.sigma[:, 2], torch.full((6, 32, 32), 2.0))
 
 
-@pytest.mark.parametrize("name", ["dnilc", "wiener"])
+@pytest.mark.parametrize("name", ["wiener"])
 def test_methods_tied_to_the_temperature_refuse_q_and_u(name, polarization):
     method = build_separator(name)
     assert method.polarization_refusal() == "does not separate Q and U"  # cenn evaluate's reason

@@ -140,3 +140,47 @@ def test_cmb_free_needlet_ilc_removes_a_foreground_of_its_sed_down_to_the_noise(
     # than from one fit per patch for this one-SED foreground, 49 µK, but follows the plane's
     # changing mix: the plane's residual fell from 264 to 240 µK)
     assert left.pow(2).mean().sqrt() < 0.06 * foreground[:, 1].pow(2).mean().sqrt()
+
+
+def _as_qu(maps: torch.Tensor) -> torch.Tensor:
+    """Patches 0 and 1 of ``maps (3, C, n, n)`` as the Q and U of one patch, ``(1, 2C, n, n)`` (the
+    bands' Q then U)."""
+    return maps[:2].reshape(1, -1, *maps.shape[2:])
+
+
+def test_unbiased_qu_network_moves_each_stokes_map_by_exactly_its_added_cmb(plane_batch):
+    """Two plane patches as the Q and U of one: the Q output moves by the CMB added to the Q maps, the U
+    output by that added to the U maps, with a trained-like (non-zero) head."""
+    batch, beams = plane_batch
+    torch.manual_seed(1)
+    net = build_model("sp-nilc-unet", 6, out_channels=2, beams_arcmin=beams, pixel_arcsec=90.0, reference=1,
+                      seds=SEDS.tolist(), backbone="unet-small", backbone_params={"zero_head": False}).eval()
+    sigma = _as_qu(batch.noise_sigma)
+    with torch.no_grad():
+        with_cmb = net(torch.cat([_as_qu(batch.inputs), sigma], 1))
+        without = net(torch.cat([_as_qu(batch.inputs - batch.components["cmb"]), sigma], 1))
+    assert with_cmb.shape == (1, 4, NPIX, NPIX)
+    change, target = (with_cmb[0, :2] - without[0, :2]).double(), batch.target[:2, 0].double()
+    error = (change - target).pow(2).mean((1, 2)).sqrt() / target.pow(2).mean((1, 2)).sqrt()
+    assert error.max().item() < 1e-4
+    # Q and U are not mixed up: Q moved by patch 0's CMB, not patch 1's
+    assert (change[0] - batch.target[1, 0]).abs().mean() > 10 * (change[0] - target[0]).abs().mean()
+
+
+def test_unbiased_qu_network_starts_as_the_cmb_free_needlet_ilc_on_q_and_on_u(plane_batch):
+    batch, beams = plane_batch
+    net = build_model("sp-nilc-unet", 6, out_channels=2, beams_arcmin=beams, pixel_arcsec=90.0, reference=1,
+                      seds=SEDS.tolist(), backbone="unet-small").eval()
+    with torch.no_grad():
+        out = net(torch.cat([_as_qu(batch.inputs), _as_qu(batch.noise_sigma)], 1))
+    polarization, sigma = batch.inputs[None, :2], batch.noise_sigma[None, :2]  # (1, 2, C, n, n)
+    classical = DifferenceNILCSeparator().separate_polarization(polarization, _info(beams), sigma)
+    assert torch.allclose(out[:, :2], classical, rtol=0, atol=1e-3)
+    assert torch.allclose(out[:, 2:], torch.full_like(out[:, 2:], math.log(100.0)))
+
+
+@pytest.mark.parametrize("maps", [3, 5])
+def test_unbiased_network_refuses_a_stokes_count_it_cannot_separate(maps):
+    with pytest.raises(ValueError, match="out_channels"):
+        build_model("sp-nilc-unet", 6, out_channels=maps, beams_arcmin=[7.22, 4.9, 4.92], pixel_arcsec=90.0,
+                    reference=1, seds=SEDS.tolist(), backbone="unet-small")

@@ -28,6 +28,8 @@ class DifferenceNILCSeparator(Separator):
     """
 
     name = "dnilc"
+    #: Q and U as two more maps of the bands (the foregrounds' SEDs are those of their intensity).
+    stokes_agnostic = True
 
     def __init__(self, threshold: float = 2.0, min_beam_factor: float = 0.5):
         self.threshold, self.min_beam_factor = float(threshold), float(min_beam_factor)

@@ -73,6 +73,8 @@ def _batch_arrays(sim: PatchSimulator, indices: range, with_components: bool) ->
     if batch.polarization is not None:
         arrays["polarization"] = batch.polarization.cpu().numpy()
         arrays["target_polarization"] = batch.target_polarization.cpu().numpy()
+    if batch.polarization_splits is not None:
+        arrays["polarization_splits"] = batch.polarization_splits.cpu().numpy()
     return arrays
 
 
@@ -186,8 +188,9 @@ def store_bytes(n_patches: int, n_bands: int, npix: int, n_components: int, n_sp
                 polarized: bool = False) -> int:
     """Bytes of a store of ``n_patches`` uncompressed: inputs, noise σ, ``n_components`` component
     maps and ``n_splits`` half-mission maps (n_bands each), the target, the coordinates, and with
-    ``polarized`` the inputs' and the target's Q and U."""
-    maps = n_bands * (2 + n_components + n_splits) + 1 + (2 * n_bands + 2 if polarized else 0)
+    ``polarized`` the inputs', the target's and the half-mission maps' Q and U."""
+    qu = 2 * n_bands * (1 + n_splits) + 2 if polarized else 0
+    maps = n_bands * (2 + n_components + n_splits) + 1 + qu
     return n_patches * (4 * npix * npix * maps + 16)
 
 

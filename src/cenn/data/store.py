@@ -20,6 +20,9 @@ Layout::
                         them records ``stokes = "IQU"`` in its attrs (:attr:`DatasetStore.stokes`);
                         its ``inputs`` and ``target`` are its temperature, the same bytes as with
                         ``--stokes I``, so every temperature reader reads it unchanged
+    polarization_splits (N, 2, 2, n_bands, H, W) float32, µK_CMB (``--stokes IQU --splits 2``): the
+                        half-mission maps' Q and U (axes: half, Stokes, band), averaging to
+                        ``polarization``
     attrs["cenn"]       frequencies, beams, noise, geometry, units, seed, resolved
                         configuration, package version, chunking, completion flag, and the
                         SHA-256 of each other field (``attrs_sha256``: an edit is refused on open;
@@ -300,11 +303,12 @@ class DatasetStore:
     @property
     def array_names(self) -> list[str]:
         """Every array of the store: inputs, target, (noise_sigma), lon, lat, the component maps,
-        (splits) and (polarization, target_polarization)."""
+        (splits) and (polarization, target_polarization, and with splits polarization_splits)."""
         sigma = ["noise_sigma"] if self.has_noise_sigma else []
         components = [f"components/{c}" for c in self.meta["components"]]
         splits = ["splits"] if self.has_splits else []
         stokes = ["polarization", "target_polarization"] if self.stokes == "IQU" else []
+        stokes += ["polarization_splits"] if stokes and self.has_splits else []
         return ["inputs", "target", *sigma, "lon", "lat", *components, *splits, *stokes]
 
     @property
@@ -557,6 +561,8 @@ def _build(path: Path, n_patches: int, meta: dict[str, Any], n_bands: int, npix:
         maps["splits"] = (int(meta["splits"]), n_bands)
     if meta.get("stokes", "I") == "IQU":
         maps |= {"polarization": (2, n_bands), "target_polarization": (2,)}
+        if meta.get("splits"):
+            maps["polarization_splits"] = (int(meta["splits"]), 2, n_bands)
     for name, channels in maps.items():
         group.create_array(
             name, shape=(n_patches, *channels, npix, npix),

@@ -234,7 +234,8 @@ def evaluate_dataset(
         beam = info.target_beam_fwhm_arcmin
         spectra = EBSpectra(geometry, binning, config.taper_width(geometry),
                             beam_fwhm_arcmin=beam if config.deconvolve_beam else None, device=device)
-        ev.polarization = polarization_evaluation(separators, spectra, ev.lat, beam, geometry.shape)
+        ev.polarization = polarization_evaluation(separators, spectra, ev.lat, beam, geometry.shape,
+                                                  half_split=bool(ev.half_split))
     injector = (injection_simulator(meta, config.injection_seed, device)
                 if config.injection and separators else None)
     dl = _dl(estimator)
@@ -268,7 +269,8 @@ def evaluate_dataset(
             ev.methods[m].add(rows, estimator, f_target, target, output)
         if ev.polarization is not None:
             ev.polarization.add(rows, separators, info, reader.read("polarization", rows),
-                                reader.read("target_polarization", rows), sigma, target, outputs)
+                                reader.read("target_polarization", rows), sigma, target, outputs,
+                                reader.read("polarization_splits", rows) if ev.half_split else None)
         _add_calibration(ev, {m: s for m, (_, s) in separated.items()}, target, outputs, config, start == 0)
         if injector is not None:
             injected = injected_cmb(injector, rows)

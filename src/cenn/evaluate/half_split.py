@@ -47,7 +47,13 @@ class HalfSplitStats:
             second: torch.Tensor) -> None:
         """Record patches ``rows`` from the method's outputs on the first and second halves,
         ``(B, H, W)`` µK_CMB."""
-        fa, fb = estimator.fourier(first), estimator.fourier(second)
+        self.add_modes(rows, estimator, estimator.fourier(first), estimator.fourier(second))
+
+    def add_modes(self, rows: slice, estimator: SpectrumEstimator, fa: torch.Tensor,
+                  fb: torch.Tensor) -> None:
+        """Record patches ``rows`` from the Fourier modes of the outputs on the two halves (``estimator``'s
+        :meth:`~SpectrumEstimator.fourier`, or the E or B modes of
+        :meth:`cenn.sky.flat.eb_spectra.EBSpectra.modes`)."""
         self.cross[rows] = _binned_dl(estimator, fa, fb)
         self.auto[rows] = 0.5 * (_binned_dl(estimator, fa) + _binned_dl(estimator, fb))
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from cenn.evaluate.half_split import HALF_SIGMA_FACTOR, HalfSplitStats
 from cenn.evaluate.metrics import PIXEL_METRICS, pixel_metrics
 from cenn.evaluate.metrics import nan_array as _nan
 from cenn.separation import InputInfo, Separator
@@ -69,6 +70,9 @@ class PolarizationEvaluation:
             (:meth:`EBSpectra.expected`; the beam divided out with ``deconvolve_beam``).
         methods: per method that separates Q and U, its :class:`PolarizationStats`.
         skipped: per method that does not, why.
+        half_split: per method, the EE and BB of its outputs on the store's two half-mission maps
+            (``{"ee": HalfSplitStats, "bb": ...}``; :mod:`cenn.evaluate.half_split`): the noise-free
+            spectra of what it keeps; empty for a store without them.
     """
 
     spectra: EBSpectra
@@ -80,6 +84,7 @@ class PolarizationEvaluation:
     lensing_bb: np.ndarray
     methods: dict[str, PolarizationStats] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    half_split: dict[str, dict[str, HalfSplitStats]] = field(default_factory=dict)
 
     @property
     def ell(self) -> np.ndarray:
@@ -91,11 +96,13 @@ class PolarizationEvaluation:
 
     def add(self, rows: slice, separators: Mapping[str, Separator], info: InputInfo,
             polarization: torch.Tensor, label: torch.Tensor, noise_sigma: torch.Tensor,
-            temperature: torch.Tensor, outputs: Mapping[str, torch.Tensor]) -> None:
+            temperature: torch.Tensor, outputs: Mapping[str, torch.Tensor],
+            splits: torch.Tensor | None = None) -> None:
         """Separate and record patches ``rows``: the bands' Q and U ``polarization (B, 2, C, H, W)``,
         the CMB's ``label (B, 2, H, W)`` (µK), the temperature noise σ ``(B, C, H, W)`` (the Q/U σ
         is √2 × it), the CMB temperature label ``temperature (B, H, W)`` and each method's
-        temperature output ``outputs[m] (B, H, W)``."""
+        temperature output ``outputs[m] (B, H, W)``; with :attr:`half_split`, also the half-mission
+        maps' Q and U ``splits (B, 2, 2, C, H, W)`` (half, Stokes, band)."""
         binned = self.spectra.scalar.binned
         e_in, b_in = self.spectra.modes(label[:, 0], label[:, 1])
         t_in = self.spectra.scalar.fourier(temperature)
@@ -115,12 +122,19 @@ class PolarizationEvaluation:
                     stats.pixel[s][k][rows] = v.cpu().numpy()
             stats.residual_sum += (label.double() - out.double()).sum(0).cpu().numpy()
             stats.filled += label.shape[0]
+        for m, spectra in self.half_split.items():
+            halves = [self.spectra.modes(*separators[m].separate_polarization(
+                splits[:, h], info, HALF_SIGMA_FACTOR * sigma).unbind(1)) for h in range(2)]
+            for k, name in enumerate(("ee", "bb")):
+                spectra[name].add_modes(rows, self.spectra.scalar, halves[0][k], halves[1][k])
 
 
 def polarization_evaluation(separators: Mapping[str, Separator], spectra: EBSpectra, lat: np.ndarray,
-                            target_beam_fwhm_arcmin: float, shape: tuple[int, int]) -> PolarizationEvaluation:
+                            target_beam_fwhm_arcmin: float, shape: tuple[int, int],
+                            half_split: bool = False) -> PolarizationEvaluation:
     """An empty :class:`PolarizationEvaluation` for ``len(lat)`` patches of ``shape``, with the
-    model spectra at the target beam (divided out when ``spectra`` deconvolves a beam)."""
+    model spectra at the target beam (divided out when ``spectra`` deconvolves a beam); with
+    ``half_split``, room for the half-mission maps' spectra."""
     n, n_bins = len(lat), len(spectra.ell)
     ell, cls = cmb_spectra()
     beam2 = 1.0 if spectra.beam_fwhm_arcmin is not None else gaussian_beam_window(
@@ -135,6 +149,8 @@ def polarization_evaluation(separators: Mapping[str, Separator], spectra: EBSpec
         refusal = sep.polarization_refusal()
         if refusal is None:
             ev.methods[m] = PolarizationStats(n, n_bins, shape)
+            if half_split:
+                ev.half_split[m] = {"ee": HalfSplitStats(n, n_bins), "bb": HalfSplitStats(n, n_bins)}
         else:
             ev.skipped[m] = refusal
     return ev

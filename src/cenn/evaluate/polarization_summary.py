@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from cenn.evaluate.half_split import half_split_summary
 from cenn.evaluate.metrics import ensemble, in_range, map_stats, range_summary, transfer_function
-from cenn.evaluate.polarization import STOKES, PolarizationEvaluation, PolarizationStats
+from cenn.evaluate.polarization import STOKES, PolarizationEvaluation
 from cenn.evaluate.summary import pixel_summary
 
 #: Multipole ranges ``[lo, hi)`` of the summaries (issue 28's targets).
@@ -42,8 +43,12 @@ def _te_amplitude(ell: np.ndarray, out: np.ndarray, cmb: np.ndarray) -> float | 
     return float(np.sum(out[keep] * cmb[keep]) / np.sum(cmb[keep] ** 2)) if keep.any() else None
 
 
-def method_polarization(pol: PolarizationEvaluation, stats: PolarizationStats) -> dict[str, Any]:
-    """Every Q/U number of one method on one dataset (see docs/evaluation.md)."""
+def method_polarization(pol: PolarizationEvaluation, method: str) -> dict[str, Any]:
+    """Every Q/U number of one ``method`` on one dataset (see docs/evaluation.md): with half-mission
+    maps, also the EE and BB of the cross-spectrum of its outputs on the two halves
+    (:func:`cenn.evaluate.half_split.half_split_summary` over the residual range) and that EE over
+    the label's at |b| > 30° (``ee_recovery.half_split_ratio``: the recovered EE without noise bias)."""
+    stats = pol.methods[method]
     ell = pol.ell
     ee_res, ee_res_std = ensemble(stats.ee_residual)
     bb_res, bb_res_std = ensemble(stats.bb_residual)
@@ -55,6 +60,12 @@ def method_polarization(pol: PolarizationEvaluation, stats: PolarizationStats) -
                    else np.full(len(ell), np.nan))
     bb_over_lensing = bb_res / pol.lensing_bb
     mrp = stats.mean_residual_patch
+    halves = pol.half_split.get(method)
+    half_split = None if halves is None else {
+        s: half_split_summary(ell, label, halves[s], tuple(RANGES["residual"]))
+        for s, label in (("ee", pol.ee), ("bb", pol.bb))}
+    ee_half = (transfer_function(halves["ee"].cross[high], pol.ee[high]) if halves is not None and high.any()
+               else np.full(len(ell), np.nan))
     return {
         "n_patches": stats.filled,
         "pixel": {s: pixel_summary(stats.pixel[s]) for s in STOKES},
@@ -62,7 +73,8 @@ def method_polarization(pol: PolarizationEvaluation, stats: PolarizationStats) -
         "residual_ee_dl": _range(ell, ee_res, ee_res_std, "residual"),
         "residual_bb_dl": _range(ell, bb_res, bb_res_std, "residual"),
         "ee_recovery": {"n_patches": int(high.sum()), "ratio": _mean_over(ell, ee_ratio, "ee_recovery"),
-                        "transfer": _mean_over(ell, ee_transfer, "ee_recovery")},
+                        "transfer": _mean_over(ell, ee_transfer, "ee_recovery"),
+                        "half_split_ratio": _mean_over(ell, ee_half, "ee_recovery")},
         "residual_bb_over_lensing": _mean_over(ell, bb_over_lensing, "lensing_bb"),
         "te": {"delta_dl": _range(ell, te_delta, te_delta_std, "residual"),
                "amplitude": _te_amplitude(ell, te_out, ensemble(pol.te)[0])},
@@ -72,8 +84,10 @@ def method_polarization(pol: PolarizationEvaluation, stats: PolarizationStats) -
             "ee_residual_dl_mean": ee_res, "ee_residual_dl_std": ee_res_std,
             "bb_residual_dl_mean": bb_res, "bb_residual_dl_std": bb_res_std,
             "te_output_dl_mean": te_out, "te_delta_dl_mean": te_delta, "te_delta_dl_std": te_delta_std,
-            "ee_ratio": ee_ratio, "ee_transfer": ee_transfer, "bb_residual_over_lensing": bb_over_lensing,
+            "ee_ratio": ee_ratio, "ee_transfer": ee_transfer, "ee_half_split_ratio": ee_half,
+            "bb_residual_over_lensing": bb_over_lensing,
         },
+        "half_split": half_split,
     }
 
 
@@ -102,6 +116,6 @@ def polarization_metrics(evaluations: Mapping[str, PolarizationEvaluation]) -> d
         "spectra": "EE of the tapered Q/U, BB pure (Smith 2006), TE = T x E; D_ell in uK^2",
         "skipped": skipped,
         "datasets": {d: dataset_polarization(pol) for d, pol in evaluations.items()},
-        "results": {m: {d: method_polarization(pol, pol.methods[m]) for d, pol in evaluations.items()
+        "results": {m: {d: method_polarization(pol, m) for d, pol in evaluations.items()
                         if m in pol.methods} for m in methods},
     }

@@ -17,7 +17,7 @@ from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.cross_sky import alternative_name
 from cenn.evaluate.report import check_report_out, format_table, summary_table, write_report
 from cenn.outputs import Inputs
-from cenn.pretrained import is_shipped, resolve_weights
+from cenn.pretrained import POLARIZATION_MODELS, is_shipped, resolve_weights
 from cenn.runtime import check_device
 from cenn.separation import Separator
 from cenn.separators import NETWORK_METHODS, build_separator
@@ -130,33 +130,40 @@ def check_polarization_method(names: Sequence[str], weights: str | None) -> None
                           "cenn to --methods, or drop --polarization-weights")
 
 
-def default_polarization_weights(names: Sequence[str], stores: Sequence[tuple[str | None, str | Path]],
-                                 given: str | None) -> str | None:
-    """``--polarization-weights`` as given; without it, the shipped polarization model (``polarization``)
-    where ``cenn`` is evaluated on a store with Q and U and this installation ships one; else None."""
-    if given is not None or "cenn" not in names or not is_shipped("polarization"):
-        return given
-    polarized = any(Path(path).is_dir() and DatasetStore.open(path).stokes == "IQU" for _, path in stores)
-    return "polarization" if polarized else None
+def default_polarization_weights(names: Sequence[str],
+                                 stores: Sequence[tuple[str | None, str | Path]]) -> dict[str, str]:
+    """Per network method of ``names``, the shipped Q/U counterpart of its model
+    (:data:`cenn.pretrained.POLARIZATION_MODELS`: ``polarization`` for ``cenn``,
+    ``unbiased-polarization`` for ``cenn-unbiased``) where a store has Q and U and this installation
+    ships it; the weights a method is given (--polarization-weights, or ``polarization_weights`` in its
+    ``[methods.<name>]`` table) replace it."""
+    if not any(Path(path).is_dir() and DatasetStore.open(path).stokes == "IQU" for _, path in stores):
+        return {}
+    shipped = {m: POLARIZATION_MODELS[NETWORK_METHODS[m]] for m in names if m in NETWORK_METHODS}
+    return {m: name for m, name in shipped.items() if is_shipped(name)}
 
 
 def resolve_polarization_weights(weights: str | Path) -> Path:
     """:func:`cenn.pretrained.resolve_weights` for ``--polarization-weights`` (a file, or a shipped
-    model's name: ``polarization``), its refusal naming that option."""
+    model's name: ``polarization``, ``unbiased-polarization``, or a temperature model's name for its Q/U
+    counterpart), its refusal naming that option."""
     try:
-        return resolve_weights(weights)
+        return resolve_weights(weights, "QU")
     except FileNotFoundError as err:
         raise FileNotFoundError(str(err).replace("--weights", "--polarization-weights")) from err
 
 
 def build_separators(names: Sequence[str], options: Mapping[str, Mapping[str, Any]],
-                     args: argparse.Namespace) -> dict[str, Separator]:
+                     args: argparse.Namespace,
+                     default_polarization: Mapping[str, str] | None = None) -> dict[str, Separator]:
     """The named separators, with the command line's --weights (for ``cenn``, or ``cenn-unbiased``
     when only it is evaluated; default: the shipped models) and --polarization-weights (``cenn``'s Q/U
-    weights; :func:`default_polarization_weights` fills in the shipped one for stores with Q and U),
+    weights; else the ``polarization_weights`` of ``options``, else ``default_polarization``'s, the
+    shipped ones :func:`default_polarization_weights` gives for stores with Q and U),
     --precision and --network-batch-size applied to the networks and --device to the networks and the
     Wiener filter's calibration."""
     separators = {}
+    defaults = default_polarization or {}
     given = weights_method(names, args.weights)
     check_polarization_method(names, args.polarization_weights)
     for name in names:
@@ -167,6 +174,8 @@ def build_separators(names: Sequence[str], options: Mapping[str, Mapping[str, An
             opts["weights"] = resolve_weights(opts.get("weights", NETWORK_METHODS[name]))
             if name == "cenn" and args.polarization_weights is not None:
                 opts["polarization_weights"] = args.polarization_weights
+            if opts.get("polarization_weights") is None:
+                opts["polarization_weights"] = defaults.get(name)
             if opts.get("polarization_weights") is not None:
                 opts["polarization_weights"] = resolve_polarization_weights(opts["polarization_weights"])
             opts.setdefault("precision", args.precision)
@@ -198,9 +207,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     inputs = [("--config", args.config), ("--weights", args.weights),
               ("--polarization-weights", args.polarization_weights)]
     check_report_out(Path(args.out), args.overwrite, [*inputs, *_read_inputs([*stores, *alternative], {})])
-    args.polarization_weights = default_polarization_weights(names, [*stores, *alternative],
-                                                             args.polarization_weights)
-    separators = build_separators(names, method_options(args.config), args)
+    separators = build_separators(names, method_options(args.config), args,
+                                  default_polarization_weights(names, [*stores, *alternative]))
     metrics = evaluate(stores, separators, args.out, config, device=args.device,
                        progress=not args.no_progress, overwrite=args.overwrite, inputs=inputs,
                        alternative=alternative)

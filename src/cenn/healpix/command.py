@@ -77,17 +77,19 @@ def method_setup(args: argparse.Namespace) -> tuple[Separator, InputInfo, PatchG
     """The separator of ``--method`` with its input description and patch geometry: a network method
     (``cenn``, ``cenn-unbiased``) with ``--weights`` (default: its shipped weights), ``--device``,
     ``--precision`` and ``--batch-size``, described by its weights card; a classical method by
-    ``--instrument``, ``--npix`` and ``--pixel-arcsec``. With ``--stokes QU`` the ``cenn`` method's
-    ``--weights`` are its Q/U weights (``polarization_weights``, default the shipped polarization
-    model), beside its shipped temperature weights, and describe the inputs; a method that does not
-    separate Q and U (``cenn-unbiased`` among them) is refused here, before any map is read."""
+    ``--instrument``, ``--npix`` and ``--pixel-arcsec``. With ``--stokes QU`` a network method's
+    ``--weights`` are its Q/U weights (``polarization_weights``, default the Q/U counterpart of its
+    shipped model: ``polarization``, ``unbiased-polarization``), beside its shipped temperature
+    weights, and describe the inputs; a method that does not separate Q and U is refused here, before
+    any map is read."""
     stokes = args.stokes or "I"
     if args.method in NETWORK_METHODS:
-        polarized = stokes == "QU" and args.method == "cenn"  # the method that takes Q/U weights
+        shipped = NETWORK_METHODS[args.method]
+        polarized = stokes == "QU"
         options = {"weights": resolve_weights(args.weights) if args.weights and not polarized
-                   else shipped_weights(NETWORK_METHODS[args.method])}
+                   else shipped_weights(shipped)}
         if polarized:
-            options["polarization_weights"] = resolve_weights(args.weights, "QU")
+            options["polarization_weights"] = resolve_weights(args.weights or shipped, "QU")
         separator = build_separator(args.method, device=args.device, precision=args.precision,
                                     batch_size=args.batch_size, **options)
         assert isinstance(separator, NetworkSeparator)

@@ -312,8 +312,8 @@ def check_separates_qu(separator: Separator) -> None:
     :meth:`~cenn.separation.Separator.separate_polarization`."""
     refusal = separator.polarization_refusal()
     if refusal is not None:
-        raise ValueError(f"the {separator.name} method cannot make Q and U: {refusal}; ilc, hilc, nilc and "
-                         "target-band separate them, and cenn with Q/U weights")
+        raise ValueError(f"the {separator.name} method cannot make Q and U: {refusal}; ilc, hilc, nilc, "
+                         "dnilc and target-band separate them, and cenn and cenn-unbiased with Q/U weights")
 
 
 def _check_finite_patches(cmb: np.ndarray, lon_deg: np.ndarray, lat_deg: np.ndarray,

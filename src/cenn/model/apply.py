@@ -2,8 +2,8 @@
 
 A network may also see the per-pixel noise σ of its inputs (``noise_input``: the σ maps, put through
 the same normalisation, as extra input channels after the bands) and may return the standard
-deviation of its own residual (``sigma_output``: a second output channel holding ``log σ`` in
-network units).
+deviation of its own residual (``sigma_output``: after its maps, one more output channel per map
+holding ``log σ`` in network units).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def noise_input(net: nn.Module) -> bool:
 
 
 def sigma_output(net: nn.Module) -> bool:
-    """Whether ``net`` returns the standard deviation of its residual (``log σ``, channel 1)."""
+    """Whether ``net`` returns the standard deviation of its residual (``log σ`` of each map, after
+    the maps)."""
     return bool(getattr(net, "sigma_output", False))
 
 
@@ -45,13 +46,17 @@ def network_inputs(normalization: Normalization, inputs: torch.Tensor, stats: to
 def split_outputs(output: torch.Tensor, normalization: Normalization, stats: torch.Tensor,
                   maps: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The network's output in network space → the CMB ``(B, maps, H, W)`` µK_CMB (``maps``: 1, or 2
-    for Q and U) and, for an output with one more channel, its residual's σ ``(B, 1, H, W)`` µK_CMB
-    (``denormalize(μ + e^s) − denormalize(μ)``, exact for the affine target transforms), else None."""
+    for Q and U) and, for an output with more channels (the log σ of each map), its residual's σ
+    ``(B, maps, H, W)`` µK_CMB (``denormalize(μ + e^s) − denormalize(μ)``, exact for the affine target
+    transforms), else None."""
     mean = output[:, :maps]
     cmb = normalization.denormalize_target(mean, stats)
     if output.shape[1] == maps:
         return cmb, None
-    spread = torch.exp(output[:, maps:maps + 1].double()).to(mean.dtype)
+    if output.shape[1] != 2 * maps:
+        raise ValueError(f"a network output of {output.shape[1]} maps is neither {maps} CMB maps nor "
+                         f"them and a log σ for each ({2 * maps})")
+    spread = torch.exp(output[:, maps:].double()).to(mean.dtype)
     return cmb, (normalization.denormalize_target(mean + spread, stats) - cmb).abs()
 
 

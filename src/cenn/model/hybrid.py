@@ -196,11 +196,19 @@ class SignalPreservingNILCNet(SignalPreservingNet):
     its residual, ``(N, 2, n, n)`` (µK, log µK). With its zero head it starts as the CMB-free
     needlet ILC, with σ = ``scale_uk``.
 
+    With ``out_channels = 2`` it separates Q and U (:mod:`cenn.data.stokes`): ``in_channels`` is then
+    the 2C maps, the bands' Q then U, and it takes them with their σ in that layout, ``(N, 4C, n,
+    n)``, and returns the CMB's Q and U, then the log σ of each, ``(N, 4, n, n)``. The same linear
+    start and network run on Q and on U as on two temperature maps (the foregrounds' SEDs are those
+    of their intensity; the weights are scalars, which a rotation of the frame leaves alone), so
+    each passes the CMB with exactly unit response.
+
     Args: as :class:`SignalPreservingNet` (``weight_scale`` included), and
         seds: ``(C, C − 1)`` nominal foreground SEDs (:func:`cenn.sky.seds.nominal_seds`).
         sigma_scale: a factor on the stated σ.
         sigma_curve: the σ-dependent calibration of the stated σ, fitted after training
             (:class:`cenn.model.sigma_curve.SigmaCurve`, :mod:`cenn.predict.calibrate`).
+        out_channels: 1 (temperature) or 2 (Q and U).
     """
 
     noise_input = True
@@ -211,10 +219,16 @@ class SignalPreservingNILCNet(SignalPreservingNet):
                  seds: Sequence[Sequence[float]] | None = None, sigma_scale: float = 1.0,
                  weight_scale: float = 0.01, backbone: str = DEFAULT_BACKBONE,
                  backbone_params: dict | None = None,
-                 sigma_curve: Mapping[str, Sequence[float]] | None = None):
-        _LinearPlusNetwork.__init__(self, in_channels, beams_arcmin, pixel_arcsec, reference, scale_uk,
-                                    backbone, backbone_params, backbone_in=2 * in_channels,
-                                    backbone_out=in_channels + 1)
+                 sigma_curve: Mapping[str, Sequence[float]] | None = None, out_channels: int = 1):
+        if out_channels not in (1, 2) or in_channels % out_channels:
+            raise ValueError(f"sp-nilc-unet separates temperature (out_channels = 1) or Q and U "
+                             f"(out_channels = 2, from the bands' Q then U); got out_channels = "
+                             f"{out_channels!r} for {in_channels} input maps")
+        self.maps = out_channels
+        bands = in_channels // out_channels
+        _LinearPlusNetwork.__init__(self, bands, beams_arcmin, pixel_arcsec, reference, scale_uk,
+                                    backbone, backbone_params, backbone_in=2 * bands,
+                                    backbone_out=bands + 1)
         self._set_weight_scale(weight_scale)
         if seds is None:
             raise ValueError("sp-nilc-unet needs the bands' nominal foreground seds (cenn train fills "
@@ -227,10 +241,24 @@ class SignalPreservingNILCNet(SignalPreservingNet):
         self.sigma_curve = None if sigma_curve is None else SigmaCurve.from_params(sigma_curve)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c, maps = self.in_channels, self.maps
+        if x.ndim != 4 or x.shape[1] != 2 * c * maps:
+            what = "bands" if maps == 1 else "bands' Q then U"
+            raise ValueError(f"sp-nilc-unet expects (B, {2 * c * maps}, n, n): the {what}, then their noise "
+                             f"σ; got {tuple(x.shape)}")
+        if maps == 1:
+            return self._separate(x)
+        # Q and U as 2B temperature-like patches: (B, [Q, U, σQ, σU] × C) → (2B, 2C)
+        b = x.shape[0]
+        per_stokes = x.unflatten(1, (2, maps, c)).permute(2, 0, 1, 3, 4, 5)
+        per_stokes = per_stokes.reshape(maps * b, 2 * c, *x.shape[2:])
+        out = self._separate(per_stokes).unflatten(0, (maps, b))  # (maps, B, [cmb, log σ], n, n)
+        return out.permute(1, 2, 0, 3, 4).reshape(b, 2 * maps, *x.shape[2:])
+
+    def _separate(self, x: torch.Tensor) -> torch.Tensor:
+        """The CMB and its log σ ``(N, 2, n, n)`` from one Stokes map of the bands and their σ
+        ``(N, 2C, n, n)``."""
         c = self.in_channels
-        if x.ndim != 4 or x.shape[1] != 2 * c:
-            raise ValueError(f"sp-nilc-unet expects (B, {2 * c}, n, n): the {c} bands, then their noise σ; "
-                             f"got {tuple(x.shape)}")
         inputs, sigma = x[:, :c].to(torch.float64), x[:, c:].to(torch.float64)
         differences = self.cmb_free(inputs)
         start = self.start.foregrounds(differences, sigma**2)

@@ -1,8 +1,10 @@
 """Weights shipped inside the package, used by ``cenn predict``, ``cenn evaluate`` and ``cenn demo``
 when no ``--weights`` is given, or by name (``--weights unbiased``, ``--weights polarization``). Their
-model cards are ``MODEL_CARD.md`` (the reference model), ``MODEL_CARD-unbiased.md`` and
+model cards are ``MODEL_CARD.md`` (the reference model), ``MODEL_CARD-unbiased.md``,
 ``MODEL_CARD-polarization.md`` (Q/U in, the CMB's Q/U out: the model ``cenn predict --stokes QU``, Q/U
-input and ``cenn evaluate`` on stores with Q and U use when no weights are given) beside them."""
+input and ``cenn evaluate`` on stores with Q and U use when no weights are given) and
+``MODEL_CARD-unbiased-polarization.md`` (the unbiased model's Q/U counterpart: ``--weights unbiased``
+with Q/U input) beside them."""
 
 from __future__ import annotations
 
@@ -14,9 +16,12 @@ from cenn.checksums import file_sha256
 #: The shipped models by name: the minimum-MSE reference map, the unbiased (unit-response) map and the
 #: polarization (Q/U) map.
 SHIPPED = {"reference": "cenn-unet-cpu.safetensors", "unbiased": "cenn-unbiased-cpu.safetensors",
-           "polarization": "cenn-polarization-cpu.safetensors"}
+           "polarization": "cenn-polarization-cpu.safetensors",
+           "unbiased-polarization": "cenn-unbiased-polarization-cpu.safetensors"}
 #: The shipped model for each Stokes choice of ``cenn predict --stokes`` (:mod:`cenn.data.stokes`).
 BY_STOKES = {"I": "reference", "QU": "polarization"}
+#: The Q/U counterpart of each shipped temperature model (the name a Q/U input resolves it to).
+POLARIZATION_MODELS = {"reference": "polarization", "unbiased": "unbiased-polarization"}
 #: The reference model's file name.
 DEFAULT = SHIPPED["reference"]
 
@@ -74,10 +79,12 @@ def check_shipped(path: Path) -> None:
 
 def resolve_weights(weights: str | Path | None, stokes: str = "I") -> Path:
     """``weights`` if given (a file, or the name of a shipped model: ``reference``, ``unbiased``,
-    ``polarization``), else the shipped model for ``stokes`` (:data:`BY_STOKES`: the reference model
-    for temperature)."""
+    ``polarization``, ``unbiased-polarization``; for ``stokes = "QU"`` a temperature model's name is
+    its Q/U counterpart, :data:`POLARIZATION_MODELS`), else the shipped model for ``stokes``
+    (:data:`BY_STOKES`: the reference model for temperature)."""
     if weights is None:
         return shipped_weights(BY_STOKES[stokes])
     if str(weights) in SHIPPED and not Path(weights).exists():
-        return shipped_weights(str(weights))
+        name = str(weights)
+        return shipped_weights(POLARIZATION_MODELS.get(name, name) if stokes == "QU" else name)
     return Path(weights)

@@ -35,8 +35,9 @@ NOISE_MODELS = ("scan", "white")
 #: Random streams (:class:`cenn.sky.rng.SampleRandom`) of the full map's noise and of the
 #: half-mission maps' difference term (:meth:`NoiseModel.draw_split`).
 NOISE_STREAM, SPLIT_STREAM = "noise", "noise_split"
-#: Random stream of the Q and U noise (:meth:`NoiseModel.draw_polarization`).
-POLARIZATION_STREAM = "noise_qu"
+#: Random streams of the Q and U noise and of their half-mission maps' difference term
+#: (:meth:`NoiseModel.draw_polarization`).
+POLARIZATION_STREAM, POLARIZATION_SPLIT_STREAM = "noise_qu", "noise_qu_split"
 #: σ of Q and of U over σ of I per pixel.
 POLARIZATION_NOISE_FACTOR = math.sqrt(2.0)
 
@@ -205,12 +206,14 @@ class NoiseModel:
         each (half the integration time) whose mean is exactly σ·z."""
         return _scaled_normal(random, SPLIT_STREAM, sigma)
 
-    def draw_polarization(self, random: SampleRandom, sigma: torch.Tensor) -> torch.Tensor:
+    def draw_polarization(self, random: SampleRandom, sigma: torch.Tensor,
+                          split: bool = False) -> torch.Tensor:
         """Q and U noise maps in µK_CMB, ``(batch, 2, n_bands, H, W)`` for the temperature noise σ
         ``sigma`` ``(batch, n_bands, H, W)``: unit normal draws of the stream ``noise_qu`` times
-        :data:`POLARIZATION_NOISE_FACTOR` σ."""
+        :data:`POLARIZATION_NOISE_FACTOR` σ; with ``split``, of the stream ``noise_qu_split``: the
+        half-mission maps' difference term, as :meth:`draw_split` for the temperature."""
         scaled = (POLARIZATION_NOISE_FACTOR * sigma)[:, None].expand(-1, 2, -1, -1, -1)
-        return _scaled_normal(random, POLARIZATION_STREAM, scaled)
+        return _scaled_normal(random, POLARIZATION_SPLIT_STREAM if split else POLARIZATION_STREAM, scaled)
 
     def parameters(self) -> dict:
         """The resolved configuration, for provenance."""

@@ -194,9 +194,6 @@ class SimulationConfig(ConfigBase):
         self.splits = 0 if self.splits == 1 else self.splits
         if self.stokes not in STOKES:
             raise ConfigError(f"stokes must be one of {', '.join(STOKES)}, got {self.stokes!r}")
-        if self.stokes != "I" and self.splits:
-            raise ConfigError("half-mission maps (splits) are not simulated for Q and U yet: use "
-                              "stokes = \"I\" with splits, or no splits with stokes = \"IQU\"")
 
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> SimulationConfig:
@@ -280,6 +277,9 @@ class PatchBatch:
             their noise σ is ``noise_sigma`` · √2 (:data:`cenn.sky.noise.POLARIZATION_NOISE_FACTOR`).
         target_polarization: with ``stokes = "IQU"``, the CMB's Q and U at the target band's beam
             ``(batch, 2, H, W)``.
+        polarization_splits: with ``stokes = "IQU"`` and half-mission maps, their Q and U ``(batch, 2,
+            2, n_bands, H, W)`` (half, Stokes, band), made as ``splits``: their mean is
+            ``polarization``.
     """
 
     inputs: torch.Tensor
@@ -293,6 +293,7 @@ class PatchBatch:
     splits: torch.Tensor | None = None
     polarization: torch.Tensor | None = None
     target_polarization: torch.Tensor | None = None
+    polarization_splits: torch.Tensor | None = None
 
     @classmethod
     def concatenate(cls, parts: Sequence[PatchBatch]) -> PatchBatch:
@@ -317,6 +318,7 @@ class PatchBatch:
             splits=joined("splits"),
             polarization=joined("polarization"),
             target_polarization=joined("target_polarization"),
+            polarization_splits=joined("polarization_splits"),
         )
 
 
@@ -467,10 +469,13 @@ class PatchSimulator:
                 inputs_qu = self._beam_crop(f, self.beam_windows(applied)[0]) + inputs_qu
             if target_qu is None:
                 target_qu = torch.zeros((len(random), 2, *self.geometry.shape), device=self.device)
-        splits = None
+        splits = splits_qu = None
         if with_splits:  # sky + σ(z ± w) = inputs ± σw
             half = self.noise.draw_split(random, sigma)
             splits = torch.stack([inputs + half, inputs - half], dim=1)
+            if polarized:
+                half_qu = self.noise.draw_polarization(random, sigma, split=True)
+                splits_qu = torch.stack([inputs_qu + half_qu, inputs_qu - half_qu], dim=1)
         return PatchBatch(
             inputs=inputs.contiguous(),
             target=target.contiguous(),
@@ -483,6 +488,7 @@ class PatchSimulator:
             splits=splits,
             polarization=None if inputs_qu is None else inputs_qu.contiguous(),
             target_polarization=None if target_qu is None else target_qu.contiguous(),
+            polarization_splits=None if splits_qu is None else splits_qu.contiguous(),
         )
 
 

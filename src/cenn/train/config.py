@@ -251,11 +251,12 @@ class TrainConfig(ConfigBase):
 
     def check_polarization(self) -> None:
         """Refuse what a Q/U run (``data.stokes = "QU"``) cannot use: a normalisation unfit for signed
-        maps (min-max) and a σ output (one σ map for two Stokes maps)."""
+        maps (min-max) and a U-Net's σ output (one σ map for two Stokes maps)."""
         norm = self.normalization
         if not build_normalization(norm.name, **norm.params).signed:
             raise ConfigError(f"normalization {norm.name!r} is not meaningful for Q and U (signed, zero-mean "
                               "maps; see cenn.data.normalization): use asinh, scale or identity")
         if self.model.params.get("sigma_output"):
-            raise ConfigError("model.params.sigma_output is for temperature networks only: a Q/U network "
-                              "has no σ output yet; drop it for data.stokes = \"QU\"")
+            raise ConfigError("model.params.sigma_output is for temperature U-Nets only: a Q/U U-Net has "
+                              "no σ output (sp-nilc-unet has one for Q and one for U); drop it for "
+                              "data.stokes = \"QU\"")

@@ -138,7 +138,7 @@ class CENNTask(L.LightningModule):
         pred = out[:, :self.maps]
         losses = {"loss": self.loss(pred, y), "pred": pred, "stats": stats, "y": y}
         if sigma_output(self.net):
-            log_sigma = out[:, self.maps:self.maps + 1]
+            log_sigma = out[:, self.maps:]
             losses["nll"] = gaussian_nll(pred.detach(), log_sigma, y)
             losses["within_1sigma"] = ((pred - y).abs() < torch.exp(log_sigma)).float().mean()
         return losses
