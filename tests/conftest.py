@@ -87,21 +87,24 @@ def tiny_sigma_weights():
 
 @pytest.fixture
 def tiny_unbiased_weights():
-    """``tiny_unbiased_weights(path)``: save untrained ``sp-nilc-unet`` weights (small backbone, zero
-    head: the CMB-free needlet ILC with σ = 100 µK), identity-normalised, and return the path."""
+    """``tiny_unbiased_weights(path, npix, pixel_arcsec, stokes)``: save untrained ``sp-nilc-unet``
+    weights (small backbone, zero head: the CMB-free needlet ILC with σ = 100 µK), identity-normalised,
+    for temperature or (``stokes = "QU"``) Q and U, and return the path."""
     from cenn.model import WeightsCard, build_model, save_weights
     from cenn.sky.seds import nominal_seds
 
-    def make(path, npix: int = 64):
-        beams = [7.22, 4.90, 4.92]
-        params = {"beams_arcmin": beams, "pixel_arcsec": 90.0, "reference": 1, "backbone": "unet-small",
-                  "seds": nominal_seds([143.0, 217.0, 353.0], ["143", "217", "353"], 1).tolist()}
+    def make(path, npix: int = 64, pixel_arcsec: float = 90.0, stokes: str = "I"):
+        beams, maps = [7.22, 4.90, 4.92], len(stokes)
+        params = {"beams_arcmin": beams, "pixel_arcsec": pixel_arcsec, "reference": 1,
+                  "backbone": "unet-small",
+                  "seds": nominal_seds([143.0, 217.0, 353.0], ["143", "217", "353"], 1).tolist(),
+                  **({"out_channels": 2} if maps == 2 else {})}
         card = WeightsCard(
-            architecture="sp-nilc-unet", architecture_params=params, in_channels=3,
+            architecture="sp-nilc-unet", architecture_params=params, in_channels=3 * maps, stokes=stokes,
             frequencies_ghz=[143.0, 217.0, 353.0], beams_arcmin=beams, target_frequency_ghz=217.0, npix=npix,
-            pixel_arcsec=90.0, normalization="identity", normalization_params={},
+            pixel_arcsec=pixel_arcsec, normalization="identity", normalization_params={},
             training={"noise_uk_per_pixel": [22.0, 31.2, 102.4]})
-        save_weights(path, build_model("sp-nilc-unet", 3, **params), card)
+        save_weights(path, build_model("sp-nilc-unet", 3 * maps, **params), card)
         return path
 
     return make

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cenn import simulate
+from cenn.data.stokes import qu_channels, qu_noise_sigma
 from cenn.data.store import open_finished
 from cenn.model import build_model, load_weights
 from cenn.model.sigma_curve import ONE_SIGMA, SigmaCurve
@@ -102,3 +103,26 @@ def test_calibrated_weights_cover_68_percent_of_the_calibration_patches(tmp_path
     resumed = resolve_model_params(cfg, open_finished(store).meta, calibrated)
     assert "sigma_curve" not in resumed.model.params
     assert resumed.model.params["sigma_output"] and resumed.model.params["noise_input"]
+
+
+def test_q_u_weights_are_calibrated_on_the_store_s_q_and_u(tmp_path, tiny_unbiased_weights):
+    """Unbiased Q/U weights at their start (σ = 100 µK everywhere, far wider than the residual): the
+    curve is fitted on the store's Q and U against the CMB's, and brings both maps' coverage to 68 %."""
+    components = {name: {"enabled": name in ("cmb", "dust")} for name in COMPONENTS}
+    config = SimulationConfig(seed=13, geometry=GeometryConfig(npix=64, margin=16), components=components,
+                              stokes="IQU")
+    store = simulate(tmp_path / "qu.zarr", 4, config, progress=False).path
+    raw = tiny_unbiased_weights(tmp_path / "raw.safetensors", stokes="QU")
+    abs_residual, sigma = stated_sigma(raw, open_finished(store))
+    assert abs_residual.size == 4 * 2 * 64 * 64 and np.allclose(sigma, 100.0, rtol=1e-5)
+    assert coverage(abs_residual, sigma)[0] > 0.9
+    record = calibrate_weights(raw, store, tmp_path / "cal.safetensors", bins=1)  # one σ: one factor
+    assert record["coverage_after"][0] == pytest.approx(ONE_SIGMA, abs=1e-4)
+    cmb, calibrated = Predictor(tmp_path / "cal.safetensors").predict(
+        qu_channels(open_finished(store).read("polarization")), [143.0, 217.0, 353.0], 90.0,
+        noise_sigma=qu_noise_sigma(open_finished(store).noise_sigma()), return_sigma=True)
+    assert cmb.shape == calibrated.shape == (4, 2, 64, 64)
+    target = open_finished(store).read("target_polarization")
+    for k in range(2):  # Q, then U
+        within = np.mean(np.abs(cmb[:, k] - target[:, k]) < calibrated[:, k])
+        assert within == pytest.approx(ONE_SIGMA, abs=0.05)

@@ -185,6 +185,27 @@ def _qu_weights(path, pixel_arcsec: float):
     return path
 
 
+def test_unbiased_qu_weights_at_their_start_give_the_cmb_free_needlet_ilc_s_full_sky_q_u(sky, tmp_path,
+                                                                                          tiny_unbiased_weights):
+    """`--method cenn-unbiased --stokes QU --weights` untrained sp-nilc-unet Q/U weights (zero head: the
+    CMB-free needlet ILC on Q and on U): the file's Q and U are dnilc's full-sky Q and U for the same
+    instrument and nominal noise, through the same patches."""
+    _, _, geometry, _ = _patch_setup()
+    weights = tiny_unbiased_weights(tmp_path / "uqu.safetensors", npix=NPIX,
+                                    pixel_arcsec=geometry.pixel_arcsec, stokes="QU")
+    paths = [_write(tmp_path / f"{f}.fits", sky, "COSMO") for f in (143, 217, 353)]
+    out = tmp_path / "unbiased.fits"
+    assert main(["predict", "--maps", *paths, "--out", str(out), "--method", "cenn-unbiased", "--stokes",
+                 "QU", "--weights", str(weights), "--frequencies", "143,217,353", "--no-progress"]) == 0
+    assert fits.getheader(out, 1)["WEIGHTS"] == "uqu.safetensors"
+    info = card_info(build_separator("cenn-unbiased", polarization_weights=weights).polarization.card)
+    expected = full_sky_maps(np.repeat(sky[1:, None], 3, axis=1), NSIDE, build_separator("dnilc"), info,
+                             geometry, NSIDE, progress=False, stokes="QU")
+    found = hp.read_map(out, field=(0, 1), dtype=np.float64)
+    np.testing.assert_allclose(found, expected.cmb, rtol=0, atol=1e-3 * np.abs(expected.cmb).max())
+    assert np.abs(found - sky[1:]).max() > 1e-3 * np.abs(sky[1:]).max()  # it is not the input
+
+
 def test_qu_network_weights_run_through_separate_polarization(sky, tmp_path):
     """`--method cenn --stokes QU --weights Q/U weights`: the file equals full_sky_maps of the
     NetworkSeparator holding them as its polarization weights (its separate_polarization, the

@@ -23,6 +23,7 @@ import torch
 from cenn.sky.noise import POLARIZATION_NOISE_FACTOR
 
 if TYPE_CHECKING:
+    from cenn.data.store import DatasetStore
     from cenn.sky.simulator import PatchBatch
 
 #: The Stokes maps a network may separate: temperature, or Q and U.
@@ -65,6 +66,16 @@ def reference_channels(channel: int, n_bands: int, stokes: str) -> list[int]:
     """The input channels of the target band (index ``channel`` among ``n_bands``): its map, or its Q
     and U."""
     return [channel + k * n_bands for k in range(maps_per_band(stokes))]
+
+
+def store_maps(store: DatasetStore, rows: slice, stokes: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A store's patches ``rows`` for a network of ``stokes``: its inputs, target and noise σ (µK_CMB),
+    the temperature's or (``"QU"``, a store simulated with ``--stokes IQU``) :func:`qu_channels` of
+    its Q and U, the CMB's Q and U and :func:`qu_noise_sigma`."""
+    if maps_per_band(stokes) == 1:
+        return store.read("inputs", rows), store.read("target", rows), store.noise_sigma(rows)
+    return (qu_channels(store.read("polarization", rows)), store.read("target_polarization", rows),
+            qu_noise_sigma(store.noise_sigma(rows)))
 
 
 def batch_maps(batch: PatchBatch, stokes: str) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cenn.data.stokes import store_maps
 from cenn.data.store import DatasetStore, open_finished
 from cenn.model.sigma_curve import SigmaCurve
 from cenn.model.weights import load_weights, save_weights
@@ -30,8 +31,9 @@ def stated_sigma(weights: str | Path, store: DatasetStore,
                  batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """|residual| and the stated σ (µK, float64, flattened) of every pixel of ``store``'s patches (an
     opened store, e.g. :func:`open_finished`'s): the network's CMB against the stored target, with the
-    stored noise σ as input; in float32 whatever the CPU, so that the curve written on the weights
-    does not depend on the machine that fitted it."""
+    stored noise σ as input (Q/U weights: the store's Q and U, :func:`cenn.data.stokes.store_maps`); in
+    float32 whatever the CPU, so that the curve written on the weights does not depend on the machine
+    that fitted it."""
     predictor = Predictor(weights, precision="32", batch_size=batch_size)
     if not predictor.gives_sigma:
         raise ValueError(f"{weights} have no σ output: there is no σ to calibrate")
@@ -39,10 +41,10 @@ def stated_sigma(weights: str | Path, store: DatasetStore,
     residuals, sigmas = [], []
     for start in range(0, store.n_patches, batch_size):
         rows = slice(start, min(start + batch_size, store.n_patches))
-        cmb, sigma = predictor.predict(store.read("inputs", rows), meta["frequencies_ghz"],
-                                       meta["geometry"]["pixel_arcsec"], meta["units"],
-                                       noise_sigma=store.noise_sigma(rows), return_sigma=True)
-        residuals.append(np.abs(cmb - store.read("target", rows)).ravel().astype(np.float64))
+        inputs, target, noise = store_maps(store, rows, predictor.card.stokes)
+        cmb, sigma = predictor.predict(inputs, meta["frequencies_ghz"], meta["geometry"]["pixel_arcsec"],
+                                       meta["units"], noise_sigma=noise, return_sigma=True)
+        residuals.append(np.abs(cmb - target).ravel().astype(np.float64))
         sigmas.append(sigma.ravel().astype(np.float64))
     return np.concatenate(residuals), np.concatenate(sigmas)
 
