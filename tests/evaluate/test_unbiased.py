@@ -45,3 +45,8 @@ def test_shipped_weights_are_found_by_name_and_a_missing_one_is_named():
             resolve_weights("unbiased")
     else:
         assert resolve_weights("unbiased").name == SHIPPED["unbiased"]
+    # a temperature model's name, for Q/U input, is its Q/U counterpart
+    assert resolve_weights("reference", "QU").name == SHIPPED["polarization"]
+    assert resolve_weights("polarization", "QU").name == SHIPPED["polarization"]
+    if is_shipped("unbiased-polarization"):
+        assert resolve_weights("unbiased", "QU").name == SHIPPED["unbiased-polarization"]
