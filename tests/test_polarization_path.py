@@ -116,7 +116,7 @@ def test_signed_normalisations_keep_the_sign_and_minmax_is_refused_for_q_and_u()
         TrainConfig.from_dict(config).check_data()
     sigma = config | {"normalization": {"name": "asinh"}, "model": {"name": "unet",
                                                                     "params": {"sigma_output": True}}}
-    with pytest.raises(ValueError, match="sigma_output is for temperature networks only"):
+    with pytest.raises(ValueError, match="sigma_output is for temperature U-Nets only"):
         TrainConfig.from_dict(sigma).check_data()
 
 
