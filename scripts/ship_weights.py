@@ -263,9 +263,11 @@ def best_classical_ratios(polarization: dict, method: str = "cenn") -> dict[str,
 #: How to read a Q/U card's evaluation, per method.
 POLARIZATION_READING = {
     "cenn": """Reading it: like the temperature reference model it minimises the squared error, so it
-suppresses what it cannot tell from noise (EE out / in below 1 where the noise dominates); it is not
-an unbiased E-mode map: for E-mode spectra use the unbiased polarization model (`--weights unbiased`
-with Q/U input, MODEL_CARD-unbiased-polarization.md), whose half-split EE is the input's.""",
+suppresses what it cannot tell from noise (EE out / in below 1 where the noise dominates; lower
+still on a half-mission map, whose noise is twice as large); it is not an unbiased E-mode map. For
+E-mode spectra cross the half-mission maps of a unit-response map: NILC on Q and U (`cenn predict
+--method nilc`; its half-split EE / in above) is the best cenn offers for that (docs/learning.md, The
+unbiased polarization model).""",
     "cenn-unbiased": """Reading it: the map passes the CMB's Q and U with exactly unit response (the
 CMB-free needlet ILC on Q and on U, plus a correction computed from CMB-free band differences only),
 so the cross-spectrum of its maps from the two half-mission maps (half-split EE / in) is the input's
@@ -321,11 +323,20 @@ def reevaluated(card: str, metrics: dict, stokes: str = "I", method: str = "cenn
     return card[:card.index(EVALUATION)] + card_evaluation(metrics, stokes, method)
 
 
-def model_card(run: Path, report: Path, hardware: str, minutes: float, preview: bool,
+def without_methods(metrics: dict, methods: list[str]) -> dict:
+    """``metrics`` (a report's metrics.json) with ``methods`` left out of every per-method table: a
+    candidate evaluated beside the model that the card should not present as part of the package."""
+    out = json.loads(json.dumps(metrics))
+    for table in (out.get("results"), out.get("cross_sky"), (out.get("polarization") or {}).get("results")):
+        for m in methods:
+            (table or {}).pop(m, None)
+    return out
+
+
+def model_card(run: Path, metrics: dict, hardware: str, minutes: float, preview: bool,
                name: str = "reference") -> str:
-    """The model card's Markdown for the shipped model ``name``."""
+    """The model card's Markdown for the shipped model ``name``, evaluated by ``metrics``."""
     model, card = load_weights(run / "weights.safetensors")
-    metrics = json.loads((report / "metrics.json").read_text())
     stages, samples = training_stages(card, name)
     n_parameters = sum(p.numel() for p in model.parameters())
     m = card.metrics
@@ -375,11 +386,14 @@ def main() -> None:
     p.add_argument("--minutes", type=float, help="wall time of all the runs (with --run)")
     p.add_argument("--preview", action="store_true")
     p.add_argument("--model", choices=sorted(SHIPPED), default="reference", help="which shipped model")
+    p.add_argument("--leave-out", default="", help="comma-separated methods of the report the card does "
+                   "not show (e.g. a candidate model evaluated beside this one)")
     args = p.parse_args()
     card_path = PRETRAINED / CARDS[args.model]
     target = PRETRAINED / SHIPPED[args.model]
+    metrics = without_methods(json.loads((args.report / "metrics.json").read_text()),
+                              [m for m in args.leave_out.split(",") if m])
     if args.run is None:
-        metrics = json.loads((args.report / "metrics.json").read_text())
         stokes = load_weights(target)[1].stokes
         card_path.write_text(reevaluated(card_path.read_text(), metrics, stokes, METHODS[args.model]))
         print(f"rewrote the evaluation section of {card_path} from {args.report}")
@@ -389,7 +403,7 @@ def main() -> None:
     weights = args.run / "weights.safetensors"
     if weights.stat().st_size > MAX_BYTES:
         sys.exit(f"{weights} is {weights.stat().st_size:,} bytes, over the {MAX_BYTES:,} the package ships")
-    card_path.write_text(model_card(args.run, args.report, args.hardware, args.minutes, args.preview,
+    card_path.write_text(model_card(args.run, metrics, args.hardware, args.minutes, args.preview,
                                     args.model))
     model, card = load_weights(weights)
     save_weights(target, model, portable(card))

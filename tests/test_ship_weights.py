@@ -93,3 +93,15 @@ def test_a_polarization_card_compares_the_network_with_the_best_classical_method
     assert "high: 96 patches, seed 9454" in card and "old" not in card
     assert [line.split()[-2:] for line in card.splitlines() if line.split()[-1:] in (["0.30"], ["0.75"])] == [
         ["nilc", "0.30"], ["ilc", "0.75"]]
+
+
+def test_a_candidate_left_out_leaves_every_other_figure_and_the_report_as_they_were(ship_weights):
+    metrics = {"results": {"cenn": {"high": 1.0}, "cenn-unbiased": {"high": 2.0}},
+               "cross_sky": {"cenn": {"high": 3.0}, "cenn-unbiased": {"high": 4.0}},
+               "polarization": {"results": {"cenn": {"high": 5.0}, "cenn-unbiased": {"high": 6.0}}}}
+    kept = ship_weights.without_methods(metrics, ["cenn-unbiased"])
+    assert kept == {"results": {"cenn": {"high": 1.0}}, "cross_sky": {"cenn": {"high": 3.0}},
+                    "polarization": {"results": {"cenn": {"high": 5.0}}}}
+    assert metrics["polarization"]["results"]["cenn-unbiased"] == {"high": 6.0}  # the report untouched
+    only_ilc = {"results": {"ilc": {}}}
+    assert ship_weights.without_methods(only_ilc, ["cenn-unbiased"]) == only_ilc
