@@ -116,7 +116,7 @@ def polarization_table(rows: dict[str, dict[str, dict[str, float | None]]]) -> s
     """Markdown table of :func:`polarization_figures`, ``rows[method][dataset]``."""
     datasets = list(next(iter(rows.values())))
     header = (["method"] + [f"Q/U RMS {d} [µK]" for d in datasets] + [f"res. EE {d} [µK²]" for d in datasets]
-              + [f"res. BB {d} [µK²]" for d in datasets] + ["EE out / in, |b| > 30°"])
+              + [f"res. BB {d} [µK²]" for d in datasets] + ["EE out / in, \\|b\\| > 30°"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method, per in rows.items():
         cells = ([method] + [fmt(per[d][k]) for k in ("residual_rms_uk", "residual_ee_uk2", "residual_bb_uk2")
