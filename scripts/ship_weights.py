@@ -265,9 +265,9 @@ POLARIZATION_READING = {
     "cenn": """Reading it: like the temperature reference model it minimises the squared error, so it
 suppresses what it cannot tell from noise (EE out / in below 1 where the noise dominates; lower
 still on a half-mission map, whose noise is twice as large); it is not an unbiased E-mode map. For
-E-mode spectra cross the half-mission maps of a unit-response map: NILC on Q and U (`cenn predict
---method nilc`; its half-split EE / in above) is the best cenn offers for that (docs/learning.md, The
-unbiased polarization model).""",
+E-mode spectra cross the half-mission maps of a unit-response map: NILC on Q and U (full sky: `cenn
+predict --maps ... --method nilc`; its half-split EE / in above) is the best cenn offers for that
+(docs/learning.md, The unbiased polarization model).""",
     "cenn-unbiased": """Reading it: the map passes the CMB's Q and U with exactly unit response (the
 CMB-free needlet ILC on Q and on U, plus a correction computed from CMB-free band differences only),
 so the cross-spectrum of its maps from the two half-mission maps (half-split EE / in) is the input's
