@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import record
 
+from cenn.evaluate.document import markdown_table
 from cenn.evaluate.labels import fmt
 from cenn.evaluate.report import headline_table
 from cenn.evaluate.summary import headline_figures
@@ -116,13 +117,11 @@ def polarization_table(rows: dict[str, dict[str, dict[str, float | None]]]) -> s
     """Markdown table of :func:`polarization_figures`, ``rows[method][dataset]``."""
     datasets = list(next(iter(rows.values())))
     header = (["method"] + [f"Q/U RMS {d} [µK]" for d in datasets] + [f"res. EE {d} [µK²]" for d in datasets]
-              + [f"res. BB {d} [µK²]" for d in datasets] + ["EE out / in, \\|b\\| > 30°"])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for method, per in rows.items():
-        cells = ([method] + [fmt(per[d][k]) for k in ("residual_rms_uk", "residual_ee_uk2", "residual_bb_uk2")
-                             for d in datasets] + [fmt(per["high"]["ee_out_over_in"])])
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+              + [f"res. BB {d} [µK²]" for d in datasets] + ["EE out / in, |b| > 30°"])
+    return markdown_table(header, [
+        [method] + [fmt(per[d][k]) for k in ("residual_rms_uk", "residual_ee_uk2", "residual_bb_uk2")
+                    for d in datasets] + [fmt(per["high"]["ee_out_over_in"])]
+        for method, per in rows.items()])
 
 
 def figures(metrics: dict, method: str, stokes: str) -> dict[str, dict]:

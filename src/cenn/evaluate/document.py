@@ -20,6 +20,11 @@ def _md_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table of ``header`` and ``rows`` (cells as text; pipes in them escaped)."""
+    return "\n".join([_md_row(header), "|" + "|".join("---" for _ in header) + "|", *map(_md_row, rows)])
+
+
 @dataclass
 class Document:
     """An ordered list of blocks; build with the methods below, render with :meth:`markdown` or
@@ -55,10 +60,7 @@ class Document:
                 header, rows, caption = args
                 if caption:
                     out += [f"*{caption}*", ""]
-                out.append(_md_row(header))
-                out.append("|" + "|".join("---" for _ in header) + "|")
-                out += [_md_row(r) for r in rows]
-                out.append("")
+                out += [markdown_table(header, rows), ""]
             else:
                 path, caption = args
                 out += [f"![{caption}]({path})", "", f"*{caption}*", ""]

@@ -28,7 +28,7 @@ from cenn.evaluate.analysis import DatasetEvaluation
 from cenn.evaluate.calibration import calibrated, csv_tables
 from cenn.evaluate.config import EvaluationConfig
 from cenn.evaluate.cross_sky import cross_sky, cross_sky_table
-from cenn.evaluate.document import Document
+from cenn.evaluate.document import Document, markdown_table
 from cenn.evaluate.half_split import half_split_csv, half_split_entries
 from cenn.evaluate.labels import dataset_text
 from cenn.evaluate.labels import fmt as _fmt
@@ -272,14 +272,11 @@ def headline_table(rows: dict[str, dict[str, dict[str, float]]]) -> str:
     ells = [int(k[2:]) for k in rows[next(iter(rows))][first] if k.startswith("t_")]
     header = (["method"] + [f"RMS {d} [µK]" for d in datasets] + [f"res. D_ℓ {d} [µK²]" for d in datasets]
               + [f"ΔD_ℓ {first} [µK²]", f"t_ℓ {first} at ℓ = " + " / ".join(map(str, ells))])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for method, per in rows.items():
-        cells = ([method] + [f"{per[d]['residual_rms_uk']:.1f}" for d in datasets]
-                 + [f"{per[d]['residual_dl_uk2']:.1f}" for d in datasets]
-                 + [f"{per[first]['delta_dl_uk2']:+.1f}",
-                    " / ".join(f"{per[first][f't_{ell}']:.3f}" for ell in ells)])
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(header, [
+        [method] + [f"{per[d]['residual_rms_uk']:.1f}" for d in datasets]
+        + [f"{per[d]['residual_dl_uk2']:.1f}" for d in datasets]
+        + [f"{per[first]['delta_dl_uk2']:+.1f}", " / ".join(f"{per[first][f't_{ell}']:.3f}" for ell in ells)]
+        for method, per in rows.items()])
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
