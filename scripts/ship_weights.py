@@ -153,8 +153,9 @@ def _stage(card: WeightsCard) -> str:
             f"{t['epochs']} epochs; validation on {val.get('n_patches')} patches (seed {val.get('seed')})")
 
 
-def evaluation_section(metrics: dict) -> str:
-    """The card's evaluation section (to its end) from a report's ``metrics.json``."""
+def evaluation_section(metrics: dict, method: str = "cenn") -> str:
+    """The card's evaluation section (to its end) from a report's ``metrics.json``, read for the
+    model that ``method`` runs."""
     header, rows = summary_table(metrics)
     headline = headline_table({method: {d: headline_figures(r) for d, r in per.items()}
                                for method, per in metrics["results"].items()})
@@ -177,7 +178,7 @@ The same evaluation with the residual D_ℓ and ΔD_ℓ = D_ℓ(CMB) − D_ℓ(o
 
 {headline}
 
-{_reading(metrics)}
+{_reading(metrics, method)}
 {_cross_sky_section(metrics)}{_calibration_section(metrics)}"""
 
 
@@ -185,11 +186,12 @@ The same evaluation with the residual D_ℓ and ΔD_ℓ = D_ℓ(CMB) − D_ℓ(o
 RESPONSE_ELL_RANGE = (30.0, 2500.0)
 
 
-def _reading(metrics: dict) -> str:
-    """How to read the headline table: the minimum-MSE map's transfer, or the unbiased map's response
-    to an injected CMB (its largest departure from 1 over :data:`RESPONSE_ELL_RANGE`, every set)."""
+def _reading(metrics: dict, method: str) -> str:
+    """How to read the headline table for the model ``method`` runs: the minimum-MSE map's transfer,
+    or the unbiased map's response to an injected CMB (its largest departure from 1 over
+    :data:`RESPONSE_ELL_RANGE`, every set)."""
     unbiased = metrics["results"].get("cenn-unbiased")
-    if unbiased is None or "cenn" in metrics["results"]:
+    if method != "cenn-unbiased" or unbiased is None:
         return """Reading it: where t_ℓ is below 1 the network suppresses the CMB together with what it cannot
 tell from it (noise at high ℓ), as the Wiener filter does: it minimises the residual, it is not unbiased.
 For power spectra divide by t_ℓ, or use the unbiased model (`--weights unbiased`, MODEL_CARD-unbiased.md)."""
@@ -313,7 +315,9 @@ minimum-MSE model: ≤ 0.5):
 
 def card_evaluation(metrics: dict, stokes: str, method: str = "cenn") -> str:
     """The evaluation section for a model of ``stokes`` (``"I"`` or ``"QU"``) that ``method`` runs."""
-    return polarization_evaluation_section(metrics, method) if stokes == "QU" else evaluation_section(metrics)
+    if stokes == "QU":
+        return polarization_evaluation_section(metrics, method)
+    return evaluation_section(metrics, method)
 
 
 def reevaluated(card: str, metrics: dict, stokes: str = "I", method: str = "cenn") -> str:

@@ -105,3 +105,13 @@ def test_a_candidate_left_out_leaves_every_other_figure_and_the_report_as_they_w
     assert metrics["polarization"]["results"]["cenn-unbiased"] == {"high": 6.0}  # the report untouched
     only_ilc = {"results": {"ilc": {}}}
     assert ship_weights.without_methods(only_ilc, ["cenn-unbiased"]) == only_ilc
+
+
+def test_the_reading_follows_the_shipped_model_whatever_else_the_report_holds(ship_weights):
+    # a report with both networks: the unbiased card states its response, the reference card its transfer
+    per_bin = {"ell": [20.0, 100.0, 1000.0, 3000.0], "response_transfer": [1.5, 1.00002, 0.99997, 2.0]}
+    metrics = {"results": {"cenn": {"high": {}}, "cenn-unbiased": {"high": {"per_bin": per_bin}}}}
+    unbiased = ship_weights._reading(metrics, "cenn-unbiased")
+    assert "it is 1 within 3.0e-05" in unbiased and "the map is unbiased" in unbiased
+    reference = ship_weights._reading(metrics, "cenn")
+    assert "it is not unbiased" in reference and "within" not in reference
