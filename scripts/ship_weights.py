@@ -157,8 +157,8 @@ def evaluation_section(metrics: dict, method: str = "cenn") -> str:
     """The card's evaluation section (to its end) from a report's ``metrics.json``, read for the
     model that ``method`` runs."""
     header, rows = summary_table(metrics)
-    headline = headline_table({method: {d: headline_figures(r) for d, r in per.items()}
-                               for method, per in metrics["results"].items()})
+    headline = headline_table({name: {d: headline_figures(r) for d, r in per.items()}
+                               for name, per in metrics["results"].items()})
     lo, hi = HEADLINE_ELL_RANGE
     sets = "; ".join(f"{d}: {i['n_patches']} patches, seed {i['seed']}"
                      for d, i in metrics["datasets"].items())
