@@ -24,15 +24,20 @@ class DifferenceNILCSeparator(Separator):
 
     Args:
         threshold: significance (in units of 1/√modes) a foreground direction needs in a domain.
-        min_beam_factor: the smallest window-mean beam factor at which a band difference is used.
+        min_beam_factor: the smallest window-mean beam factor at which a band difference is used
+            near the patch border.
+        interior_min_beam_factor: the same away from the border
+            (:class:`cenn.model.difference_ilc.DifferenceILC`).
     """
 
     name = "dnilc"
     #: Q and U as two more maps of the bands (the foregrounds' SEDs are those of their intensity).
     stokes_agnostic = True
 
-    def __init__(self, threshold: float = 2.0, min_beam_factor: float = 0.5):
+    def __init__(self, threshold: float = 2.0, min_beam_factor: float = 0.5,
+                 interior_min_beam_factor: float = 0.15):
         self.threshold, self.min_beam_factor = float(threshold), float(min_beam_factor)
+        self.interior_min_beam_factor = float(interior_min_beam_factor)
         self._methods: dict[InputInfo, DifferenceILC] = {}
 
     def method(self, info: InputInfo) -> DifferenceILC:
@@ -43,7 +48,8 @@ class DifferenceNILCSeparator(Separator):
             seds = nominal_seds(info.frequencies_ghz, info.band_names, reference)
             self._methods[info] = DifferenceILC(
                 info.beam_fwhm_arcmin, info.pixel_arcsec, reference, seds, threshold=self.threshold,
-                min_beam_factor=self.min_beam_factor)
+                min_beam_factor=self.min_beam_factor,
+                interior_min_beam_factor=self.interior_min_beam_factor)
         return self._methods[info]
 
     def separate(self, inputs: torch.Tensor, info: InputInfo,
@@ -58,4 +64,5 @@ class DifferenceNILCSeparator(Separator):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "foregrounds": list(FOREGROUNDS), "threshold": self.threshold,
-                "min_beam_factor": self.min_beam_factor}
+                "min_beam_factor": self.min_beam_factor,
+                "interior_min_beam_factor": self.interior_min_beam_factor}

@@ -17,10 +17,13 @@ nominal SEDs ``a`` and ν the differences' noise, known from σ. The local
 covariance of D less its noise gives Cov(S) (eigenvalues of the noise-whitened excess below
 ``threshold / √modes`` are noise and set to 0); the prediction is the regression of ``f_ref`` on D
 under the model, ``F = Cov(D)⁻¹ Cov(D, f_ref) · D``. Where a pair's window-mean beam factor
-B_common/B_ref falls below ``min_beam_factor`` (the 143 GHz pair at ℓ ≳ 2000) its difference holds
-only noise and is left out;
-the model then has as many components as differences. The ℓ = 0 mode is kept: no CMB is there to
-cancel.
+B_common/B_ref falls below ``min_beam_factor`` (the 143 GHz pair at ℓ ≳ 2000) it is left out near
+the patch border, where bringing it to the reference beam would sharpen the errors of its refilled
+strip; the model then has as many components as differences. Away from the border it is kept down to
+``interior_min_beam_factor`` (gain capped at ``interior_max_gain``): in the plane the 143 GHz
+difference still holds foregrounds well above its noise there, and without it one difference must
+stand for dust and CO alike. The two predictions are joined by a cosine ramp (:func:`interior_weight`;
+both CMB-free, so the response stays exact). The ℓ = 0 mode is kept: no CMB is there to cancel.
 
 Three bands cannot tell the reference band's share of a foreground from the differences alone (a
 component whose SED is shifted by a constant looks the same in every difference): the nominal SEDs
@@ -48,6 +51,7 @@ from cenn.model.needlets import (
     window_modes,
 )
 from cenn.sky.flat.geometry import PatchGeometry
+from cenn.sky.flat.spectra import cosine_taper_profile
 from cenn.sky.instrument import gaussian_beam_window
 
 
@@ -85,12 +89,17 @@ class DifferenceILC:
         max_gain: cap on the factor B_ref/B_common that brings a difference to the reference beam
             (a little above 1/``min_beam_factor``: a larger gain would only sharpen the ringing of
             the patch's periodic discontinuity in modes where the difference is not used).
+        interior_min_beam_factor, interior_max_gain: the same away from the patch border (equal to
+            ``min_beam_factor`` and ``max_gain``: one prediction everywhere).
+        border_px, ramp_px: the border prediction alone within ``border_px`` of the edge, the
+            interior one beyond ``border_px + ramp_px``, a cosine ramp between.
     """
 
     def __init__(self, beams_arcmin: Sequence[float], pixel_arcsec: float, reference: int,
                  seds: Sequence[Sequence[float]], ell_peaks: Sequence[float] = ELL_PEAKS,
                  modes_per_domain: float = 67.0, threshold: float = 2.0, min_beam_factor: float = 0.5,
-                 max_gain: float = 2.5):
+                 max_gain: float = 2.5, interior_min_beam_factor: float = 0.15,
+                 interior_max_gain: float = 8.0, border_px: int = 4, ramp_px: int = 24):
         self.beams = [float(b) for b in beams_arcmin]
         c = len(self.beams)
         self.seds = torch.as_tensor(seds, dtype=torch.float64)
@@ -101,28 +110,35 @@ class DifferenceILC:
         self.reference, self.pixel_arcsec = int(reference), float(pixel_arcsec)
         self.ell_peaks = tuple(float(p) for p in ell_peaks)
         self.modes_per_domain, self.threshold = float(modes_per_domain), float(threshold)
-        self.min_beam_factor, self.max_gain = float(min_beam_factor), float(max_gain)
-        self._windows: dict[tuple[int, str], tuple[torch.Tensor, list[_Window]]] = {}
+        self.border = (float(min_beam_factor), float(max_gain))
+        self.interior = (float(interior_min_beam_factor), float(interior_max_gain))
+        if min(*self.border, *self.interior) < 0 or border_px < 0 or ramp_px < 0:
+            raise ValueError("beam factors, gains, border_px and ramp_px must be >= 0")
+        self.border_px, self.ramp_px = int(border_px), int(ramp_px)
+        self._windows: dict[tuple[int, str, tuple[float, float]], tuple[torch.Tensor, list[_Window]]] = {}
 
     def _sed_differences(self, keep: list[int]) -> torch.Tensor:
         """``(K, K)``: a_jk − a_ref,k for the kept differences and the first K foregrounds."""
         rows = [self.others[j] for j in keep]
         return (self.seds[rows] - self.seds[self.reference])[:, : len(keep)]
 
-    def windows(self, npix: int, device: torch.device) -> tuple[torch.Tensor, list[_Window]]:
-        """For ``npix``-pixel patches on ``device`` (computed once): the factors ``(C − 1, n, n//2+1)``
+    def windows(self, npix: int, device: torch.device,
+                limits: tuple[float, float]) -> tuple[torch.Tensor, list[_Window]]:
+        """For ``npix``-pixel patches on ``device`` and ``limits`` (the smallest beam factor at
+        which a difference is used, the gain cap; computed once): the factors ``(C − 1, n, n//2+1)``
         that bring the differences to the reference beam, and the windows."""
-        key = (int(npix), str(device))
+        key = (int(npix), str(device), limits)
         if key not in self._windows:
-            self._windows[key] = self._make_windows(int(npix), torch.device(device))
+            self._windows[key] = self._make_windows(int(npix), torch.device(device), *limits)
         return self._windows[key]
 
-    def _make_windows(self, npix: int, device: torch.device) -> tuple[torch.Tensor, list[_Window]]:
+    def _make_windows(self, npix: int, device: torch.device, min_beam_factor: float,
+                      max_gain: float) -> tuple[torch.Tensor, list[_Window]]:
         ell = PatchGeometry(npix, self.pixel_arcsec).ell(device)
         b_ref = gaussian_beam_window(ell, self.beams[self.reference])
         b_band = torch.stack([gaussian_beam_window(ell, self.beams[j]) for j in self.others])
         common = common_beam_windows(ell, self.beams, self.reference)  # (C − 1, n, n//2+1)
-        to_ref = (b_ref / common).clamp(max=self.max_gain)
+        to_ref = (b_ref / common).clamp(max=max_gain)
         beam_factors = common / b_ref
         g_band, g_ref = to_ref * common / b_band, to_ref * common / b_ref
         twice = torch.full_like(ell, 2.0)
@@ -133,7 +149,7 @@ class DifferenceILC:
                 continue
             weight = twice * h**2 / npix**2
             beam_factor = (weight * beam_factors).sum((-2, -1)) / weight.sum()
-            keep = [j for j in range(len(self.others)) if float(beam_factor[j]) >= self.min_beam_factor]
+            keep = [j for j in range(len(self.others)) if float(beam_factor[j]) >= min_beam_factor]
             grid = band_grid(h, ell, npix)
             sigma = domain_sigma(h, self.modes_per_domain, npix)
             gr = g_ref[keep]
@@ -154,13 +170,22 @@ class DifferenceILC:
     def foregrounds(self, differences: torch.Tensor, noise_var: torch.Tensor) -> torch.Tensor:
         """The reference band's foregrounds and noise ``(N, 1, n, n)`` float64 µK_CMB predicted from
         CMB-free ``differences (N, C − 1, n, n)`` µK_CMB and the bands' noise variance
-        ``noise_var (N, C, n, n)`` µK²."""
+        ``noise_var (N, C, n, n)`` µK²: the border's prediction joined to the interior's."""
+        border = self.predict(differences, noise_var, self.border)
+        if self.interior == self.border:
+            return border
+        weight = interior_weight(differences.shape[-1], self.border_px, self.ramp_px, differences.device)
+        return (1.0 - weight) * border + weight * self.predict(differences, noise_var, self.interior)
+
+    def predict(self, differences: torch.Tensor, noise_var: torch.Tensor,
+                limits: tuple[float, float]) -> torch.Tensor:
+        """As :meth:`foregrounds`, with one ``limits`` (smallest beam factor, gain cap) everywhere."""
         n = differences.shape[-1]
         pad = min(MIRROR_PAD_PX, n - 1)
         differences = F.pad(differences.to(torch.float64), (pad,) * 4, mode="reflect")
         variance = F.pad(noise_var.to(torch.float64), (pad,) * 4, mode="reflect")
         size = n + 2 * pad
-        to_ref, windows = self.windows(size, differences.device)
+        to_ref, windows = self.windows(size, differences.device, limits)
         fourier = torch.fft.rfft2(differences) * to_ref
         out = torch.zeros_like(fourier[:, 0])
         on_grid: dict[int, torch.Tensor] = {}  # the noise variance averaged onto each working grid
@@ -188,6 +213,15 @@ class DifferenceILC:
         foreground = _excess(cov, noise, 1.0 + self.threshold / w.modes**0.5)
         cross = foreground @ w.mapping - var_ref[..., 0] * w.noise_cross
         return _solve(foreground + noise, cross)
+
+
+def interior_weight(npix: int, border_px: int, ramp_px: int, device="cpu") -> torch.Tensor:
+    """``(npix, npix)`` float64: 0 within ``border_px`` of the edge, rising as a separable cosine
+    ramp over ``ramp_px`` pixels to 1 (the ramp shortened to fit a small patch)."""
+    inside = max(npix - 2 * border_px, 0)
+    profile = torch.zeros(npix, dtype=torch.float64, device=device)
+    profile[border_px : border_px + inside] = cosine_taper_profile(inside, min(ramp_px, inside // 2), device)
+    return profile[:, None] * profile[None, :]
 
 
 def _excess(cov: torch.Tensor, noise: torch.Tensor, floor: float) -> torch.Tensor:
