@@ -177,6 +177,13 @@ def test_away_from_the_border_the_143_ghz_difference_separates_dust_from_co_at_h
     assert left_both < 0.35 * left_border  # 2.7 µK
 
 
+@pytest.mark.parametrize("bad", [{"interior_min_beam_factor": -0.1}, {"interior_max_gain": -1.0},
+                                 {"border_px": -1}, {"ramp_px": -2}])
+def test_negative_border_and_interior_settings_are_refused(bad):
+    with pytest.raises(ValueError, match="must be >= 0"):
+        DifferenceILC([7.3, 5.02, 4.94], 90.0, 1, SEDS, **bad)
+
+
 def _as_qu(maps: torch.Tensor) -> torch.Tensor:
     """Patches 0 and 1 of ``maps (3, C, n, n)`` as the Q and U of one patch, ``(1, 2C, n, n)`` (the
     bands' Q then U)."""
