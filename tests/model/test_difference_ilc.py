@@ -166,7 +166,8 @@ def test_away_from_the_border_the_143_ghz_difference_separates_dust_from_co_at_h
     edge, inner = method.border_px, method.border_px + method.ramp_px
     assert torch.equal(both[..., :edge, :], border[..., :edge, :])
     assert torch.equal(both[..., inner:-inner, inner:-inner], interior[..., inner:-inner, inner:-inner])
-    high = ((PatchGeometry(n, 90.0).ell() >= 1700) & (PatchGeometry(n, 90.0).ell() < 2300)).to(torch.float64)
+    patch_ell = PatchGeometry(n, 90.0).ell()
+    high = ((patch_ell >= 1700) & (patch_ell < 2300)).to(torch.float64)
 
     def high_ell_rms(residual: torch.Tensor) -> float:  # the 1700 ≤ ℓ < 2300 part, in the interior
         band = torch.fft.irfft2(torch.fft.rfft2(residual[:, 0]) * high, s=(n, n))
