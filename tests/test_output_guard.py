@@ -331,7 +331,10 @@ def test_ctrl_c_during_simulate_ends_in_one_line_and_keeps_the_chunks_written(tm
     out = tmp_path / "x.zarr"
     argv = [sys.executable, "-m", "cenn", "simulate", str(out), "-n", "64", "--npix", "64", "--chunk-size",
             "1", "--batch-size", "1", "--no-progress"]
-    run = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a test run started in the background by a shell
+    # without job control inherits it ignored, and the command would then never see Ctrl-C
+    run = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(out.glob(".cenn/progress/chunk-*.done")) and time.monotonic() < deadline:
         time.sleep(0.05)
