@@ -52,7 +52,8 @@ ARCHITECTURES = {
                  "differences, asinh-compressed on one µK scale; output = ILC + correction",
     "sp-unet": "signal-preserving: the 217 GHz map minus foregrounds predicted by a residual U-Net from "
                "the CMB-free band differences alone (the CMB passes with unit response)",
-    "sp-nilc-unet": "unbiased: the 217 GHz map minus the CMB-free needlet ILC's foregrounds minus a "
+    "sp-nilc-unet": "unbiased: the 217 GHz map minus the CMB-free needlet ILC's foregrounds (compact radio "
+                    "sources fitted first with their own SED, when the card holds source_seds) minus a "
                     "correction a residual U-Net computes from the CMB-free band differences and the noise σ "
                     "(the CMB passes with exactly unit response); it also gives the σ of its residual",
 }

@@ -20,7 +20,7 @@ from cenn.model.linear import (
 from cenn.separation import InputInfo
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import gaussian_beam_window
-from cenn.sky.seds import nominal_seds
+from cenn.sky.seds import compact_source_seds, nominal_seds
 from cenn.sky.simulator import PatchSimulator, SimulationConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -28,6 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 NPIX = 64
 FREQUENCIES, NAMES = (143.0, 217.0, 353.0), ("143", "217", "353")
 SEDS = nominal_seds(FREQUENCIES, NAMES, 1)
+SOURCE_SEDS, INDEX_COVARIANCE = (t.tolist() for t in compact_source_seds(FREQUENCIES, NAMES, 1))
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,8 @@ def test_unbiased_network_moves_by_exactly_the_added_cmb_on_patches_cut_from_a_l
     batch, beams = plane_batch
     torch.manual_seed(0)
     net = build_model("sp-nilc-unet", 3, beams_arcmin=beams, pixel_arcsec=90.0, reference=1,
-                      seds=SEDS.tolist(), backbone="unet-small", backbone_params={"zero_head": False}).eval()
+                      seds=SEDS.tolist(), source_seds=SOURCE_SEDS, radio_index_covariance=INDEX_COVARIANCE,
+                      backbone="unet-small", backbone_params={"zero_head": False}).eval()
     cmb, sigma = batch.components["cmb"], batch.noise_sigma
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         with_cmb = net(torch.cat([batch.inputs, sigma], 1))
@@ -103,12 +105,21 @@ def test_unbiased_network_moves_by_exactly_the_added_cmb_on_patches_cut_from_a_l
 def test_unbiased_network_starts_as_the_cmb_free_needlet_ilc_with_sigma_at_its_scale(plane_batch):
     batch, beams = plane_batch
     net = build_model("sp-nilc-unet", 3, beams_arcmin=beams, pixel_arcsec=90.0, reference=1,
-                      seds=SEDS.tolist(), backbone="unet-small").eval()
+                      seds=SEDS.tolist(), source_seds=SOURCE_SEDS, radio_index_covariance=INDEX_COVARIANCE,
+                      backbone="unet-small").eval()
     with torch.no_grad():
         out = net(torch.cat([batch.inputs, batch.noise_sigma], 1))
     classical = DifferenceNILCSeparator().separate(batch.inputs, _info(beams), batch.noise_sigma)
     assert torch.allclose(out[:, :1], classical, rtol=0, atol=1e-3)
     assert torch.allclose(out[:, 1:], torch.full_like(out[:, 1:], math.log(100.0)))
+    # a model without source SEDs (cards written before them) starts as dnilc without compact sources
+    legacy = build_model("sp-nilc-unet", 3, beams_arcmin=beams, pixel_arcsec=90.0, reference=1,
+                         seds=SEDS.tolist(), backbone="unet-small").eval()
+    with torch.no_grad():
+        out = legacy(torch.cat([batch.inputs, batch.noise_sigma], 1))
+    classical = DifferenceNILCSeparator(source_threshold=0).separate(batch.inputs, _info(beams),
+                                                                     batch.noise_sigma)
+    assert torch.allclose(out[:, :1], classical, rtol=0, atol=1e-3)
 
 
 def test_cmb_free_needlet_ilc_removes_a_foreground_of_its_sed_down_to_the_noise():

@@ -11,10 +11,11 @@ from typing import Any
 import torch
 
 from cenn.baselines.common import patch_geometry
+from cenn.model.compact_sources import CompactSources
 from cenn.model.difference_ilc import DifferenceILC
 from cenn.model.linear import cmb_free_maps
 from cenn.separation import InputInfo, Separator, nominal_sigma, register_separator
-from cenn.sky.seds import FOREGROUNDS, nominal_seds
+from cenn.sky.seds import FOREGROUNDS, compact_source_seds, nominal_seds
 
 
 @register_separator("dnilc")
@@ -28,6 +29,8 @@ class DifferenceNILCSeparator(Separator):
             near the patch border.
         interior_min_beam_factor: the same away from the border
             (:class:`cenn.model.difference_ilc.DifferenceILC`).
+        source_threshold: significance a compact source with a radio SED needs to be fitted with
+            its own SED first (:mod:`cenn.model.compact_sources`); 0 fits none.
     """
 
     name = "dnilc"
@@ -35,9 +38,12 @@ class DifferenceNILCSeparator(Separator):
     stokes_agnostic = True
 
     def __init__(self, threshold: float = 2.0, min_beam_factor: float = 0.5,
-                 interior_min_beam_factor: float = 0.15):
+                 interior_min_beam_factor: float = 0.15, source_threshold: float = 5.0):
         self.threshold, self.min_beam_factor = float(threshold), float(min_beam_factor)
         self.interior_min_beam_factor = float(interior_min_beam_factor)
+        if source_threshold < 0:
+            raise ValueError(f"source_threshold must be >= 0 (0: no compact sources), got {source_threshold}")
+        self.source_threshold = float(source_threshold)
         self._methods: dict[InputInfo, DifferenceILC] = {}
 
     def method(self, info: InputInfo) -> DifferenceILC:
@@ -46,10 +52,16 @@ class DifferenceNILCSeparator(Separator):
         if info not in self._methods:
             reference = info.target_channel
             seds = nominal_seds(info.frequencies_ghz, info.band_names, reference)
+            sources = None
+            if self.source_threshold > 0:
+                sources = CompactSources(
+                    info.beam_fwhm_arcmin, info.pixel_arcsec, reference,
+                    *compact_source_seds(info.frequencies_ghz, info.band_names, reference),
+                    threshold=self.source_threshold)
             self._methods[info] = DifferenceILC(
                 info.beam_fwhm_arcmin, info.pixel_arcsec, reference, seds, threshold=self.threshold,
                 min_beam_factor=self.min_beam_factor,
-                interior_min_beam_factor=self.interior_min_beam_factor)
+                interior_min_beam_factor=self.interior_min_beam_factor, sources=sources)
         return self._methods[info]
 
     def separate(self, inputs: torch.Tensor, info: InputInfo,
@@ -65,4 +77,5 @@ class DifferenceNILCSeparator(Separator):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "foregrounds": list(FOREGROUNDS), "threshold": self.threshold,
                 "min_beam_factor": self.min_beam_factor,
-                "interior_min_beam_factor": self.interior_min_beam_factor}
+                "interior_min_beam_factor": self.interior_min_beam_factor,
+                "source_threshold": self.source_threshold}

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from cenn.model.compact_sources import CompactSources
 from cenn.model.linear import MIRROR_PAD_PX, common_beam_windows, to_maps
 from cenn.model.needlets import (
     ELL_PEAKS,
@@ -93,13 +94,16 @@ class DifferenceILC:
             ``min_beam_factor`` and ``max_gain``: one prediction everywhere).
         border_px, ramp_px: the border prediction alone within ``border_px`` of the edge, the
             interior one beyond ``border_px + ramp_px``, a cosine ramp between.
+        sources: compact sources fitted with their own SEDs first (:mod:`cenn.model.compact_sources`),
+            or None.
     """
 
     def __init__(self, beams_arcmin: Sequence[float], pixel_arcsec: float, reference: int,
                  seds: Sequence[Sequence[float]], ell_peaks: Sequence[float] = ELL_PEAKS,
                  modes_per_domain: float = 67.0, threshold: float = 2.0, min_beam_factor: float = 0.5,
                  max_gain: float = 2.5, interior_min_beam_factor: float = 0.15,
-                 interior_max_gain: float = 8.0, border_px: int = 4, ramp_px: int = 24):
+                 interior_max_gain: float = 8.0, border_px: int = 4, ramp_px: int = 24,
+                 sources: CompactSources | None = None):
         self.beams = [float(b) for b in beams_arcmin]
         c = len(self.beams)
         self.seds = torch.as_tensor(seds, dtype=torch.float64)
@@ -115,6 +119,7 @@ class DifferenceILC:
         if min(*self.border, *self.interior) < 0 or border_px < 0 or ramp_px < 0:
             raise ValueError("beam factors, gains, border_px and ramp_px must be >= 0")
         self.border_px, self.ramp_px = int(border_px), int(ramp_px)
+        self.sources = sources
         self._windows: dict[tuple[int, str, tuple[float, float]], tuple[torch.Tensor, list[_Window]]] = {}
 
     def _sed_differences(self, keep: list[int]) -> torch.Tensor:
@@ -170,12 +175,17 @@ class DifferenceILC:
     def foregrounds(self, differences: torch.Tensor, noise_var: torch.Tensor) -> torch.Tensor:
         """The reference band's foregrounds and noise ``(N, 1, n, n)`` float64 µK_CMB predicted from
         CMB-free ``differences (N, C − 1, n, n)`` µK_CMB and the bands' noise variance
-        ``noise_var (N, C, n, n)`` µK²: the border's prediction joined to the interior's."""
+        ``noise_var (N, C, n, n)`` µK²: the compact sources' share (if ``sources``) plus the border's
+        prediction from the rest joined to the interior's."""
+        found = 0.0
+        if self.sources is not None:
+            in_differences, found = self.sources.fit(differences, noise_var)
+            differences = differences.to(torch.float64) - in_differences
         border = self.predict(differences, noise_var, self.border)
         if self.interior == self.border:
-            return border
+            return found + border
         weight = interior_weight(differences.shape[-1], self.border_px, self.ramp_px, differences.device)
-        return (1.0 - weight) * border + weight * self.predict(differences, noise_var, self.interior)
+        return found + (1.0 - weight) * border + weight * self.predict(differences, noise_var, self.interior)
 
     def predict(self, differences: torch.Tensor, noise_var: torch.Tensor,
                 limits: tuple[float, float]) -> torch.Tensor:

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cenn.model.compact_sources import CompactSources
 from cenn.model.difference_ilc import DifferenceILC
 from cenn.model.linear import (
     beam_ratios,
@@ -38,13 +39,14 @@ from cenn.model.linear import (
 from cenn.model.registry import build_model, register_model
 from cenn.model.sigma_curve import SigmaCurve
 from cenn.sky.flat.geometry import PatchGeometry
-from cenn.sky.seds import nominal_seds
+from cenn.sky.seds import compact_source_seds, nominal_seds
 
 #: Backbone and parameters used unless a model's ``backbone``/``backbone_params`` say otherwise.
 DEFAULT_BACKBONE = "unet"
 DEFAULT_BACKBONE_PARAMS: dict[str, Any] = {"zero_head": True}
 #: Instrument parameters :func:`instrument_params` fills in from the data.
-INSTRUMENT_PARAMS = ("beams_arcmin", "pixel_arcsec", "reference", "seds")
+INSTRUMENT_PARAMS = ("beams_arcmin", "pixel_arcsec", "reference", "seds", "source_seds",
+                     "radio_index_covariance")
 
 
 class _LinearPlusNetwork(nn.Module):
@@ -209,6 +211,11 @@ class SignalPreservingNILCNet(SignalPreservingNet):
         sigma_curve: the σ-dependent calibration of the stated σ, fitted after training
             (:class:`cenn.model.sigma_curve.SigmaCurve`, :mod:`cenn.predict.calibrate`).
         out_channels: 1 (temperature) or 2 (Q and U).
+        source_seds, radio_index_covariance: ``(C, 2 + K)`` a radio source's and dust's SEDs with the
+            radio SED's change per spectral index, and ``(K, K)`` the indices' covariance
+            (:func:`cenn.sky.seds.compact_source_seds`): the start fits compact sources with them
+            first (:mod:`cenn.model.compact_sources`), as ``dnilc`` does; None (models trained
+            before 2026-12-07) leaves them to the needlet ILC.
     """
 
     noise_input = True
@@ -219,7 +226,9 @@ class SignalPreservingNILCNet(SignalPreservingNet):
                  seds: Sequence[Sequence[float]] | None = None, sigma_scale: float = 1.0,
                  weight_scale: float = 0.01, backbone: str = DEFAULT_BACKBONE,
                  backbone_params: dict | None = None,
-                 sigma_curve: Mapping[str, Sequence[float]] | None = None, out_channels: int = 1):
+                 sigma_curve: Mapping[str, Sequence[float]] | None = None, out_channels: int = 1,
+                 source_seds: Sequence[Sequence[float]] | None = None,
+                 radio_index_covariance: Sequence[Sequence[float]] | None = None):
         if out_channels not in (1, 2) or in_channels % out_channels:
             raise ValueError(f"sp-nilc-unet separates temperature (out_channels = 1) or Q and U "
                              f"(out_channels = 2, from the bands' Q then U); got out_channels = "
@@ -236,7 +245,13 @@ class SignalPreservingNILCNet(SignalPreservingNet):
         if not (math.isfinite(sigma_scale) and sigma_scale > 0):
             raise ValueError(f"sigma_scale must be a positive number, got {sigma_scale!r}")
         self.seds = [[float(v) for v in row] for row in seds]
-        self.start = DifferenceILC(self.beams_arcmin, self.pixel_arcsec, reference, self.seds)
+        if (source_seds is None) != (radio_index_covariance is None):
+            raise ValueError("sp-nilc-unet takes source_seds and radio_index_covariance together (cenn train "
+                             "fills both in from the training data) or neither")
+        sources = None if source_seds is None else CompactSources(
+            self.beams_arcmin, self.pixel_arcsec, reference, source_seds, radio_index_covariance)
+        self.start = DifferenceILC(self.beams_arcmin, self.pixel_arcsec, reference, self.seds,
+                                   sources=sources)
         self.log_sigma_scale = math.log(sigma_scale)
         self.sigma_curve = None if sigma_curve is None else SigmaCurve.from_params(sigma_curve)
 
@@ -282,6 +297,9 @@ def instrument_params(factory_params: Sequence[str], beams_arcmin: Sequence[floa
                               "pixel_arcsec": float(pixel_arcsec), "reference": int(reference)}
     if "seds" in factory_params:
         values["seds"] = nominal_seds(frequencies_ghz, band_names, reference).tolist()
+    if "source_seds" in factory_params:
+        table, covariance = compact_source_seds(frequencies_ghz, band_names, reference)
+        values["source_seds"], values["radio_index_covariance"] = table.tolist(), covariance.tolist()
     return {k: v for k, v in values.items() if k in factory_params}
 
 

@@ -11,6 +11,7 @@ reference band; CO, which may be absent from the reference band, per µK_CMB in 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from types import SimpleNamespace
 
@@ -19,6 +20,7 @@ import torch
 from cenn.sky import units
 from cenn.sky.components.co import CO
 from cenn.sky.components.dust import Dust
+from cenn.sky.components.sources.radio import Radio
 from cenn.sky.instrument import Band, load_instrument
 
 #: The modelled foregrounds, in the order of the SED columns.
@@ -56,3 +58,23 @@ def nominal_seds(frequencies_ghz: Sequence[float], band_names: Sequence[str], re
     co_sed = co.conversion_table(instrument) @ ratios
     co_sed = co_sed / co_sed.abs().max().clamp_min(torch.finfo(torch.float64).tiny)
     return torch.stack([dust_sed / dust_sed[reference], co_sed], dim=1)
+
+
+def compact_source_seds(frequencies_ghz: Sequence[float], band_names: Sequence[str],
+                        reference: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For :mod:`cenn.model.compact_sources`: ``(C, 2 + K)`` float64, every band's radio source at the
+    radio counts' mean spectral indices (``radio.toml``: S ∝ ν^α piecewise between 143, 217 and
+    353 GHz) and thermal dust, each per µK_CMB in band ``reference``, then ln S_j − ln S_ref per
+    unit of each of the K indices; and the indices' covariance ``(K, K)``."""
+    bands = bands_for(frequencies_ghz, band_names)
+    radio = Radio()
+    mean_indices, covariance = radio.index_moments()
+    nu = [b.frequency_ghz for b in bands]
+    shifts = radio.log_sed_matrix(nu) - radio.log_sed_matrix(nu[reference])
+    per_kcmb = torch.tensor([math.exp(f) / b.mjysr_per_kcmb for f, b in zip(shifts @ mean_indices, bands,
+                                                                              strict=True)],
+                            dtype=torch.float64)
+    dust = nominal_seds(frequencies_ghz, band_names, reference)[:, 0]
+    table = torch.cat([torch.stack([per_kcmb / per_kcmb[reference], dust], dim=1),
+                       torch.as_tensor(shifts, dtype=torch.float64)], dim=1)
+    return table, torch.as_tensor(covariance, dtype=torch.float64)
