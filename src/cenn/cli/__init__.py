@@ -59,6 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command].run(args)
     except KeyboardInterrupt:
+        import logging
+
+        # zarr's writes still pending on its event loop are abandoned (a chunk not marked done is
+        # written again on resume); asyncio would report each one as a destroyed task at exit
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         print(f"\ncenn {args.command}: interrupted: {_INTERRUPTED[args.command]}", file=sys.stderr)
         return 130
     except Exception as err:
