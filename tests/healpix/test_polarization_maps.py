@@ -188,7 +188,8 @@ def _qu_weights(path, pixel_arcsec: float):
 def test_unbiased_qu_weights_at_their_start_give_the_cmb_free_needlet_ilc_s_full_sky_q_u(sky, tmp_path,
                                                                                           tiny_unbiased_weights):
     """`--method cenn-unbiased --stokes QU --weights` untrained sp-nilc-unet Q/U weights (zero head: the
-    CMB-free needlet ILC on Q and on U): the file's Q and U are dnilc's full-sky Q and U for the same
+    CMB-free needlet ILC on Q and on U; a card without source SEDs, so without the compact-source
+    fit): the file's Q and U are dnilc's full-sky Q and U (source_threshold = 0) for the same
     instrument and nominal noise, through the same patches."""
     _, _, geometry, _ = _patch_setup()
     weights = tiny_unbiased_weights(tmp_path / "uqu.safetensors", npix=NPIX,
@@ -199,7 +200,8 @@ def test_unbiased_qu_weights_at_their_start_give_the_cmb_free_needlet_ilc_s_full
                  "QU", "--weights", str(weights), "--frequencies", "143,217,353", "--no-progress"]) == 0
     assert fits.getheader(out, 1)["WEIGHTS"] == "uqu.safetensors"
     info = card_info(build_separator("cenn-unbiased", polarization_weights=weights).polarization.card)
-    expected = full_sky_maps(np.repeat(sky[1:, None], 3, axis=1), NSIDE, build_separator("dnilc"), info,
+    classical = build_separator("dnilc", source_threshold=0.0)
+    expected = full_sky_maps(np.repeat(sky[1:, None], 3, axis=1), NSIDE, classical, info,
                              geometry, NSIDE, progress=False, stokes="QU")
     found = hp.read_map(out, field=(0, 1), dtype=np.float64)
     np.testing.assert_allclose(found, expected.cmb, rtol=0, atol=1e-3 * np.abs(expected.cmb).max())
