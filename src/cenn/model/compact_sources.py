@@ -113,14 +113,16 @@ class CompactSources:
                  scatter_sigma_px: float = 16.0, peak_px: int = 7, min_share: float = 0.1):
         self.beams = [float(b) for b in beams_arcmin]
         c = len(self.beams)
-        seds = torch.as_tensor(seds, dtype=torch.float64)
-        covariance = torch.as_tensor(index_covariance, dtype=torch.float64)
+        # on the CPU even inside a meta-device context (save_weights checks a card by building the
+        # model there), where the checks below could not read a value
+        seds = torch.as_tensor(seds, dtype=torch.float64, device="cpu")
+        covariance = torch.as_tensor(index_covariance, dtype=torch.float64, device="cpu")
         k = seds.shape[-1] - 2
         if seds.ndim != 2 or seds.shape[0] != c or k < 1 or covariance.shape != (k, k):
             raise ValueError(f"{c} bands need a ({c}, 2 + K) table of the radio and dust SEDs and the radio "
                              f"SED's change per index, and a (K, K) index covariance; got "
                              f"{tuple(seds.shape)} and {tuple(covariance.shape)}")
-        if not (torch.allclose(seds[reference, :2], torch.ones(2, dtype=torch.float64))
+        if not (torch.allclose(seds[reference, :2], torch.ones(2, dtype=torch.float64, device="cpu"))
                 and bool((seds[reference, 2:] == 0).all())):
             raise ValueError(f"the compact-source SEDs must be 1 in the reference band and its index "
                              f"changes 0, got {seds[reference].tolist()}")
