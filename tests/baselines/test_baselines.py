@@ -11,7 +11,14 @@ import torch
 from cenn.baselines.common import ilc_weights
 from cenn.baselines.wiener import WienerModel, WienerSeparator
 from cenn.model.linear import beam_ratios
-from cenn.model.needlets import cosine_needlets, crop_modes, gaussian_needlets, pad_modes
+from cenn.model.needlets import (
+    cosine_needlets,
+    crop_modes,
+    gaussian_needlets,
+    half_plane_counts,
+    pad_modes,
+    window_modes,
+)
 from cenn.separators import InputInfo, build_separator
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import gaussian_beam_window
@@ -158,6 +165,15 @@ def test_needlet_windows_square_sum_to_one(windows):
     h = windows(ell)
     assert torch.allclose((h**2).sum(0), torch.ones_like(ell), atol=1e-12)
     assert float(h.min()) >= 0.0
+
+
+def test_half_plane_counts_give_parseval_on_the_rfft_half_plane():
+    maps = torch.randn((3, 64, 64), generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    counts = half_plane_counts(PatchGeometry(64, 90.0).ell())
+    power = (counts * torch.fft.rfft2(maps).abs() ** 2).sum((-2, -1))
+    assert torch.allclose(power, 64**2 * (maps**2).sum((-2, -1)), rtol=1e-12)
+    assert window_modes(torch.ones_like(counts)) == 64**2  # a window passing all holds every mode
+    assert float(counts.sum()) == 64 * (2 * 31 + 1 + 1)  # per row 33 columns: 31 doubled, 2 single
 
 
 def test_crop_and_pad_modes_round_trip_band_limited_maps(cmb):

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from cenn.model.linear import MIRROR_PAD_PX, bins_by_count, common_beam_windows, to_maps
-from cenn.model.needlets import local_mean
+from cenn.model.needlets import half_plane_counts, local_mean
 from cenn.sky.flat.geometry import PatchGeometry
 from cenn.sky.instrument import gaussian_beam_window
 
@@ -75,7 +75,7 @@ class _Grid:
     """The Fourier grid of ``m``-pixel padded patches, ``h = m // 2 + 1`` columns."""
 
     beams: torch.Tensor  # (m, h, C − 1): each difference's common beam B_j
-    used: torch.Tensor  # (m, h): 1 where ℓ ≥ min_ell (the modes the fit uses), else 0
+    templates: torch.Tensor  # (m, h, C − 1): the fit's templates per unit SED, B_j where ℓ ≥ min_ell, else 0
     beam_ref: torch.Tensor  # (m, h): the reference band's beam
     twice: torch.Tensor  # (m, h): the half-plane counted as the full plane
     bins: torch.Tensor  # (m·h,): the cross-spectrum's bin of every mode
@@ -144,10 +144,10 @@ class CompactSources:
         if key not in self._grids:
             ell = PatchGeometry(npix, self.pixel_arcsec).ell(device)
             common = common_beam_windows(ell, self.beams, self.reference)  # (C − 1, m, h)
-            twice = torch.full_like(ell, 2.0)
-            twice[:, 0] = twice[:, -1] = 1.0
+            twice = half_plane_counts(ell)
+            beams = common.permute(1, 2, 0)
             self._grids[key] = _Grid(
-                beams=common.permute(1, 2, 0), used=(ell >= self.min_ell).to(torch.float64),
+                beams=beams, templates=beams * (ell >= self.min_ell).to(beams.dtype)[..., None],
                 beam_ref=gaussian_beam_window(ell, self.beams[self.reference]), twice=twice,
                 bins=bins_by_count(ell, BIN_MODES),
                 ky=torch.fft.fftfreq(npix, device=device, dtype=torch.float64)[:, None],
@@ -172,11 +172,11 @@ class CompactSources:
             padded = F.pad(differences - found_maps[:, :-1], (pad,) * 4, mode="reflect")
             fourier = torch.fft.rfft2(padded).permute(0, 2, 3, 1)  # (N, m, h, C − 1)
             inverse = _inverse_spectrum(fourier, grid.twice, grid.bins)  # (N, m, h, C − 1, C − 1)
-            beams = grid.beams * grid.used[..., None]  # (m, h, C − 1): the fit's templates per unit SED
+            templates = grid.templates
             # per difference: B_j (P⁻¹ D)_j, and Σ_k B_j P⁻¹_jl B_l
-            channels = beams * (inverse.to(fourier.dtype) @ fourier[..., None])[..., 0]
-            metric = (grid.twice[..., None, None] * beams[..., :, None] * inverse
-                      * beams[..., None, :]).sum((1, 2))
+            channels = templates * (inverse.to(fourier.dtype) @ fourier[..., None])[..., 0]
+            metric = (grid.twice[..., None, None] * templates[..., :, None] * inverse
+                      * templates[..., None, :]).sum((1, 2))
             found = self._find(padded, noise, channels, metric, grid, pad, n)
             if found is None:
                 break

@@ -46,6 +46,7 @@ from cenn.model.needlets import (
     band_grid,
     crop_modes,
     domain_sigma,
+    half_plane_counts,
     local_mean,
     needlet_windows,
     pad_modes,
@@ -146,8 +147,7 @@ class DifferenceILC:
         to_ref = (b_ref / common).clamp(max=max_gain)
         beam_factors = common / b_ref
         g_band, g_ref = to_ref * common / b_band, to_ref * common / b_ref
-        twice = torch.full_like(ell, 2.0)
-        twice[:, 0] = twice[:, -1] = 1.0  # the rfft half-plane counted as the full plane
+        twice = half_plane_counts(ell)
         out = []
         for h in needlet_windows(ell, "cosine", self.ell_peaks):
             if not bool((h > 0).any()):

@@ -117,10 +117,19 @@ def band_grid(window: torch.Tensor, ell: torch.Tensor, npix: int) -> int:
     return min(npix, 2 * math.ceil(2 * float(support.max()) / ell_nyquist * npix / 2) + 8)
 
 
+def half_plane_counts(ell: torch.Tensor) -> torch.Tensor:
+    """How many modes of the full Fourier plane each ``rfft2`` mode of an even grid stands for,
+    shaped like ``ell (n, n // 2 + 1)``: 2, and 1 in the first and the Nyquist columns (their
+    mirror images are themselves)."""
+    counts = torch.full_like(ell, 2.0)
+    counts[:, 0] = counts[:, -1] = 1.0
+    return counts
+
+
 def window_modes(window: torch.Tensor) -> float:
-    """Σ h² over the full Fourier plane (the ``rfft2`` half-plane counted twice): the number of
-    modes a window holds."""
-    return float(2 * (window**2).sum() - (window[:, 0] ** 2).sum() - (window[:, -1] ** 2).sum())
+    """Σ h² over the full Fourier plane (:func:`half_plane_counts`): the number of modes a window
+    ``(n, n // 2 + 1)`` holds."""
+    return float((half_plane_counts(window) * window**2).sum())
 
 
 def domain_sigma(window: torch.Tensor, modes_needed: float, npix: int) -> float | None:
